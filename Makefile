@@ -1,0 +1,58 @@
+# NSM — the way in for people and CI alike. `make help` lists the targets.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STACK  := scripts/stack.sh
+
+.PHONY: help install up down status lint format test test-unit test-integration demo bench clean
+
+help: ## list the targets
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+$(BIN)/.installed: pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@$(BIN)/pip install -q --upgrade pip
+	@$(BIN)/pip install -q -e '.[dev]'
+	@touch $@
+
+install: $(BIN)/.installed ## create the virtual environment, install NSM and fetch the services (Debian packages, Kafka jars)
+	@$(STACK) install
+
+up: install ## start local Kafka (KRaft), Redis and Prometheus on 127.0.0.1 (idempotent)
+	@$(STACK) up
+
+down: ## stop the local services started by `make up`
+	@$(STACK) down
+
+status: ## show which local services are running, with pid and port
+	@$(STACK) status
+
+lint: $(BIN)/.installed ## ruff (lint + format check) and mypy
+	$(BIN)/ruff check processor tests benchmarks
+	$(BIN)/ruff format --check processor tests benchmarks
+	$(BIN)/mypy
+
+format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
+	$(BIN)/ruff check --fix processor tests benchmarks
+	$(BIN)/ruff format processor tests benchmarks
+
+test-unit: $(BIN)/.installed ## fast tests of pure logic, no services
+	$(BIN)/pytest tests/unit -q
+
+test-integration: up ## tests against the real Kafka, Redis and Prometheus
+	$(BIN)/pytest tests/integration -q
+
+test: up lint ## everything CI runs: install, start the services, lint, unit and integration tests
+	$(BIN)/pytest tests -q
+
+demo: up ## start the stack and show it healthy
+	@$(BIN)/python scripts/demo.py
+
+bench: up ## measure throughput and record the figures (see BENCHMARKS.md)
+	$(BIN)/python -m benchmarks.run
+
+clean: down ## stop the services and remove their data (keeps the cached Kafka jars)
+	rm -rf .stack
