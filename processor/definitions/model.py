@@ -16,6 +16,9 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
     field_validator,
     model_validator,
 )
@@ -30,6 +33,8 @@ MAX_SEGMENTS = 3
 FILTER_OPERATORS = ("in", "not_in", "not", "gt", "gte", "lt", "lte", "exists")
 
 Scalar = str | int | float | bool | None
+# A threshold or a comparison bound is a number; `true` must not pass as 1 (docs/semantics.md).
+Number = StrictInt | StrictFloat
 
 
 def _check_duration(value: Any) -> str:
@@ -53,11 +58,11 @@ class FilterOps(_Strict):
     in_: list[Scalar] | None = Field(default=None, alias="in")
     not_in: list[Scalar] | None = None
     not_: Scalar | None = Field(default=None, alias="not")
-    gt: float | None = None
-    gte: float | None = None
-    lt: float | None = None
-    lte: float | None = None
-    exists: bool | None = None
+    gt: Number | None = None
+    gte: Number | None = None
+    lt: Number | None = None
+    lte: Number | None = None
+    exists: StrictBool | None = None
 
     @model_validator(mode="after")
     def _at_least_one(self) -> FilterOps:
@@ -82,11 +87,11 @@ class Condition(_Strict):
 
     event: EventTypes
     where: dict[str, Filter] = Field(default_factory=dict)
-    count_at_least: int | None = Field(default=None, ge=1)
+    count_at_least: StrictInt | None = Field(default=None, ge=1)
     distinct: str | None = None
     sum: str | None = None
-    at_least: float | None = None
-    each_count_at_least: int | None = Field(default=None, ge=1)
+    at_least: Number | None = None
+    each_count_at_least: StrictInt | None = Field(default=None, ge=1)
 
     @model_validator(mode="after")
     def _one_ending(self) -> Condition:
@@ -147,10 +152,10 @@ class Aggregate(_Strict):
 
 
 class Alert(_Strict):
-    drop_pct: float | None = Field(default=None, gt=0, lt=100)
+    drop_pct: Number | None = Field(default=None, gt=0, lt=100)
     for_: Duration = Field(default="15m", alias="for")
-    min_baseline: float | None = Field(default=None, ge=0)
-    floor: float | None = None
+    min_baseline: Number | None = Field(default=None, ge=0)
+    floor: Number | None = None
 
     @model_validator(mode="after")
     def _something_to_alert_on(self) -> Alert:
@@ -169,7 +174,7 @@ class Metric(_Strict):
     window: Duration
     bucket: Duration = "1h"
     segments: list[str] = Field(default_factory=list, max_length=MAX_SEGMENTS)
-    max_segment_values: int = Field(default=50, ge=1)
+    max_segment_values: StrictInt = Field(default=50, ge=1)
     alert: Alert | None = None
     entities: Entities | None = None
     aggregate: Aggregate | None = None
