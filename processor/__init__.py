@@ -1,3 +1,3 @@
-"""NSM: exact rolling-window North Star Metrics from Kafka events, kept in Redis, exported to Prometheus."""
+"""NSM: exact rolling-window North Star Metrics from Kafka events, in Redis, for Prometheus."""
 
 __version__ = "0.1.0"

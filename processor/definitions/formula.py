@@ -10,11 +10,15 @@ from __future__ import annotations
 import ast
 from collections.abc import Mapping
 from dataclasses import dataclass
-from decimal import Decimal, DivisionByZero, InvalidOperation
+from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal, DivisionByZero, InvalidOperation
 
 Number = int | float | Decimal
 
 _OPERATORS = {ast.Add: "+", ast.Sub: "-", ast.Mult: "*", ast.Div: "/"}
+
+# + - * are exact whatever the operands' size; only a division rounds, to 28 significant digits.
+_EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
+_DIVISION = Context(prec=28, Emax=MAX_EMAX, Emin=MIN_EMIN)
 
 
 class FormulaError(ValueError):
@@ -64,18 +68,18 @@ def _eval_node(node: ast.expr, values: Mapping[str, Number | None]) -> Decimal:
         return value if isinstance(value, Decimal) else Decimal(str(value))
     if isinstance(node, ast.UnaryOp):
         operand = _eval_node(node.operand, values)
-        return -operand if isinstance(node.op, ast.USub) else operand
+        return _EXACT.minus(operand) if isinstance(node.op, ast.USub) else operand
     assert isinstance(node, ast.BinOp)
     left, right = _eval_node(node.left, values), _eval_node(node.right, values)
     if isinstance(node.op, ast.Add):
-        return left + right
+        return _EXACT.add(left, right)
     if isinstance(node.op, ast.Sub):
-        return left - right
+        return _EXACT.subtract(left, right)
     if isinstance(node.op, ast.Mult):
-        return left * right
+        return _EXACT.multiply(left, right)
     if right == 0:
         raise _NoValue
-    return left / right
+    return _DIVISION.divide(left, right)
 
 
 def parse_formula(text: str) -> Formula:

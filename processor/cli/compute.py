@@ -1,0 +1,170 @@
+"""`nsm compute`: every metric from a JSON Lines file of events, with the engine the worker uses."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable, Iterator
+from typing import IO
+
+import click
+import orjson
+
+from processor.definitions import (
+    Catalog,
+    DefinitionsInvalid,
+    DefinitionsNotFound,
+    load_definitions,
+)
+from processor.definitions.model import TIERS
+from processor.durations import parse_duration_ms
+from processor.engine import ComputeResult, compute_metrics
+from processor.engine.segments import Value
+from processor.events import format_time, parse_time
+
+EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
+
+
+def _lines(stream: IO[bytes]) -> Iterator[bytes]:
+    # Blank lines separate nothing in JSON Lines; they are not events.
+    for line in stream:
+        if line and not line.isspace():
+            yield line
+
+
+def _parse_at(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
+    if value is None:
+        return None
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_duration_ms(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command(name="compute")
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    help="JSON Lines file of events, one per line; - for standard input.",
+)
+@click.option(
+    "--definitions",
+    "definitions_path",
+    default="definitions/",
+    envvar="NSM_DEFINITIONS",
+    show_default=True,
+    type=click.Path(path_type=str),
+    help="Directory (or one YAML file) of metric definitions; env NSM_DEFINITIONS.",
+)
+@click.option(
+    "--at",
+    "at_ms",
+    default=None,
+    callback=_parse_at,
+    help="Compute as of this time: RFC 3339 with a zone, or epoch milliseconds. "
+    "Default: the largest event time among the applied events.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["json", "table"]),
+    default="json",
+    show_default=True,
+)
+@click.option(
+    "--max-future-skew",
+    "max_future_skew_ms",
+    default="5m",
+    envvar="NSM_MAX_FUTURE_SKEW",
+    show_default=True,
+    callback=_parse_skew,
+    help="Events further than this ahead of the wall clock are invalid (future_timestamp).",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    events_path: str,
+    definitions_path: str,
+    at_ms: int | None,
+    output_format: str,
+    max_future_skew_ms: int,
+) -> None:
+    """Compute every metric from a file of events, exactly as the streaming worker would.
+
+    Events are applied in file order (which decides duplicates and ties of event time). Prints
+    one JSON document (or a table) to standard output, and a summary of invalid and duplicate
+    events to standard error.
+    """
+    try:
+        catalog = load_definitions(definitions_path)
+    except DefinitionsInvalid as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_INVALID_DEFINITIONS)
+    except DefinitionsNotFound as exc:
+        click.echo(f"nsm compute: {exc}", err=True)
+        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    with click.open_file(events_path, "rb") as stream:
+        result = compute_metrics(
+            _lines(stream), catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms
+        )
+    if output_format == "json":
+        out = click.get_binary_stream("stdout")
+        out.write(orjson.dumps(result.to_json()) + b"\n")
+        out.flush()
+    else:
+        _print_table(result, catalog)
+    click.echo(summary(result), err=True)
+
+
+def summary(result: ComputeResult) -> str:
+    invalid_total = sum(result.invalid.values())
+    text = f"nsm compute: {result.applied} events applied, {invalid_total} invalid"
+    if invalid_total:
+        reasons = ", ".join(f"{r}: {n}" for r, n in sorted(result.invalid.items()))
+        text += f" ({reasons})"
+    return text + f", {result.duplicates} duplicates; as of {format_time(result.as_of_ms)}"
+
+
+def format_value(value: Value) -> str:
+    if value is None:
+        return "no value"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{float(value):,.4f}".rstrip("0").rstrip(".")
+
+
+def _in_tier_order(catalog: Catalog) -> Iterable[str]:
+    rank = {tier: i for i, tier in enumerate(TIERS)}
+    return sorted(catalog.metrics, key=lambda name: rank[catalog[name].tier])
+
+
+def _print_table(result: ComputeResult, catalog: Catalog) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
+    metrics = Table(title=f"Metrics as of {format_time(result.as_of_ms)}")
+    metrics.add_column("metric")
+    metrics.add_column("tier")
+    metrics.add_column("value", justify="right")
+    breakdowns = Table(title="Breakdowns")
+    for column in ("metric", "segment", "segment value"):
+        breakdowns.add_column(column)
+    breakdowns.add_column("value", justify="right")
+    for name in _in_tier_order(catalog):
+        value = result.values[name]
+        metrics.add_row(name, catalog[name].tier, format_value(value.value))
+        for segment, values in value.segments.items():
+            for label, amount in values.items():
+                breakdowns.add_row(name, segment, label, format_value(amount))
+    console.print(metrics)
+    if breakdowns.row_count:
+        console.print(breakdowns)

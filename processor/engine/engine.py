@@ -1,0 +1,199 @@
+"""The engine: every metric of a catalogue, its state, and the routing of events to metrics.
+
+I/O-free. The worker, a replay and `nsm compute` all drive it the same way: parse, deduplicate
+(`Deduplicator`, or a shared store with the same rule), `apply` with the arrival sequence number,
+and `evaluate` as of a time. For batch processing, `take_states` hands over what a batch produced
+as a delta, and `merge_states` folds deltas or partitions together.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+from processor.definitions.model import Catalog
+from processor.engine.aggregates import AggregateMetric
+from processor.engine.entities import CompiledCondition, EntitiesMetric
+from processor.engine.fields import make_flattener
+from processor.engine.formulas import Evaluated, FormulaMetric, evaluate_formulas
+from processor.engine.segments import MetricValue, cap_breakdown
+from processor.engine.state import EntitiesState, MetricState, merge_states
+from processor.engine.windows import Windowed, window_bounds
+
+if TYPE_CHECKING:
+    # Only for annotations: processor.events itself imports from this package.
+    from processor.events import Event
+
+_EntitiesRoute = tuple[EntitiesMetric, EntitiesState, tuple[CompiledCondition, ...]]
+_AggregateRoute = tuple[AggregateMetric, Any]
+
+
+class Deduplicator:
+    """First occurrence wins, by event id label, within the original's horizon.
+
+    A repeat is ignored when it is timestamped before the time the original leaves its last
+    window (`horizon(original ts)`, docs/semantics.md); a later one is a new event. The rule
+    depends only on the two events, never on a clock, so every processor decides alike.
+    """
+
+    def __init__(self, horizon: Callable[[int], int]) -> None:
+        self._horizon = horizon
+        self._until: dict[str, int] = {}
+
+    def first_time(self, event_id: str | None, ts_ms: int) -> bool:
+        """True, and remember the id, unless this is a repeat within the original's horizon."""
+        if event_id is None:
+            return True
+        until = self._until.get(event_id)
+        if until is not None and ts_ms < until:
+            return False
+        self._until[event_id] = self._horizon(ts_ms)
+        return True
+
+    def __len__(self) -> int:
+        return len(self._until)
+
+
+class Engine:
+    def __init__(self, catalog: Catalog) -> None:
+        self.catalog = catalog
+        self._entities: dict[str, EntitiesMetric] = {}
+        self._aggregates: dict[str, AggregateMetric] = {}
+        self._formulas: dict[str, FormulaMetric] = {}
+        for metric in catalog.metrics.values():
+            if metric.kind == "entities":
+                self._entities[metric.name] = EntitiesMetric(metric)
+            elif metric.kind == "aggregate":
+                self._aggregates[metric.name] = AggregateMetric(metric)
+            else:
+                self._formulas[metric.name] = FormulaMetric(metric)
+        names: set[str] = set()
+        for entities in self._entities.values():
+            names |= entities.field_names
+        for aggregate in self._aggregates.values():
+            names |= aggregate.field_names
+        self._flatten = make_flattener(names)
+        self.states: dict[str, MetricState] = self.new_states()
+        self._routes: dict[str, tuple[tuple[_EntitiesRoute, ...], tuple[_AggregateRoute, ...]]] = {}
+
+    @property
+    def entities_metrics(self) -> Mapping[str, EntitiesMetric]:
+        return self._entities
+
+    @property
+    def aggregate_metrics(self) -> Mapping[str, AggregateMetric]:
+        return self._aggregates
+
+    def horizon(self, ts_ms: int) -> int:
+        """When an event at `ts_ms` leaves the last window it is in (its bucket's end, plus the
+        window), over every metric; repeats of its id timestamped before then are duplicates."""
+        metrics: list[Windowed] = [*self._entities.values(), *self._aggregates.values()]
+        return max(((ts_ms // m.bucket_ms + m.buckets_in_window) * m.bucket_ms for m in metrics),
+                   default=ts_ms + 1)  # fmt: skip
+
+    @property
+    def longest_window_ms(self) -> int:
+        metrics: list[Windowed] = [*self._entities.values(), *self._aggregates.values()]
+        return max((m.bucket_ms * m.buckets_in_window for m in metrics), default=0)
+
+    def new_states(self) -> dict[str, MetricState]:
+        """Empty states for every metric that has one (formulas have none)."""
+        states: dict[str, MetricState] = {}
+        for name, entities in self._entities.items():
+            states[name] = entities.new_state()
+        for name, aggregate in self._aggregates.items():
+            states[name] = aggregate.new_state()
+        return states
+
+    def take_states(self) -> dict[str, MetricState]:
+        """Hand over the current states (e.g. a batch's delta) and start again from empty ones."""
+        taken, self.states = self.states, self.new_states()
+        self._routes.clear()
+        return taken
+
+    def merge_states(self, other: Mapping[str, MetricState]) -> None:
+        """Merge other states of the same catalogue (a delta, another partition) into these."""
+        for name, state in other.items():
+            merge_states(self.states[name], state)
+
+    def _route(
+        self, event_type: str
+    ) -> tuple[tuple[_EntitiesRoute, ...], tuple[_AggregateRoute, ...]]:
+        entities: list[_EntitiesRoute] = []
+        for name, metric in self._entities.items():
+            conditions = metric.conditions_for(event_type)
+            if conditions:
+                state = self.states[name]
+                assert isinstance(state, EntitiesState)
+                entities.append((metric, state, conditions))
+        aggregates = tuple(
+            (metric, self.states[name])
+            for name, metric in self._aggregates.items()
+            if metric.accepts_type(event_type)
+        )
+        route = (tuple(entities), aggregates)
+        self._routes[event_type] = route
+        return route
+
+    def apply(self, event: Event, seq: int, clock_ms: int | None = None) -> list[str]:
+        """Apply one deduplicated event; `seq` is its arrival order (ties of event time).
+
+        With `clock_ms`, a metric whose window as of the clock has already passed the event's
+        bucket does not take the event; the names of those metrics are returned.
+        """
+        event_type, ts_ms, _, data = event
+        route = self._routes.get(event_type)
+        if route is None:
+            route = self._route(event_type)
+        entity_routes, aggregate_routes = route
+        if not (entity_routes or aggregate_routes):
+            return []
+        view = self._flatten(data)
+        late: list[str] = []
+        for metric, state, conditions in entity_routes:
+            if clock_ms is not None and _is_late(ts_ms, clock_ms, metric):
+                late.append(metric.name)
+                continue
+            metric.apply(state, view, ts_ms, seq, conditions)
+        for aggregate, aggregate_state in aggregate_routes:
+            if clock_ms is not None and _is_late(ts_ms, clock_ms, aggregate):
+                late.append(aggregate.name)
+                continue
+            aggregate.apply(aggregate_state, view, ts_ms)
+        return late
+
+    def expire(self, as_of_ms: int) -> None:
+        """Drop every bucket that is before its metric's window as of `as_of_ms`."""
+        for name, entities in self._entities.items():
+            self.states[name].expire(window_bounds(as_of_ms, entities).first)
+        for name, aggregate in self._aggregates.items():
+            self.states[name].expire(window_bounds(as_of_ms, aggregate).first)
+
+    def evaluate(self, as_of_ms: int) -> dict[str, MetricValue]:
+        """Every metric as of `as_of_ms`, in catalogue order, breakdowns capped."""
+        evaluated: dict[str, Evaluated] = {}
+        for name, entities in self._entities.items():
+            state = self.states[name]
+            assert isinstance(state, EntitiesState)
+            total, breakdowns = entities.evaluate(state, window_bounds(as_of_ms, entities))
+            evaluated[name] = Evaluated(total, breakdowns)
+        for name, aggregate in self._aggregates.items():
+            state = self.states[name]
+            assert not isinstance(state, EntitiesState)
+            value, breakdowns = aggregate.evaluate(state, window_bounds(as_of_ms, aggregate))
+            evaluated[name] = Evaluated(value, breakdowns)
+        evaluate_formulas(self._formulas, evaluated)
+        values: dict[str, MetricValue] = {}
+        for metric in self.catalog.metrics.values():
+            result = evaluated[metric.name]
+            segments = {
+                name: cap_breakdown(breakdown, metric.max_segment_values)
+                for name, breakdown in result.breakdowns.items()
+            }
+            values[metric.name] = MetricValue(result.value, segments)
+        return values
+
+
+def _is_late(ts_ms: int, clock_ms: int, metric: EntitiesMetric | AggregateMetric) -> bool:
+    bucket_ms = metric.bucket_ms
+    return ts_ms // bucket_ms < clock_ms // bucket_ms - metric.buckets_in_window + 1

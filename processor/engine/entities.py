@@ -1,0 +1,214 @@
+"""`entities` metrics: distinct entities for which every condition holds inside the window."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from processor.definitions.model import ANY_EVENT, Metric
+from processor.engine.fields import (
+    UNKNOWN,
+    Predicate,
+    as_decimal,
+    compile_where,
+    label,
+)
+from processor.engine.segments import AdditiveBreakdown, Breakdown
+from processor.engine.state import EXACT, EntitiesShape, EntitiesState, EntityCell
+from processor.engine.windows import WindowBounds
+
+COUNT, DISTINCT, VALUE_COUNTS, SUM = "count", "distinct", "value_counts", "sum"
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledCondition:
+    types: frozenset[str] | None  # None: any type
+    predicate: Predicate | None  # None: no `where`
+    kind: str  # COUNT, DISTINCT, VALUE_COUNTS or SUM
+    slot: int  # index into the cell's list for that kind
+    field: str  # the distinct or summed field ("" for a count)
+    cap: int  # N for COUNT and DISTINCT, K for VALUE_COUNTS
+    needed: int  # distinct labels needed (DISTINCT, VALUE_COUNTS)
+    threshold: Decimal  # SUM's at_least
+
+    def accepts_type(self, event_type: str) -> bool:
+        return self.types is None or event_type in self.types
+
+
+def _types(events: list[str]) -> frozenset[str] | None:
+    return None if ANY_EVENT in events else frozenset(events)
+
+
+class EntitiesMetric:
+    """The compiled form of one `entities` metric: applies events to, and evaluates, its state."""
+
+    def __init__(self, metric: Metric) -> None:
+        assert metric.entities is not None
+        self.name = metric.name
+        self.bucket_ms = metric.bucket_ms
+        self.buckets_in_window = metric.buckets_in_window
+        self.segment_fields = tuple(metric.segments)
+        self._key = metric.entities.key
+        self.field_names = {self._key, *metric.segments}
+        slots = {COUNT: 0, DISTINCT: 0, VALUE_COUNTS: 0, SUM: 0}
+        caps: dict[str, list[int]] = {COUNT: [], DISTINCT: [], VALUE_COUNTS: []}
+        conditions = []
+        for condition in metric.entities.all:
+            field_name = ""
+            needed, cap, threshold = 0, 0, Decimal(0)
+            if condition.count_at_least is not None:
+                kind, cap = COUNT, condition.count_at_least
+            elif condition.distinct is not None:
+                assert condition.at_least is not None
+                field_name = condition.distinct
+                needed = max(1, math.ceil(condition.at_least))
+                if condition.each_count_at_least is not None:
+                    kind, cap = VALUE_COUNTS, condition.each_count_at_least
+                else:
+                    kind, cap = DISTINCT, needed
+            else:
+                assert condition.sum is not None and condition.at_least is not None
+                kind, field_name = SUM, condition.sum
+                threshold = Decimal(repr(condition.at_least))
+            if kind != SUM:
+                caps[kind].append(cap)
+            conditions.append(
+                CompiledCondition(
+                    types=_types(condition.event),
+                    predicate=compile_where(condition.where),
+                    kind=kind,
+                    slot=slots[kind],
+                    field=field_name,
+                    cap=cap,
+                    needed=needed,
+                    threshold=threshold,
+                )
+            )
+            slots[kind] += 1
+            self.field_names.update(condition.where)
+            if field_name:
+                self.field_names.add(field_name)
+        self.conditions = tuple(conditions)
+        self.shape = EntitiesShape(
+            count_caps=tuple(caps[COUNT]),
+            set_caps=tuple(caps[DISTINCT]),
+            value_count_caps=tuple(caps[VALUE_COUNTS]),
+            sum_count=slots[SUM],
+        )
+
+    def new_state(self) -> EntitiesState:
+        return EntitiesState(self.shape)
+
+    def conditions_for(self, event_type: str) -> tuple[CompiledCondition, ...]:
+        return tuple(c for c in self.conditions if c.accepts_type(event_type))
+
+    def apply(
+        self,
+        state: EntitiesState,
+        view: Mapping[str, Any],
+        ts_ms: int,
+        seq: int,
+        conditions: tuple[CompiledCondition, ...],
+    ) -> None:
+        """Apply one event (its flat view), given the conditions that accept its type."""
+        matched = [c for c in conditions if c.predicate is None or c.predicate(view)]
+        if not matched:
+            return
+        key = view.get(self._key)
+        if key is None:
+            return
+        entity = key if type(key) is str else label(key)
+        bucket = ts_ms // self.bucket_ms
+        cells = state.buckets.get(bucket)
+        if cells is None:
+            cells = state.buckets[bucket] = {}
+        cell = cells.get(entity)
+        if cell is None:
+            cell = cells[entity] = EntityCell.empty(self.shape, ts_ms, seq, self._labels(view))
+        elif ts_ms > cell.latest_ts or (ts_ms == cell.latest_ts and seq > cell.latest_seq):
+            cell.latest_ts, cell.latest_seq, cell.labels = ts_ms, seq, self._labels(view)
+        for condition in matched:
+            kind = condition.kind
+            if kind == COUNT:
+                if cell.counts[condition.slot] < condition.cap:
+                    cell.counts[condition.slot] += 1
+                continue
+            raw = view.get(condition.field)
+            if raw is None:
+                continue
+            if kind == SUM:
+                amount = as_decimal(raw)
+                if amount is not None:
+                    cell.sums[condition.slot] = EXACT.add(cell.sums[condition.slot], amount)
+            elif kind == DISTINCT:
+                distinct = cell.sets[condition.slot]
+                distinct.add(raw if type(raw) is str else label(raw))
+                if len(distinct) > condition.cap:
+                    distinct.remove(max(distinct))
+            else:
+                counts = cell.value_counts[condition.slot]
+                value = raw if type(raw) is str else label(raw)
+                count = counts.get(value, 0)
+                if count < condition.cap:
+                    counts[value] = count + 1
+
+    def _labels(self, view: Mapping[str, Any]) -> tuple[str, ...]:
+        labels = []
+        for name in self.segment_fields:
+            value = view.get(name)
+            labels.append(
+                value if type(value) is str else UNKNOWN if value is None else label(value)
+            )
+        return tuple(labels)
+
+    def qualifies(self, cell: EntityCell) -> bool:
+        for condition in self.conditions:
+            kind, slot = condition.kind, condition.slot
+            if kind == COUNT:
+                if cell.counts[slot] < condition.cap:
+                    return False
+            elif kind == DISTINCT:
+                if len(cell.sets[slot]) < condition.needed:
+                    return False
+            elif kind == VALUE_COUNTS:
+                cap = condition.cap
+                complete = sum(1 for c in cell.value_counts[slot].values() if c >= cap)
+                if complete < condition.needed:
+                    return False
+            elif cell.sums[slot] < condition.threshold:
+                return False
+        return True
+
+    def evaluate(
+        self, state: EntitiesState, window: WindowBounds
+    ) -> tuple[int, dict[str, Breakdown]]:
+        """The number of qualifying entities in the window, and per segment field and label."""
+        combined: dict[str, EntityCell] = {}
+        owned: set[str] = set()  # cells copied here, so merging never mutates the state
+        for bucket, cells in state.buckets.items():
+            if bucket not in window:
+                continue
+            for entity, cell in cells.items():
+                existing = combined.get(entity)
+                if existing is None:
+                    combined[entity] = cell
+                    continue
+                if entity not in owned:
+                    existing = combined[entity] = existing.copy()
+                    owned.add(entity)
+                existing.merge(cell, self.shape)
+        total = 0
+        per_field: list[dict[str, int | Decimal]] = [{} for _ in self.segment_fields]
+        for cell in combined.values():
+            hit = 1 if self.qualifies(cell) else 0
+            total += hit
+            for values, value in zip(per_field, cell.labels, strict=True):
+                values[value] = values.get(value, 0) + hit
+        breakdowns: dict[str, Breakdown] = {
+            name: AdditiveBreakdown(values)
+            for name, values in zip(self.segment_fields, per_field, strict=True)
+        }
+        return total, breakdowns
