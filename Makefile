@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  := scripts/stack.sh
 
-.PHONY: help install up down status lint format test test-unit test-integration demo bench clean
+.PHONY: help install up down status lint format generate rules-test test test-unit test-integration demo bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -39,13 +39,22 @@ format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
 	$(BIN)/ruff check --fix processor tests benchmarks
 	$(BIN)/ruff format processor tests benchmarks
 
+generate: $(BIN)/.installed ## regenerate dashboards, alert rules, their promtool tests and the runbook from definitions/
+	$(BIN)/nsm grafana --definitions definitions --out grafana
+	$(BIN)/nsm rules --definitions definitions --unit-tests prometheus/tests --runbook docs/runbook.md > prometheus/rules/nsm.yml.new
+	mv prometheus/rules/nsm.yml.new prometheus/rules/nsm.yml
+
+rules-test: install ## promtool: check the alert rules and run their unit tests (firing and silent cases)
+	promtool check rules prometheus/rules/*.yml
+	promtool test rules prometheus/tests/*.yml
+
 test-unit: $(BIN)/.installed ## fast tests of pure logic, no services
 	$(BIN)/pytest tests/unit -q
 
 test-integration: up ## tests against the real Kafka, Redis and Prometheus
 	$(BIN)/pytest tests/integration -q
 
-test: up lint ## everything CI runs: install, start the services, lint, unit and integration tests
+test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, unit and integration tests
 	$(BIN)/pytest tests -q
 
 demo: up ## start the stack and show it healthy

@@ -14,6 +14,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "Check metric definitions; print each problem as file:line."),
     "compute": ("compute", "Compute every metric from a file of events, no servers needed."),
     "generate": ("generate", "Generate a realistic B2B SaaS event stream to a file or a topic."),
+    "grafana": ("grafana", "Write Grafana dashboards and provisioning for the definitions."),
+    "rules": ("rules", "Print Prometheus alert rules for the definitions."),
 }
 
 

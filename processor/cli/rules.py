@@ -1,0 +1,154 @@
+"""`nsm rules`: Prometheus alert rules generated from the metric definitions, on standard output."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+
+from processor.definitions import Catalog, DefinitionsInvalid, DefinitionsNotFound, load_definitions
+from processor.durations import parse_duration_ms
+from processor.rules.alerts import DEFAULT_RUNBOOK_URL, AlertSettings
+from processor.rules.prometheus import prometheus_rules_text
+from processor.rules.promtool_tests import promtool_test_files
+from processor.rules.runbook import runbook_text
+
+EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    try:
+        parse_duration_ms(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def definitions_option(function: F) -> F:
+    return click.option(
+        "--definitions",
+        "definitions_path",
+        default="definitions/",
+        show_default=True,
+        envvar="NSM_DEFINITIONS",
+        type=click.Path(path_type=str),
+        help="Directory (or file) of metric definitions; also $NSM_DEFINITIONS.",
+    )(function)
+
+
+def alert_options(function: F) -> F:
+    """The thresholds of the processor alerts, shared by `nsm rules` and `nsm grafana`."""
+    defaults = AlertSettings()
+    options = [
+        click.option(
+            "--job",
+            default=defaults.job,
+            show_default=True,
+            help="Prometheus job name that scrapes the workers.",
+        ),
+        click.option(
+            "--stale-after",
+            default=defaults.stale_after,
+            show_default=True,
+            callback=_duration,
+            help="Alert when no new event is applied for this long.",
+        ),
+        click.option(
+            "--lag-threshold",
+            default=defaults.lag_threshold,
+            show_default=True,
+            type=click.IntRange(min=0),
+            help="Alert on a consumer lag above this many messages that keeps growing.",
+        ),
+        click.option(
+            "--invalid-share",
+            default=defaults.invalid_share,
+            show_default=True,
+            type=click.FloatRange(0, 1, min_open=True),
+            help="Alert when this share of the events read is invalid (0.05 = 5%).",
+        ),
+        click.option(
+            "--runbook-url",
+            default=DEFAULT_RUNBOOK_URL,
+            show_default=True,
+            help="URL of the runbook; each alert links to its section (#alertname).",
+        ),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def alert_settings(params: dict[str, Any]) -> AlertSettings:
+    return AlertSettings(
+        job=params["job"],
+        stale_after=params["stale_after"],
+        lag_threshold=params["lag_threshold"],
+        invalid_share=params["invalid_share"],
+        runbook_url=params["runbook_url"],
+    )
+
+
+def load_or_exit(ctx: click.Context, path: str) -> Catalog:
+    """The catalog; on bad or missing definitions, the problems on stderr and a non-zero exit."""
+    try:
+        return load_definitions(path)
+    except DefinitionsNotFound as exc:
+        click.echo(f"nsm {ctx.info_name}: {exc}", err=True)
+        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    except DefinitionsInvalid as exc:
+        click.echo(f"nsm {ctx.info_name}: {exc}", err=True)
+        ctx.exit(EXIT_INVALID_DEFINITIONS)
+    raise AssertionError("unreachable")  # ctx.exit raises
+
+
+@click.command(name="rules")
+@definitions_option
+@alert_options
+@click.option(
+    "--unit-tests",
+    "unit_tests_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="Also write promtool unit tests of the rules into this folder.",
+)
+@click.option(
+    "--rules-file",
+    default="../rules/nsm.yml",
+    show_default=True,
+    help="The rule file as the unit tests name it (relative to their folder).",
+)
+@click.option(
+    "--runbook",
+    "runbook_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write the runbook, one section per alert, to this Markdown file.",
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    definitions_path: str,
+    unit_tests_dir: Path | None,
+    rules_file: str,
+    runbook_path: Path | None,
+    **params: Any,
+) -> None:
+    """Print Prometheus alert rules for the metric definitions.
+
+    Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`) and
+    a floor; for the processor, down or absent workers, stale data, growing consumer lag and a
+    high share of invalid events. Redirect to a rule file, e.g.
+    `nsm rules > prometheus/rules/nsm.yml`, then check it with `promtool check rules`.
+    """
+    catalog = load_or_exit(ctx, definitions_path)
+    settings = alert_settings(params)
+    text = prometheus_rules_text(catalog, settings)
+    if unit_tests_dir is not None:
+        unit_tests_dir.mkdir(parents=True, exist_ok=True)
+        for name, content in promtool_test_files(catalog, settings, rules_file).items():
+            (unit_tests_dir / name).write_text(content, encoding="utf-8")
+    if runbook_path is not None:
+        runbook_path.write_text(runbook_text(catalog, settings), encoding="utf-8")
+    click.echo(text, nl=False)

@@ -1,0 +1,229 @@
+"""Every alert NSM defines, as data: one drop and one floor alert per metric with `alert:`, and the
+processor-wide alerts. Prometheus rules, Grafana-managed rules, their unit tests and the runbook are
+all rendered from these specs, so the four cannot drift apart.
+
+Descriptions hold two placeholders, `{value}` and `{last_week}`, that each renderer fills in its own
+template language (or, for the unit tests, with the text Prometheus is expected to print).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from processor.definitions import Catalog, Metric
+from processor.durations import parse_duration_ms
+from processor.rules import promql
+
+Severity = Literal["critical", "warning", "info"]
+Kind = Literal[
+    "drop", "floor", "processor_down", "worker_down", "stale", "lag_growing", "invalid_share"
+]
+ValueFormat = Literal["humanize", "humanizePercentage", "humanizeDuration"]
+
+# A north star pages; the metrics below it explain and are looked at in working hours.
+SEVERITY_BY_TIER: dict[str, Severity] = {
+    "north_star": "critical",
+    "diagnostic": "warning",
+    "granular": "info",
+}
+# Processor alerts concern every metric at once.
+PROCESSOR_METRIC, PROCESSOR_TIER = "all", "processor"
+DEFAULT_RUNBOOK_URL = "docs/runbook.md"
+
+
+@dataclass(frozen=True)
+class AlertSettings:
+    """Thresholds of the processor alerts and where the runbook lives."""
+
+    job: str = promql.DEFAULT_JOB
+    stale_after: str = "30m"
+    lag_threshold: int = 10_000
+    lag_growing_for: str = "15m"
+    invalid_share: float = 0.05
+    runbook_url: str = DEFAULT_RUNBOOK_URL
+
+
+@dataclass(frozen=True)
+class AlertSpec:
+    name: str
+    kind: Kind
+    expr: str  # returns a series exactly while the alert condition holds
+    for_: str
+    severity: Severity
+    summary: str
+    description: str  # with the placeholders {value} and {last_week}
+    last_week_expr: str  # the same quantity one week earlier, quoted in the description
+    metric: str = PROCESSOR_METRIC
+    tier: str = PROCESSOR_TIER
+    value_format: ValueFormat = "humanize"
+    subject: Metric | None = field(default=None, compare=False)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {"severity": self.severity, "metric": self.metric, "tier": self.tier}
+
+    @property
+    def anchor(self) -> str:
+        """The runbook section's anchor: headings are the alert names, lowercased by renderers."""
+        return self.name.lower()
+
+    def runbook_link(self, settings: AlertSettings) -> str:
+        return f"{settings.runbook_url}#{self.anchor}"
+
+
+def alert_name(metric: str, suffix: str) -> str:
+    camel = "".join(part[:1].upper() + part[1:] for part in metric.split("_"))
+    return f"NSM{camel}{suffix}"
+
+
+def _title(metric: Metric) -> str:
+    return metric.title or metric.name.replace("_", " ").capitalize()
+
+
+def _pct(value: float) -> str:
+    return f"{promql.number(value)}%"
+
+
+def metric_alerts(metric: Metric) -> list[AlertSpec]:
+    """The drop and floor alerts a definition's `alert:` asks for (none without `alert:`)."""
+    if metric.alert is None:
+        return []
+    alert, title = metric.alert, _title(metric)
+    now, last_week = promql.metric_total(metric.name), promql.metric_total(metric.name, promql.WEEK)
+
+    def spec(suffix: str, kind: Kind, expr: str, summary: str, description: str) -> AlertSpec:
+        return AlertSpec(
+            name=alert_name(metric.name, suffix),
+            kind=kind,
+            expr=expr,
+            for_=alert.for_,
+            severity=SEVERITY_BY_TIER[metric.tier],
+            summary=summary,
+            description=description,
+            last_week_expr=last_week,
+            metric=metric.name,
+            tier=metric.tier,
+            subject=metric,
+        )
+
+    specs = []
+    if alert.drop_pct is not None:
+        kept = promql.number((100 - alert.drop_pct) / 100)
+        expr = f"{now}\n  < {kept} * {last_week}"
+        guard = ""
+        if alert.min_baseline is not None:
+            # Small numbers swing by chance: no alert while last week's value is below the baseline.
+            expr += f"\nand\n  {last_week} >= {promql.number(alert.min_baseline)}"
+            guard = f" Alerts only while last week's value is at least {alert.min_baseline:g}."
+        specs.append(
+            spec(
+                "Drop",
+                "drop",
+                expr,
+                f"{title} dropped more than {_pct(alert.drop_pct)} week over week",
+                f"{title} ({metric.name}) is {{value}}, against {{last_week}} one week earlier: "
+                f"more than {_pct(alert.drop_pct)} lower, for at least {alert.for_}.{guard}",
+            )
+        )
+    if alert.floor is not None:
+        specs.append(
+            spec(
+                "BelowFloor",
+                "floor",
+                f"{now} < {promql.number(alert.floor)}",
+                f"{title} is below its floor of {alert.floor:g}",
+                f"{title} ({metric.name}) is {{value}}, below its floor of {alert.floor:g}, "
+                f"for at least {alert.for_}; one week earlier it was {{last_week}}.",
+            )
+        )
+    return specs
+
+
+def processor_alerts(settings: AlertSettings) -> list[AlertSpec]:
+    job = settings.job
+    stale_s = parse_duration_ms(settings.stale_after) // 1000
+    week_s = parse_duration_ms(promql.WEEK) // 1000
+    up = promql.selector("up", job=job)
+    return [
+        AlertSpec(
+            name="NSMProcessorDown",
+            kind="processor_down",
+            # `or vector(0)` makes "no worker discovered at all" fire too, not only "all down".
+            expr=f"({promql.workers_up(job)} or vector(0)) < 1",
+            for_="2m",
+            severity="critical",
+            summary="No NSM worker is up: metric values are not updated",
+            description=(
+                f"{{value}} workers of job {job} answer Prometheus (down, or none discovered); "
+                "one week earlier {last_week} were up."
+            ),
+            last_week_expr=f"count({up} offset {promql.WEEK} == 1)",
+        ),
+        AlertSpec(
+            name="NSMWorkerDown",
+            kind="worker_down",
+            expr=f"{up} == 0",
+            for_="5m",
+            severity="warning",
+            summary="An NSM worker does not answer Prometheus",
+            description=(
+                f"A worker of job {job} has not answered for 5m (up is {{value}}); the others "
+                "take over its partitions. One week earlier {last_week} workers were up."
+            ),
+            last_week_expr=f"count({up} offset {promql.WEEK} == 1)",
+        ),
+        AlertSpec(
+            name="NSMDataStale",
+            kind="stale",
+            expr=f"{promql.newest_event_age()} > {stale_s}",
+            for_="5m",
+            severity="critical",
+            summary=f"No new event applied for more than {settings.stale_after}",
+            description=(
+                "The newest applied event is {value} old, over the limit of "
+                f"{settings.stale_after}; one week earlier it was {{last_week}} old."
+            ),
+            last_week_expr=(
+                f"time() - {week_s} - max(nsm_last_event_timestamp_seconds offset {promql.WEEK})"
+            ),
+            value_format="humanizeDuration",
+        ),
+        AlertSpec(
+            name="NSMConsumerLagGrowing",
+            kind="lag_growing",
+            expr=(
+                f"{promql.consumer_lag_by_topic()} > {settings.lag_threshold}\n"
+                f"and\n  {promql.consumer_lag_by_topic()}"
+                f" > {promql.consumer_lag_by_topic(settings.lag_growing_for)}"
+            ),
+            for_=settings.lag_growing_for,
+            severity="warning",
+            summary="NSM falls behind its Kafka topic",
+            description=(
+                "The consumer lag is {value} messages, over "
+                f"{settings.lag_threshold} and still growing for {settings.lag_growing_for}; "
+                "one week earlier it was {last_week}."
+            ),
+            last_week_expr=promql.consumer_lag_by_topic(promql.WEEK),
+        ),
+        AlertSpec(
+            name="NSMInvalidEventsHigh",
+            kind="invalid_share",
+            expr=f"{promql.invalid_share('10m')} > {promql.number(settings.invalid_share)}",
+            for_="10m",
+            severity="warning",
+            summary="A high share of events is invalid and goes to the dead-letter topic",
+            description=(
+                "{value} of the events read in the last 10m were invalid (limit "
+                f"{settings.invalid_share:.0%}); one week earlier the share was {{last_week}}."
+            ),
+            last_week_expr=promql.invalid_share("10m", promql.WEEK),
+            value_format="humanizePercentage",
+        ),
+    ]
+
+
+def all_alerts(catalog: Catalog, settings: AlertSettings) -> list[AlertSpec]:
+    specs = [spec for metric in catalog for spec in metric_alerts(metric)]
+    return specs + processor_alerts(settings)
