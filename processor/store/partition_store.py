@@ -1,0 +1,243 @@
+"""One Kafka partition's state in Redis, written in one atomic, fenced step per batch.
+
+Keys (every key starts with `nsm:<namespace>:`, CONTRACT §4; `{<namespace>.p<N>}` is a Redis
+Cluster hash tag, so all keys of one partition live in one slot and the atomic step works there):
+
+    nsm:<ns>:{<ns>.pN}:meta                 hash: offset (last applied), max_ts, def:<metric>
+    nsm:<ns>:{<ns>.pN}:m:<metric>:<bucket>  hash: one bucket of one metric (see codec.py)
+    nsm:<ns>:{<ns>.pN}:expiry               zset: "<metric>:<bucket>" scored by the time (ms)
+                                            the bucket leaves its window
+    nsm:<ns>:{<ns>.pN}:seen                 zset: event ids scored by their horizon (ms): repeats
+                                            timestamped before it are duplicates
+    nsm:<ns>:{<ns>.pN}:summary              string: the partition's window summary (export)
+
+Crash safety: the batch's state changes, its event ids and the partition's last applied offset
+change in one Lua script, which first checks that the stored offset is the one this worker loaded
+or last wrote. After a SIGKILL the restarted worker loads the state with its offset and skips what
+was already applied; a worker that lost the partition in a rebalance is fenced off by the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+
+APPLY_BATCH = """
+local current = redis.call('HGET', KEYS[1], 'offset')
+if current == false then current = '' end
+if current ~= ARGV[1] then return {0, current} end
+local i = 5
+for k = 4, #KEYS do
+  local score, member, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
+  i = i + 3
+  redis.call('ZADD', KEYS[2], score, member)
+  local args = {}
+  for q = 0, n - 1 do
+    args[#args + 1] = ARGV[i + 2 * q]
+    args[#args + 1] = ARGV[i + 2 * q + 1]
+    if #args >= 1000 then redis.call('HSET', KEYS[k], unpack(args)); args = {} end
+  end
+  if #args > 0 then redis.call('HSET', KEYS[k], unpack(args)) end
+  i = i + 2 * n
+end
+local seen = {}
+for q = 0, tonumber(ARGV[4]) - 1 do
+  seen[#seen + 1] = ARGV[i + 2 * q + 1]
+  seen[#seen + 1] = ARGV[i + 2 * q]
+  if #seen >= 1000 then redis.call('ZADD', KEYS[3], unpack(seen)); seen = {} end
+end
+if #seen > 0 then redis.call('ZADD', KEYS[3], unpack(seen)) end
+local newest = tonumber(ARGV[3])
+local stored = redis.call('HGET', KEYS[1], 'max_ts')
+if stored ~= false and tonumber(stored) > newest then newest = tonumber(stored) end
+redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'max_ts', tostring(newest))
+return {1, ARGV[2]}
+"""
+
+
+class Fenced(Exception):
+    """Another worker wrote this partition since this one loaded it: reload, then go on."""
+
+    def __init__(self, partition: int, stored_offset: str) -> None:
+        super().__init__(
+            f"partition {partition} was written by another worker (offset {stored_offset})"
+        )
+        self.partition = partition
+        self.stored_offset = stored_offset
+
+
+@dataclass(frozen=True)
+class PartitionKeys:
+    namespace: str
+    partition: int
+
+    @property
+    def prefix(self) -> str:
+        return f"nsm:{self.namespace}:{{{self.namespace}.p{self.partition}}}:"
+
+    @property
+    def meta(self) -> str:
+        return self.prefix + "meta"
+
+    @property
+    def expiry(self) -> str:
+        return self.prefix + "expiry"
+
+    @property
+    def seen(self) -> str:
+        return self.prefix + "seen"
+
+    @property
+    def summary(self) -> str:
+        return self.prefix + "summary"
+
+    def bucket(self, member: str) -> str:
+        """The hash of `member` = "<metric>:<bucket>"."""
+        return self.prefix + "m:" + member
+
+
+@dataclass
+class BucketWrite:
+    metric: str
+    bucket: int
+    expires_at_ms: int
+    fields: Mapping[bytes, bytes]
+
+    @property
+    def member(self) -> str:
+        return f"{self.metric}:{self.bucket}"
+
+
+@dataclass
+class StoredPartition:
+    offset: int | None
+    max_ts: int | None
+    definitions: dict[str, str]
+    buckets: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+class PartitionStore:
+    """Reads and writes one namespace's partitions. Thin: no metric logic lives here."""
+
+    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self._apply = client.register_script(APPLY_BATCH)
+
+    def keys(self, partition: int) -> PartitionKeys:
+        return PartitionKeys(self.namespace, partition)
+
+    async def apply_batch(
+        self,
+        partition: int,
+        expected_offset: int | None,
+        new_offset: int,
+        max_ts: int,
+        writes: Sequence[BucketWrite],
+        seen: Iterable[tuple[str, int]],
+    ) -> None:
+        """One round trip: every write, the ids and the new offset, or nothing (Fenced)."""
+        keys = self.keys(partition)
+        seen = list(seen)
+        args: list[bytes | str | int] = [
+            "" if expected_offset is None else str(expected_offset),
+            str(new_offset),
+            str(max_ts),
+            len(seen),
+        ]
+        for write in writes:
+            args += [write.expires_at_ms, write.member, len(write.fields)]
+            for name, value in write.fields.items():
+                args += [name, value]
+        for event_id, expires in seen:
+            args += [event_id, expires]
+        result = await self._apply(
+            keys=[keys.meta, keys.expiry, keys.seen, *(keys.bucket(w.member) for w in writes)],
+            args=args,
+        )
+        if int(result[0]) != 1:
+            stored = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+            raise Fenced(partition, stored)
+
+    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
+        """Record which version of each definition the stored state was built with."""
+        if fingerprints:
+            mapping: dict[str | bytes, bytes | float | int | str] = {
+                f"def:{name}": value for name, value in fingerprints.items()
+            }
+            await self.client.hset(self.keys(partition).meta, mapping=mapping)
+
+    async def load(self, partition: int) -> StoredPartition:
+        keys = self.keys(partition)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.meta)
+            pipe.zrange(keys.expiry, 0, -1)
+            pipe.zrange(keys.seen, 0, -1, withscores=True)
+            meta, members, seen = await pipe.execute()
+        meta = {k.decode(): v.decode() for k, v in meta.items()}
+        stored = StoredPartition(
+            offset=int(meta["offset"]) if "offset" in meta else None,
+            max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
+            definitions={k[4:]: v for k, v in meta.items() if k.startswith("def:")},
+            seen={event_id.decode(): int(score) for event_id, score in seen},
+        )
+        names = [m.decode() for m in members]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for member in names:
+                pipe.hgetall(keys.bucket(member))
+            contents = await pipe.execute()
+        for member, fields in zip(names, contents, strict=True):
+            metric, _, bucket = member.rpartition(":")
+            stored.buckets[(metric, int(bucket))] = fields
+        return stored
+
+    async def expire(self, partition: int, now_ms: int, forget_ids_until_ms: int) -> int:
+        """Delete the buckets whose time has passed and the event ids whose horizon is at or
+        before `forget_ids_until_ms`; returns how many buckets were deleted."""
+        keys = self.keys(partition)
+        members = await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in members:
+                pipe.delete(keys.bucket(member.decode()))
+            if members:
+                pipe.zrem(keys.expiry, *members)
+            pipe.zremrangebyscore(keys.seen, "-inf", forget_ids_until_ms)
+            await pipe.execute()
+        return len(members)
+
+    async def drop_metric(self, partition: int, metric: str) -> None:
+        """Forget a metric's stored buckets (its definition changed)."""
+        keys = self.keys(partition)
+        members = [
+            m for m in await self.client.zrange(keys.expiry, 0, -1)
+            if m.decode().rpartition(":")[0] == metric
+        ]  # fmt: skip
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in members:
+                pipe.delete(keys.bucket(member.decode()))
+            if members:
+                pipe.zrem(keys.expiry, *members)
+            pipe.hdel(keys.meta, f"def:{metric}")
+            await pipe.execute()
+
+    async def write_summary(self, partition: int, payload: bytes) -> None:
+        await self.client.set(self.keys(partition).summary, payload)
+
+    async def read_summaries(self, partitions: Iterable[int]) -> dict[int, bytes]:
+        partitions = list(partitions)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.get(self.keys(partition).summary)
+            values = await pipe.execute()
+        return {p: v for p, v in zip(partitions, values, strict=True) if v is not None}
+
+    async def max_event_times(self, partitions: Iterable[int]) -> dict[int, int]:
+        partitions = list(partitions)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.hget(self.keys(partition).meta, "max_ts")
+            values = await pipe.execute()
+        return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}

@@ -1,0 +1,180 @@
+"""One Kafka partition's in-memory state and how a batch of its messages changes it. No I/O.
+
+The worker owns a partition's state in memory (a mirror of what Redis holds) and, per batch:
+validates and deduplicates the messages, applies them to an empty engine (the batch's delta),
+merges the delta into the mirror and returns what to write: the changed fields of every touched
+bucket, the new event ids and the new offset. The Redis layer writes all of it in one atomic step.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import orjson
+
+from processor.definitions.model import Catalog, Metric
+from processor.engine import Engine
+from processor.events import InvalidEvent, parse_event
+from processor.store.codec import changed_fields, load_bucket
+from processor.store.partition_store import BucketWrite, StoredPartition
+from processor.worker.summary import Summarizer, Summary
+
+
+def definition_fingerprint(metric: Metric) -> str:
+    """Changes when anything that shapes a metric's state changes (not its title or alert)."""
+    shape = metric.model_dump(
+        mode="json",
+        by_alias=True,
+        include={"window", "bucket", "segments", "entities", "aggregate"},
+    )
+    return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+@dataclass(frozen=True, slots=True)
+class Message:
+    offset: int
+    value: bytes
+
+
+@dataclass
+class InvalidMessage:
+    offset: int
+    value: bytes
+    reason: str
+    detail: str
+
+
+@dataclass
+class BatchOutcome:
+    applied: int = 0
+    skipped: int = 0  # already applied before a restart (offset at or below the stored one)
+    duplicates: int = 0
+    invalid: list[InvalidMessage] = field(default_factory=list)
+    late: Counter[str] = field(default_factory=Counter)
+    writes: list[BucketWrite] = field(default_factory=list)
+    seen: list[tuple[str, int]] = field(default_factory=list)  # (event id, horizon)
+    previous_offset: int | None = None
+    new_offset: int | None = None
+    max_ts: int | None = None
+
+
+class PartitionState:
+    def __init__(self, catalog: Catalog, partition: int) -> None:
+        self.catalog = catalog
+        self.partition = partition
+        self.engine = Engine(catalog)
+        self._scratch = Engine(catalog)
+        self._summarizer = Summarizer(self.engine)
+        self.offset: int | None = None
+        self.max_ts: int | None = None
+        self._seen: dict[str, int] = {}
+        self._windows = [
+            (m.name, m.bucket_ms, m.buckets_in_window) for m in catalog if m.kind != "formula"
+        ]
+        self._window_of = {name: (b, n) for name, b, n in self._windows}
+        self.fingerprints = {
+            m.name: definition_fingerprint(m) for m in catalog if m.kind != "formula"
+        }
+
+    # ---- restore --------------------------------------------------------------------------
+
+    def restore(self, stored: StoredPartition) -> list[str]:
+        """Load what Redis holds; returns the metrics whose stored state was built from another
+        version of their definition (dropped: their numbers start again from here)."""
+        self.offset, self.max_ts = stored.offset, stored.max_ts
+        self._seen = dict(stored.seen)
+        changed = [
+            name
+            for name, fingerprint in self.fingerprints.items()
+            if stored.definitions.get(name, fingerprint) != fingerprint
+        ]
+        for (metric, bucket), fields in stored.buckets.items():
+            if metric in self.engine.states and metric not in changed:
+                load_bucket(self.engine.states[metric], bucket, fields)
+        return changed
+
+    # ---- one batch ------------------------------------------------------------------------
+
+    def apply_batch(
+        self,
+        messages: Sequence[Message],
+        now_ms: int,
+        max_future_skew_ms: int,
+        event_clock: bool,
+    ) -> BatchOutcome:
+        """Apply a batch (in offset order) to the mirror; say what to write and to report.
+
+        With the wall clock, lateness is judged against `now_ms`; with the event clock, against
+        the newest event time seen so far in this partition.
+        """
+        outcome = BatchOutcome(previous_offset=self.offset)
+        clock = self.max_ts if event_clock else now_ms
+        batch_ids: dict[str, int] = {}
+        for message in messages:
+            if self.offset is not None and message.offset <= self.offset:
+                outcome.skipped += 1
+                continue
+            outcome.new_offset = message.offset
+            event = parse_event(message.value, now_ms, max_future_skew_ms)
+            if isinstance(event, InvalidEvent):
+                outcome.invalid.append(
+                    InvalidMessage(message.offset, message.value, event.reason, event.detail)
+                )
+                continue
+            if event.event_id is not None:
+                horizon = batch_ids.get(event.event_id, self._seen.get(event.event_id))
+                if horizon is not None and event.ts_ms < horizon:
+                    outcome.duplicates += 1
+                    continue
+                batch_ids[event.event_id] = self.engine.horizon(event.ts_ms)
+            if event_clock and (clock is None or event.ts_ms > clock):
+                clock = event.ts_ms
+            for metric in self._scratch.apply(event, message.offset, clock):
+                outcome.late[metric] += 1
+            outcome.applied += 1
+            if outcome.max_ts is None or event.ts_ms > outcome.max_ts:
+                outcome.max_ts = event.ts_ms
+        if outcome.new_offset is None:
+            return outcome
+        delta = self._scratch.take_states()
+        self.engine.merge_states(delta)
+        self._summarizer.touched(delta)
+        for name, state in delta.items():
+            bucket_ms, n = self._window_of[name]
+            for bucket in state.buckets:
+                outcome.writes.append(
+                    BucketWrite(
+                        name,
+                        bucket,
+                        (bucket + n) * bucket_ms,
+                        changed_fields(self.engine.states[name], state, bucket),
+                    )
+                )
+        self._seen.update(batch_ids)
+        outcome.seen = list(batch_ids.items())
+        self.offset = outcome.new_offset
+        if outcome.max_ts is not None and (self.max_ts is None or outcome.max_ts > self.max_ts):
+            self.max_ts = outcome.max_ts
+        return outcome
+
+    def summarize(self, as_of_ms: int) -> Summary:
+        return self._summarizer.summarize(as_of_ms)
+
+    # ---- time passing ---------------------------------------------------------------------
+
+    def expire(self, clock_ms: int) -> None:
+        self.engine.expire(clock_ms)
+        forget = self.forget_ids_until(clock_ms)
+        self._seen = {i: h for i, h in self._seen.items() if h > forget}
+
+    def forget_ids_until(self, clock_ms: int) -> int:
+        """Ids whose horizon is at or before this may go: a repeat of one timestamped before
+        its horizon would now be late for every metric (docs/semantics.md, Dedup)."""
+        return clock_ms - self.engine.longest_window_ms + 1
+
+    @property
+    def seen_ids(self) -> int:
+        return len(self._seen)
