@@ -13,6 +13,7 @@ from processor import __version__
 COMMANDS: dict[str, tuple[str, str]] = {
     "validate": ("validate", "Check metric definitions; print each problem as file:line."),
     "compute": ("compute", "Compute every metric from a file of events, no servers needed."),
+    "worker": ("worker", "Run the streaming worker: Kafka -> exact windows in Redis -> /metrics."),
     "generate": ("generate", "Generate a realistic B2B SaaS event stream to a file or a topic."),
     "grafana": ("grafana", "Write Grafana dashboards and provisioning for the definitions."),
     "rules": ("rules", "Print Prometheus alert rules for the definitions."),

@@ -1,0 +1,1 @@
+"""Thin Kafka wiring: client construction from settings and the dead-letter topic."""

@@ -1,0 +1,364 @@
+"""The streaming worker's loop: Kafka batches -> partition state -> one atomic Redis step each.
+
+Why not a faust agent for the input topic: faust's per-message dispatch runs at about 10k events/s
+here, against about 300k for aiokafka's batch fetch (BENCHMARKS.md), so the hot topic is read by
+an aiokafka consumer running inside the faust app as a service. Faust provides the app around it:
+lifecycle and signals, the timer that drives `tick`, and the web server for /metrics and /health.
+
+Exactly-once effects: Redis, not Kafka, holds what was applied. When a partition is assigned, its
+state and last applied offset are loaded from Redis and the consumer seeks just past that offset.
+Each batch's state changes and new offset are written in one fenced Lua step (PartitionStore);
+Kafka offsets are committed only so that lag shows in the usual tools.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka.errors import KafkaError
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from processor.config import Settings
+from processor.definitions.model import Catalog
+from processor.kafka import clients
+from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
+from processor.store.partition_store import Fenced, PartitionStore
+from processor.worker.partition import BatchOutcome, Message, PartitionState
+from processor.worker.summary import decode_summary, encode_summary, finish, merge_summaries
+from processor.worker.telemetry import Telemetry
+
+log = logging.getLogger("nsm.worker")
+REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+MAX_BACKOFF_S = 5.0
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+async def retry(what: str, action: Callable[[], Awaitable[Any]], on_failure: Callable[[], None],
+                errors: tuple[type[BaseException], ...]) -> Any:  # fmt: skip
+    """Run `action` until it succeeds, backing off up to MAX_BACKOFF_S; report each failure."""
+    delay = 0.1
+    while True:
+        try:
+            return await action()
+        except errors as exc:
+            on_failure()
+            log.warning("retrying", extra={"what": what, "error": repr(exc), "delay_s": delay})
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_BACKOFF_S)
+
+
+class _Rebalance(ConsumerRebalanceListener):
+    def __init__(self, worker: Worker) -> None:
+        self.worker = worker
+
+    async def on_partitions_revoked(self, revoked: set[TopicPartition]) -> None:
+        await self.worker.release(revoked)
+
+    async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
+        await self.worker.acquire(assigned)
+
+
+class Worker:
+    def __init__(self, settings: Settings, catalog: Catalog, telemetry: Telemetry) -> None:
+        self.settings = settings
+        self.catalog = catalog
+        self.telemetry = telemetry
+        self.topic = settings.topic
+        self.group_id = f"nsm-{settings.namespace}"
+        self.event_clock = settings.clock == "events"
+        self.redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+        self.physical_namespace = settings.namespace
+        self.store = PartitionStore(self.redis, self.physical_namespace)
+        self.partitions: dict[int, PartitionState] = {}
+        self.consumer: AIOKafkaConsumer | None = None
+        self.producer: AIOKafkaProducer | None = None
+        self.kafka_up = False
+        self.redis_up = False
+        self._committable: dict[TopicPartition, int] = {}
+        self._last_gc = time.monotonic()
+        self._stopping = False
+
+    # ---- lifecycle -------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        # The engine's state has no reference cycles; scanning it for them costs more than the
+        # work itself, so collection runs on the tick, over young objects only.
+        gc.disable()
+        self.physical_namespace = await retry(
+            "redis", self._resolve_namespace, self._redis_down, REDIS_ERRORS
+        )
+        self.store = PartitionStore(self.redis, self.physical_namespace)
+        self._redis_ok()
+        await retry("kafka", self._start_kafka, self._kafka_down, (KafkaError, OSError))
+        log.info(
+            "worker started",
+            extra={"topic": self.topic, "group": self.group_id,
+                   "namespace": self.physical_namespace, "redis": self.settings.redis_url_for_logs,
+                   "clock": self.settings.clock},
+        )  # fmt: skip
+
+    async def _start_kafka(self) -> None:
+        partitions = await clients.ensure_dead_letter_topic(
+            self.settings, self.topic, dead_letter_topic(self.topic)
+        )
+        if partitions is None:
+            log.warning(
+                "input topic does not exist yet; waiting for it", extra={"topic": self.topic}
+            )
+        self.producer = clients.producer(self.settings, f"{self.group_id}-dlq")
+        await self.producer.start()
+        self.consumer = clients.batch_consumer(self.settings, self.group_id)
+        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
+        await self.consumer.start()
+        self._kafka_ok()
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.consumer is not None:
+            with contextlib.suppress(KafkaError):
+                await self._commit()
+            await self.consumer.stop()
+        if self.producer is not None:
+            await self.producer.stop()
+        await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
+        log.info("worker stopped")
+
+    # ---- partitions come and go ------------------------------------------------------------
+
+    async def acquire(self, assigned: set[TopicPartition]) -> None:
+        for tp in sorted(assigned, key=lambda t: t.partition):
+            await self._load(tp)
+        self.telemetry.partitions.set(len(self.partitions))
+        log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
+
+    async def _load(self, tp: TopicPartition) -> None:
+        state = PartitionState(self.catalog, tp.partition)
+        stored = await retry("redis", lambda: self.store.load(tp.partition), self._redis_down,
+                             REDIS_ERRORS)  # fmt: skip
+        changed = state.restore(stored)
+        for metric in changed:
+            log.warning(
+                "definition changed: its stored state is dropped; replay to backfill it",
+                extra={"metric": metric, "partition": tp.partition},
+            )
+            await self.store.drop_metric(tp.partition, metric)
+        await self.store.set_definitions(tp.partition, state.fingerprints)
+        self.partitions[tp.partition] = state
+        assert self.consumer is not None
+        if state.offset is None:
+            await self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, state.offset + 1)
+
+    async def release(self, revoked: set[TopicPartition]) -> None:
+        with contextlib.suppress(KafkaError):
+            await self._commit()
+        for tp in revoked:
+            self.partitions.pop(tp.partition, None)
+            self._committable.pop(tp, None)
+            with contextlib.suppress(KeyError):
+                self.telemetry.lag.remove(self.topic, str(tp.partition))
+        self.telemetry.partitions.set(len(self.partitions))
+
+    # ---- the hot loop ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        assert self.consumer is not None
+        while not self._stopping:
+            try:
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+                self._kafka_ok()
+            except KafkaError as exc:
+                self._kafka_down()
+                log.warning("kafka fetch failed", extra={"error": repr(exc)})
+                await asyncio.sleep(1)
+                continue
+            for tp, records in batches.items():
+                if tp.partition in self.partitions and records:
+                    await self.apply(tp, records)
+
+    async def apply(self, tp: TopicPartition, records: list[Any]) -> None:
+        started = time.perf_counter()
+        state = self.partitions[tp.partition]
+        outcome = state.apply_batch(
+            [Message(r.offset, r.value) for r in records],
+            now_ms(),
+            self.settings.max_future_skew_ms,
+            self.event_clock,
+        )
+        if outcome.new_offset is None:
+            return
+        if outcome.invalid:
+            keys = {r.offset: r.key for r in records}
+            rejected = [(keys.get(m.offset), m.value, m.offset, m.reason, m.detail)
+                        for m in outcome.invalid]  # fmt: skip
+            assert self.producer is not None
+            producer = self.producer
+            await retry("kafka", lambda: send_dead_letters(producer, self.topic, tp.partition,
+                        rejected), self._kafka_down, (KafkaError, OSError))  # fmt: skip
+        try:
+            await retry("redis", lambda: self._write(tp.partition, outcome), self._redis_down,
+                        REDIS_ERRORS)  # fmt: skip
+        except Fenced as fenced:
+            log.warning(
+                "partition written by another worker; reloading",
+                extra={"partition": tp.partition, "stored_offset": fenced.stored_offset},
+            )
+            await self._load(tp)
+            return
+        self._redis_ok()
+        self._committable[tp] = outcome.new_offset + 1
+        self._count(outcome)
+        self.telemetry.batch_events.observe(len(records))
+        self.telemetry.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _write(self, partition: int, outcome: BatchOutcome) -> None:
+        assert outcome.new_offset is not None
+        await self.store.apply_batch(
+            partition,
+            outcome.previous_offset,
+            outcome.new_offset,
+            outcome.max_ts if outcome.max_ts is not None else -1,
+            outcome.writes,
+            outcome.seen,
+        )
+
+    def _count(self, outcome: BatchOutcome) -> None:
+        t = self.telemetry
+        t.processed.inc(outcome.applied)
+        if outcome.duplicates:
+            t.duplicates.inc(outcome.duplicates)
+        for invalid in outcome.invalid:
+            t.invalid.labels(reason=invalid.reason).inc()
+        for metric, count in outcome.late.items():
+            t.late.labels(metric=metric).inc(count)
+        if outcome.max_ts is not None:
+            newest = max(s.max_ts for s in self.partitions.values() if s.max_ts is not None)
+            t.last_event.set(newest / 1000)
+
+    # ---- time passing ----------------------------------------------------------------------
+
+    async def tick(self) -> None:
+        """Expiry, summaries, export, lag, commits and the namespace pointer; about every second."""
+        try:
+            await self._follow_namespace()
+            clock = await self._clock()
+            for partition, state in list(self.partitions.items()):
+                local = state.max_ts if self.event_clock else clock
+                if local is not None:
+                    state.expire(local)
+                    await self.store.expire(partition, local, state.forget_ids_until(local))
+                await self.store.write_summary(
+                    partition, encode_summary(clock, state.summarize(clock))
+                )
+            self._redis_ok()
+            if 0 in self.partitions:
+                await self._export(clock)
+            else:
+                self.telemetry.withdraw()
+        except REDIS_ERRORS as exc:
+            self._redis_down()
+            log.warning("tick: redis unavailable", extra={"error": repr(exc)})
+        try:
+            await self._commit()
+            await self._update_lag()
+            self._kafka_ok()
+        except KafkaError as exc:
+            self._kafka_down()
+            log.warning("tick: kafka unavailable", extra={"error": repr(exc)})
+        if time.monotonic() - self._last_gc > 30:
+            gc.collect(1)
+            gc.freeze()
+            self._last_gc = time.monotonic()
+
+    async def _clock(self) -> int:
+        """Now for the wall clock; for the event clock, the newest event of any partition."""
+        if not self.event_clock:
+            return now_ms()
+        newest = await self.store.max_event_times(range(self._partition_count()))
+        return max(newest.values()) if newest else now_ms()
+
+    def _partition_count(self) -> int:
+        assert self.consumer is not None
+        found = self.consumer.partitions_for_topic(self.topic)
+        return max(found) + 1 if found else max(self.partitions, default=0) + 1
+
+    async def _export(self, clock: int) -> None:
+        raw = await self.store.read_summaries(range(self._partition_count()))
+        summaries = [decode_summary(payload)[1] for payload in raw.values()]
+        self.telemetry.publish(clock, finish(self.catalog, merge_summaries(summaries)))
+
+    async def _commit(self) -> None:
+        if self.consumer is not None and self._committable:
+            offsets, self._committable = self._committable, {}
+            await self.consumer.commit(offsets)
+
+    async def _update_lag(self) -> None:
+        if self.consumer is None or not self.partitions:
+            return
+        tps = [TopicPartition(self.topic, p) for p in self.partitions]
+        ends = await self.consumer.end_offsets(tps)
+        for tp, end in ends.items():
+            state = self.partitions.get(tp.partition)
+            if state is not None:
+                applied_next = 0 if state.offset is None else state.offset + 1
+                self.telemetry.lag.labels(self.topic, str(tp.partition)).set(
+                    max(0, end - applied_next)
+                )
+
+    # ---- namespace hand-over (docs/backfill.md) --------------------------------------------
+
+    async def _resolve_namespace(self) -> str:
+        target = await self.redis.get(f"nsm:{self.settings.namespace}:target")
+        return target.decode() if target else self.settings.namespace
+
+    async def _follow_namespace(self) -> None:
+        physical = await self._resolve_namespace()
+        if physical == self.physical_namespace:
+            return
+        log.warning("namespace swapped: reloading partitions",
+                    extra={"from": self.physical_namespace, "to": physical})  # fmt: skip
+        self.physical_namespace = physical
+        self.store = PartitionStore(self.redis, physical)
+        for partition in list(self.partitions):
+            await self._load(TopicPartition(self.topic, partition))
+
+    # ---- health ----------------------------------------------------------------------------
+
+    def _kafka_ok(self) -> None:
+        self.kafka_up = True
+        self.telemetry.dependency_up.labels(dependency="kafka").set(1)
+
+    def _kafka_down(self) -> None:
+        self.kafka_up = False
+        self.telemetry.dependency_up.labels(dependency="kafka").set(0)
+
+    def _redis_ok(self) -> None:
+        self.redis_up = True
+        self.telemetry.dependency_up.labels(dependency="redis").set(1)
+
+    def _redis_down(self) -> None:
+        self.redis_up = False
+        self.telemetry.dependency_up.labels(dependency="redis").set(0)
+
+    def health(self) -> dict[str, Any]:
+        return {
+            "status": "ok" if self.kafka_up and self.redis_up else "degraded",
+            "kafka": "up" if self.kafka_up else "down",
+            "redis": "up" if self.redis_up else "down",
+            "partitions": sorted(self.partitions),
+            "namespace": self.physical_namespace,
+            "exporter": 0 in self.partitions,
+        }

@@ -1,0 +1,141 @@
+"""The worker's Prometheus series (CONTRACT §4 and docs/metrics.md), in a registry of its own.
+
+`nsm_metric_value` comes from a custom collector that reads the latest exported snapshot when
+Prometheus scrapes, so a scrape never waits for a computation and a worker that is not the
+exporter serves no such series at all.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    disable_created_metrics,
+)
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from processor.definitions.model import Catalog
+from processor.engine import MetricValue
+
+METRIC_LABELS = ["metric", "tier", "segment", "segment_value"]
+
+# `*_created` samples double every counter's series for no use on these dashboards.
+disable_created_metrics()
+
+
+@dataclass
+class Snapshot:
+    """What the exporter serves: every metric's value as of a time, with its tier."""
+
+    as_of_ms: int
+    values: Mapping[str, MetricValue]
+    tiers: Mapping[str, str] = field(default_factory=dict)
+
+
+class MetricValuesCollector(Collector):
+    def __init__(self) -> None:
+        self.snapshot: Snapshot | None = None
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "nsm_metric_value",
+            'The metric as of now; the total has segment="", a breakdown segment=<field>.',
+            labels=METRIC_LABELS,
+        )
+        snapshot = self.snapshot
+        if snapshot is not None:
+            for name, value in snapshot.values.items():
+                tier = snapshot.tiers.get(name, "")
+                if value.value is not None:
+                    family.add_metric([name, tier, "", ""], _float(value.value))
+                for segment, labels in value.segments.items():
+                    for label, amount in labels.items():
+                        if amount is not None:  # no value: no sample (CONTRACT §2, formulas)
+                            family.add_metric([name, tier, segment, label], _float(amount))
+        yield family
+        as_of = GaugeMetricFamily(
+            "nsm_metric_as_of_timestamp_seconds",
+            "The time the exported nsm_metric_value series are computed as of.",
+        )
+        if snapshot is not None:
+            as_of.add_metric([], snapshot.as_of_ms / 1000)
+        yield as_of
+
+
+def _float(value: int | Decimal) -> float:
+    return float(value)
+
+
+class Telemetry:
+    def __init__(self, catalog: Catalog) -> None:
+        self.registry = CollectorRegistry()
+        self.tiers = {m.name: m.tier for m in catalog}
+        r = self.registry
+        self.values = MetricValuesCollector()
+        r.register(self.values)
+        self.processed = Counter("nsm_events_processed", "Events applied.", registry=r)
+        self.invalid = Counter(
+            "nsm_events_invalid", "Events sent to the dead-letter topic.", ["reason"], registry=r
+        )
+        self.late = Counter(
+            "nsm_events_late", "Events too late for a metric's window.", ["metric"], registry=r
+        )
+        self.duplicates = Counter(
+            "nsm_events_duplicate", "Events ignored as repeats of an applied event_id.", registry=r
+        )
+        self.last_event = Gauge(
+            "nsm_last_event_timestamp_seconds",
+            "Event time of the newest applied event.",
+            registry=r,
+        )
+        self.exporter = Gauge(
+            "nsm_exporter", "1 on the worker that exports nsm_metric_value.", registry=r
+        )
+        self.lag = Gauge(
+            "nsm_consumer_lag",
+            "Messages in the partition not yet applied.",
+            ["topic", "partition"],
+            registry=r,
+        )
+        self.batch_seconds = Histogram(
+            "nsm_batch_duration_seconds",
+            "Time to apply one batch, from decoding to the atomic Redis step.",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            registry=r,
+        )
+        self.batch_events = Histogram(
+            "nsm_batch_events",
+            "Events per batch.",
+            buckets=(1, 10, 50, 100, 500, 1000, 2500, 5000, 10000, 25000),
+            registry=r,
+        )
+        self.dependency_up = Gauge(
+            "nsm_dependency_up",
+            "1 when the dependency answered at the last attempt.",
+            ["dependency"],
+            registry=r,
+        )
+        self.partitions = Gauge(
+            "nsm_partitions_assigned", "Partitions this worker owns.", registry=r
+        )
+        for reason in ("not_json", "not_object", "missing_type", "missing_timestamp",
+                       "bad_timestamp", "future_timestamp"):  # fmt: skip
+            self.invalid.labels(reason=reason)
+        for dependency in ("kafka", "redis"):
+            self.dependency_up.labels(dependency=dependency).set(0)
+
+    def publish(self, as_of_ms: int, values: Mapping[str, MetricValue]) -> None:
+        self.values.snapshot = Snapshot(as_of_ms, values, self.tiers)
+        self.exporter.set(1)
+
+    def withdraw(self) -> None:
+        """This worker is no longer the exporter: serve no nsm_metric_value series."""
+        self.values.snapshot = None
+        self.exporter.set(0)
