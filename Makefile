@@ -61,7 +61,7 @@ demo: up ## start the stack and show it healthy
 	@$(BIN)/python scripts/demo.py
 
 bench: up ## measure throughput and record the figures (see BENCHMARKS.md)
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run $(BENCH_ARGS)
 
 clean: down ## stop the services and remove their data (keeps the cached Kafka jars)
 	rm -rf .stack

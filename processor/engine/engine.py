@@ -75,6 +75,12 @@ class Engine:
         self._flatten = make_flattener(names)
         self.states: dict[str, MetricState] = self.new_states()
         self._routes: dict[str, tuple[tuple[_EntitiesRoute, ...], tuple[_AggregateRoute, ...]]] = {}
+        longest: dict[int, int] = {}
+        windowed_metrics: list[Windowed] = [*self._entities.values(), *self._aggregates.values()]
+        for windowed in windowed_metrics:
+            b, n = windowed.bucket_ms, windowed.buckets_in_window
+            longest[b] = max(longest.get(b, 0), n)
+        self._horizon_terms = tuple(longest.items())
 
     @property
     def entities_metrics(self) -> Mapping[str, EntitiesMetric]:
@@ -87,9 +93,10 @@ class Engine:
     def horizon(self, ts_ms: int) -> int:
         """When an event at `ts_ms` leaves the last window it is in (its bucket's end, plus the
         window), over every metric; repeats of its id timestamped before then are duplicates."""
-        metrics: list[Windowed] = [*self._entities.values(), *self._aggregates.values()]
-        return max(((ts_ms // m.bucket_ms + m.buckets_in_window) * m.bucket_ms for m in metrics),
-                   default=ts_ms + 1)  # fmt: skip
+        if not self._horizon_terms:
+            return ts_ms + 1
+        # One term per bucket size (the longest window of that size), not one per metric.
+        return max((ts_ms // b + n) * b for b, n in self._horizon_terms)
 
     @property
     def longest_window_ms(self) -> int:

@@ -1,0 +1,1 @@
+"""`make bench`: throughput and memory figures, each against a baseline measured in the same run."""

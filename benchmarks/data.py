@@ -1,0 +1,73 @@
+"""Benchmark inputs, made once and reused: a generated JSON Lines file and a topic filled from it.
+
+Both are named by seed and size, so a rerun finds them (the topic is checked by its end offsets).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import orjson
+from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka.admin import KafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = Path(os.environ.get("NSM_BENCH_CACHE", ROOT / ".stack" / "bench"))
+BOOTSTRAP = os.environ.get("NSM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
+PARTITIONS = 4
+
+
+def events_file(events: int, seed: int = 42) -> Path:
+    """A generated stream of exactly `events` lines (made with `nsm generate` when missing)."""
+    CACHE.mkdir(parents=True, exist_ok=True)
+    path = CACHE / f"events-seed{seed}-{events}.jsonl"
+    if not path.exists():
+        partial = path.with_suffix(".partial")
+        print(f"generating {events:,} events into {path.name} ...", flush=True)
+        subprocess.run(
+            [sys.executable, "-m", "processor.cli", "generate", "--seed", str(seed),
+             "--accounts", "2000", "--events", str(events), "--out", str(partial)],
+            check=True, cwd=ROOT,
+        )  # fmt: skip
+        partial.rename(path)
+    return path
+
+
+def topic_end_offsets(topic: str) -> dict[int, int]:
+    consumer = KafkaConsumer(bootstrap_servers=BOOTSTRAP)
+    try:
+        partitions = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in partitions]
+        return {tp.partition: offset for tp, offset in consumer.end_offsets(tps).items()}
+    finally:
+        consumer.close()
+
+
+def filled_topic(path: Path) -> tuple[str, int]:
+    """A topic holding every line of `path`, keyed by account_id; (name, message count)."""
+    lines = path.read_bytes().splitlines()
+    topic = f"nsm-bench-{path.stem}"
+    if sum(topic_end_offsets(topic).values()) == len(lines):
+        return topic, len(lines)
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        if topic in admin.list_topics():
+            admin.delete_topics([topic])
+            time.sleep(2)
+        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+    finally:
+        admin.close()
+    print(f"filling topic {topic} with {len(lines):,} events ...", flush=True)
+    producer = KafkaProducer(
+        bootstrap_servers=BOOTSTRAP, acks=1, linger_ms=50, batch_size=512 * 1024,
+    )  # fmt: skip
+    for line in lines:
+        key = orjson.loads(line).get("account_id")
+        producer.send(topic, key=None if key is None else str(key).encode(), value=line)
+    producer.flush()
+    producer.close()
+    return topic, len(lines)

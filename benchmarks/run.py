@@ -1,0 +1,82 @@
+"""`make bench`: every figure with the baseline it is judged against, measured in the same run.
+
+    python -m benchmarks.run [--events N] [--only compute,worker,replay]
+
+Prints a table and writes benchmarks/results/latest.json; BENCHMARKS.md records the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import time
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from benchmarks import compute_bench, worker_bench
+from benchmarks.data import PARTITIONS, events_file, filled_topic
+
+RESULTS = Path(__file__).resolve().parent / "results"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=1_000_000)
+    parser.add_argument("--only", default="compute,worker,replay")
+    args = parser.parse_args()
+    parts = set(args.only.split(","))
+    console = Console()
+    path = events_file(args.events)
+    report: dict[str, Any] = {
+        "events": args.events,
+        "machine": platform.platform(),
+        "when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+    }
+    if "compute" in parts:
+        console.print("[bold]nsm compute[/bold] ...")
+        report["compute"] = compute_bench.run(path)
+    if parts & {"worker", "replay"}:
+        topic, total = filled_topic(path)
+        report["topic"] = {"name": topic, "messages": total, "partitions": PARTITIONS}
+    if "worker" in parts:
+        console.print("[bold]worker[/bold]: baseline (a) bare aiokafka ...")
+        bare = worker_bench.bare_consume(topic, total)
+        console.print("[bold]worker[/bold]: baseline (b) naive faust agent ...")
+        naive = worker_bench.naive_faust(topic)
+        console.print("[bold]worker[/bold]: nsm worker ...")
+        measured = worker_bench.worker(topic, total, PARTITIONS)
+        report["worker"] = {
+            **measured,
+            "baseline_a_bare_aiokafka_events_per_s": round(bare),
+            "baseline_b_naive_faust_events_per_s": round(naive),
+            "ratio_to_a": round(measured["events_per_s"] / bare, 3),
+            "ratio_to_b": round(measured["events_per_s"] / naive, 1),
+            "scrape_5k_series": worker_bench.scrape_5k_series(),
+        }
+    if "replay" in parts:
+        try:
+            replay_bench = importlib.import_module("benchmarks.replay_bench")
+        except ModuleNotFoundError:
+            console.print("[yellow]replay benchmark not available[/yellow]")
+        else:
+            console.print("[bold]nsm replay[/bold] ...")
+            report["replay"] = replay_bench.run(topic, total)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    table = Table(title=f"NSM benchmarks over {args.events:,} generated events")
+    table.add_column("figure")
+    table.add_column("value", justify="right")
+    for section, values in report.items():
+        if isinstance(values, dict):
+            for name, value in values.items():
+                table.add_row(f"{section}.{name}", json.dumps(value))
+    console.print(table)
+
+
+if __name__ == "__main__":
+    main()

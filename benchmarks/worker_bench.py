@@ -1,0 +1,185 @@
+"""The streaming worker's sustained events/s on a pre-filled topic, against two baselines over the
+same topic in the same run: (a) a bare aiokafka consume-and-decode loop, (b) a naive faust agent
+making one Redis round trip per event. Also Redis memory per active (entity, metric) and the
+/metrics scrape time."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+import urllib.request
+import uuid
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer
+from prometheus_client import generate_latest
+
+from benchmarks.data import BOOTSTRAP
+from processor.definitions import load_definitions
+from processor.definitions.model import Catalog, Metric
+from processor.engine import MetricValue
+from processor.worker.telemetry import Telemetry
+
+ROOT = Path(__file__).resolve().parents[1]
+REDIS_URL = os.environ.get("NSM_REDIS_URL", "redis://127.0.0.1:6379/0")
+
+
+def bare_consume(topic: str, total: int) -> float:
+    async def loop() -> float:
+        consumer = AIOKafkaConsumer(
+            topic, bootstrap_servers=BOOTSTRAP, group_id=f"bench-bare-{uuid.uuid4().hex[:8]}",
+            auto_offset_reset="earliest", enable_auto_commit=False,
+            max_partition_fetch_bytes=8 * 1024 * 1024, fetch_max_bytes=64 * 1024 * 1024,
+        )  # fmt: skip
+        await consumer.start()
+        count, started = 0, None
+        try:
+            while count < total:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+                if started is None and batches:
+                    started = time.perf_counter()
+                for records in batches.values():
+                    for record in records:
+                        orjson.loads(record.value)
+                    count += len(records)
+        finally:
+            await consumer.stop()
+        assert started is not None
+        return count / (time.perf_counter() - started)
+
+    return asyncio.run(loop())
+
+
+def naive_faust(topic: str, seconds: float = 20) -> float:
+    out = ROOT / ".stack" / f"naive-{uuid.uuid4().hex[:8]}.txt"
+    env = {**os.environ, "BENCH_TOPIC": topic, "BENCH_SECONDS": str(seconds),
+           "BENCH_RUN": out.stem, "BENCH_OUT": str(out), "PYTHONPATH": str(ROOT)}  # fmt: skip
+    app = ROOT / "benchmarks" / "naive_faust_app.py"
+    result = subprocess.run(
+        [sys.executable, str(app), "worker", "--loglevel", "warn"], env=env, cwd=ROOT / ".stack",
+        capture_output=True, text=True, timeout=seconds + 120,
+    )  # fmt: skip
+    if not out.exists():
+        raise RuntimeError(f"naive faust baseline failed: {result.stderr[-2000:]}")
+    count, elapsed = out.read_text().split()
+    out.unlink()
+    return int(count) / float(elapsed)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _applied(client: redis.Redis, namespace: str, partitions: int) -> int:
+    total = 0
+    for p in range(partitions):
+        offset = client.hget(f"nsm:{namespace}:{{{namespace}.p{p}}}:meta", "offset")
+        total += 0 if offset is None else int(offset) + 1
+    return total
+
+
+def worker(topic: str, total: int, partitions: int) -> dict[str, Any]:
+    namespace = f"bench-{uuid.uuid4().hex[:8]}"
+    port = _free_port()
+    client = redis.Redis.from_url(REDIS_URL)
+    env = {**os.environ, "NSM_TOPIC": topic, "NSM_NAMESPACE": namespace,
+           "NSM_METRICS_PORT": str(port), "NSM_CLOCK": "events",
+           "NSM_DEFINITIONS": str(ROOT / "definitions")}  # fmt: skip
+    process = subprocess.Popen(
+        [sys.executable, "-m", "processor.cli", "worker", "--tick", "2", "--log-level", "warning"],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        started = None
+        first = 0
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            applied = _applied(client, namespace, partitions)
+            if started is None and applied:
+                started, first = time.perf_counter(), applied
+            if applied >= total:
+                break
+            if process.poll() is not None:
+                raise RuntimeError(f"worker exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            time.sleep(0.2)
+        assert started is not None, "the worker applied nothing"
+        rate = (total - first) / (time.perf_counter() - started)
+        time.sleep(3)  # one tick: summaries and export of the final state
+        scrape_s, series = _scrape(port)
+        memory = _memory_per_entity_metric(
+            client, namespace, load_definitions(ROOT / "definitions")
+        )
+        return {"events_per_s": round(rate), "scrape_ms": round(scrape_s * 1000, 1),
+                "scrape_series": series, **memory}  # fmt: skip
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+        for key in client.scan_iter(f"nsm:{namespace}:*", count=1000):
+            client.unlink(key)
+        client.close()
+
+
+def _scrape(port: int) -> tuple[float, int]:
+    timings = []
+    body = b""
+    for _ in range(10):
+        started = time.perf_counter()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+            body = response.read()
+        timings.append(time.perf_counter() - started)
+    series = sum(1 for line in body.splitlines() if line.startswith(b"nsm_metric_value{"))
+    return statistics.median(timings), series
+
+
+def _memory_per_entity_metric(
+    client: redis.Redis, namespace: str, catalog: Catalog
+) -> dict[str, Any]:
+    """Bytes of the namespace's keys per distinct (entity, metric) with state in any bucket."""
+    entity_metrics = {m.name for m in catalog if m.kind == "entities"}
+    total_bytes, pairs, cells = 0, set(), 0
+    for key in client.scan_iter(f"nsm:{namespace}:*", count=1000):
+        total_bytes += client.memory_usage(key, samples=0) or 0
+        name = key.decode()
+        if ":m:" in name:
+            metric = name.split(":m:", 1)[1].rsplit(":", 1)[0]
+            if metric in entity_metrics:
+                for entity in client.hkeys(key):
+                    pairs.add((metric, entity))
+                    cells += 1
+    return {
+        "redis_bytes": total_bytes,
+        "active_entity_metric_pairs": len(pairs),
+        "entity_bucket_cells": cells,
+        "redis_bytes_per_entity_metric": round(total_bytes / max(1, len(pairs))),
+    }
+
+
+def scrape_5k_series() -> dict[str, Any]:
+    """Serialising 5,000 nsm_metric_value series, as the exporter does on each scrape."""
+    metrics = [Metric.model_validate({"name": f"m{i}", "tier": "granular", "window": "7d",
+               "segments": ["account_id"], "max_segment_values": 1000,
+               "aggregate": {"event": "x", "count": True}}) for i in range(5)]  # fmt: skip
+    telemetry = Telemetry(Catalog(metrics={m.name: m for m in metrics}))
+    values = {
+        m.name: MetricValue(999, {"account_id": {f"acct-{j}": Decimal(j) for j in range(999)}})
+        for m in metrics
+    }
+    telemetry.publish(0, values)
+    series = sum(1 + len(v.segments["account_id"]) for v in values.values())
+    timings = []
+    for _ in range(20):
+        started = time.perf_counter()
+        generate_latest(telemetry.registry)
+        timings.append(time.perf_counter() - started)
+    return {"series": series, "median_ms": round(statistics.median(timings) * 1000, 1)}
