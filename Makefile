@@ -31,13 +31,13 @@ status: ## show which local services are running, with pid and port
 	@$(STACK) status
 
 lint: $(BIN)/.installed ## ruff (lint + format check) and mypy
-	$(BIN)/ruff check processor tests benchmarks
-	$(BIN)/ruff format --check processor tests benchmarks
+	$(BIN)/ruff check processor tests benchmarks scripts
+	$(BIN)/ruff format --check processor tests benchmarks scripts
 	$(BIN)/mypy
 
 format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
-	$(BIN)/ruff check --fix processor tests benchmarks
-	$(BIN)/ruff format processor tests benchmarks
+	$(BIN)/ruff check --fix processor tests benchmarks scripts
+	$(BIN)/ruff format processor tests benchmarks scripts
 
 generate: $(BIN)/.installed ## regenerate dashboards, alert rules, their promtool tests and the runbook from definitions/
 	$(BIN)/nsm grafana --definitions definitions --out grafana
@@ -57,7 +57,7 @@ test-integration: up ## tests against the real Kafka, Redis and Prometheus
 test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, unit and integration tests
 	$(BIN)/pytest tests -q
 
-demo: up ## start the stack and show it healthy
+demo: up ## run the pipeline: services, the worker, a generated stream and the north stars live
 	@$(BIN)/python scripts/demo.py
 
 bench: up ## measure throughput and record the figures (see BENCHMARKS.md)
