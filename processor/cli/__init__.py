@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "Generate a realistic B2B SaaS event stream to a file or a topic."),
     "grafana": ("grafana", "Write Grafana dashboards and provisioning for the definitions."),
     "rules": ("rules", "Print Prometheus alert rules for the definitions."),
+    "explain": ("explain", "Explain which diagnostics and segments moved a metric."),
+    "evaluate": ("evaluate", "Test north-star candidates on history; scorecard and HTML report."),
 }
 
 

@@ -1,0 +1,118 @@
+"""`nsm explain`: which diagnostics and segment values moved a metric between two times."""
+
+from __future__ import annotations
+
+import click
+import orjson
+
+from processor.analysis.explain.render import to_json, to_text
+from processor.analysis.explain.tree import explain_change
+from processor.analysis.source import EventsSource, json_lines, read_event_log
+from processor.definitions import DefinitionsInvalid, DefinitionsNotFound, load_definitions
+from processor.events import format_time, parse_time
+
+EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
+
+
+def _parse_time(ctx: click.Context, param: click.Parameter, value: str) -> int:
+    try:
+        return parse_time(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@click.command(name="explain")
+@click.argument("metric")
+@click.option(
+    "--from",
+    "from_ms",
+    required=True,
+    callback=_parse_time,
+    help="The earlier time: RFC 3339 with a zone, or epoch milliseconds.",
+)
+@click.option(
+    "--to", "to_ms", required=True, callback=_parse_time, help="The later time, same forms."
+)
+@click.option(
+    "--events",
+    "events_path",
+    required=True,
+    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+    help="JSON Lines file of events; - for standard input.",
+)
+@click.option(
+    "--definitions",
+    "definitions_path",
+    default="definitions/",
+    envvar="NSM_DEFINITIONS",
+    show_default=True,
+    type=click.Path(path_type=str),
+    help="Directory (or one YAML file) of metric definitions; env NSM_DEFINITIONS.",
+)
+@click.option(
+    "--depth",
+    type=click.IntRange(min=0),
+    default=None,
+    help="Levels of the KPI tree below METRIC to show [default: all].",
+)
+@click.option(
+    "--top",
+    type=click.IntRange(min=1),
+    default=3,
+    show_default=True,
+    help="Segment values shown per segment field in the tree.",
+)
+@click.option(
+    "--format",
+    "output_format",
+    type=click.Choice(["text", "json"]),
+    default="text",
+    show_default=True,
+)
+@click.pass_context
+def command(
+    ctx: click.Context,
+    metric: str,
+    from_ms: int,
+    to_ms: int,
+    events_path: str,
+    definitions_path: str,
+    depth: int | None,
+    top: int,
+    output_format: str,
+) -> None:
+    """Explain the change of METRIC between --from and --to.
+
+    Walks the KPI tree under METRIC (its diagnostics, their granular metrics) and ranks, for each
+    metric, the segment values that contributed most: for counts and sums each value's share of
+    the change against its share of the starting value; for ratios (a / b) the split into rate,
+    mix and interaction effects. Diagnostics that moved with METRIC come first.
+
+    \b
+    Example:
+      nsm explain weekly_active_accounts_3plus_reports --events events.jsonl \\
+          --from 2026-11-09T00:00:00Z --to 2026-11-16T00:00:00Z
+    """
+    try:
+        catalog = load_definitions(definitions_path)
+    except DefinitionsInvalid as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_INVALID_DEFINITIONS)
+    except DefinitionsNotFound as exc:
+        click.echo(f"nsm explain: {exc}", err=True)
+        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    if metric not in catalog.metrics:
+        raise click.BadParameter(f"no metric {metric!r} in {definitions_path}", param_hint="METRIC")
+    if to_ms < from_ms:
+        raise click.BadParameter("--to is before --from", param_hint="--to")
+    with click.open_file(events_path, "rb") as stream:
+        log = read_event_log(json_lines(stream), catalog)
+    values = EventsSource(log, catalog).values_at([from_ms, to_ms])
+    node = explain_change(catalog, metric, values[from_ms], values[to_ms], depth)
+    if output_format == "json":
+        document = {"from": format_time(from_ms), "to": format_time(to_ms), **to_json(node)}
+        out = click.get_binary_stream("stdout")
+        out.write(orjson.dumps(document, option=orjson.OPT_INDENT_2) + b"\n")
+        out.flush()
+    else:
+        click.echo(to_text(node, format_time(from_ms), format_time(to_ms), top))
