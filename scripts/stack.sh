@@ -46,6 +46,8 @@ install_debian_packages() {
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  # The evaluate report is checked by rendering it headless (tests/unit/analysis).
+  command -v chromium >/dev/null || missing+=(chromium)
   ((${#missing[@]})) || return 0
   say "installing Debian packages: ${missing[*]}"
   local sudo=""

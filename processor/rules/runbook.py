@@ -23,8 +23,9 @@ and duplicate events, and any processor alert firing at the same time usually ex
 alert.
 
 To find which diagnostic and which segment moved between two times, `nsm explain METRIC --from T1
---to T2` (planned) will compare every metric below METRIC in the KPI tree, per segment. Until then,
-the drill-down dashboards show the same breakdowns.
+--to T2 --events FILE` ranks every metric below METRIC in the KPI tree and their segments by their
+contribution to the change, with the mix and rate effects of ratios (`--format json` for the full
+decomposition; see docs/explain.md). The drill-down dashboards show the same breakdowns.
 """
 
 PROCESSOR_SECTIONS: dict[str, tuple[str, list[str]]] = {
@@ -127,7 +128,10 @@ def metric_section(catalog: Catalog, spec: AlertSpec) -> str:
             f"Its segments ({fields}): set the *Segment* variable and look for the values that "
             "fell; a drop confined to one value is a cohort, not the whole business."
         )
-    checks.append(f"`nsm explain {metric.name} --from T1 --to T2` (planned).")
+    checks.append(
+        f"`nsm explain {metric.name} --from T1 --to T2 --events FILE`: which diagnostic and "
+        "which segment moved it most."
+    )
     what = (metric.description or metric.title or metric.name).strip().rstrip(".")
     return _section(spec.name, f"{what}.\n\n{meaning}", checks, spec.severity)
 
