@@ -17,6 +17,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "generate": ("generate", "Generate a realistic B2B SaaS event stream to a file or a topic."),
     "grafana": ("grafana", "Write Grafana dashboards and provisioning for the definitions."),
     "rules": ("rules", "Print Prometheus alert rules for the definitions."),
+    "replay": ("replay", "Rebuild every metric from a topic into a namespace of its own."),
+    "namespace": ("namespace", "List, compare, swap and drop namespaces of metric state."),
+    "history": ("history", "Export a replay's history as OpenMetrics for Prometheus."),
     "explain": ("explain", "Explain which diagnostics and segments moved a metric."),
     "evaluate": ("evaluate", "Test north-star candidates on history; scorecard and HTML report."),
 }

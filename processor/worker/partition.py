@@ -104,11 +104,14 @@ class PartitionState:
         now_ms: int,
         max_future_skew_ms: int,
         event_clock: bool,
+        drop_late: bool = True,
     ) -> BatchOutcome:
         """Apply a batch (in offset order) to the mirror; say what to write and to report.
 
         With the wall clock, lateness is judged against `now_ms`; with the event clock, against
-        the newest event time seen so far in this partition.
+        the newest event time seen so far in this partition. `drop_late=False` applies every
+        event whatever its lateness: a replay keeps all buckets until it ends, so that its history
+        at every past boundary counts events that arrived after newer ones.
         """
         outcome = BatchOutcome(previous_offset=self.offset)
         clock = self.max_ts if event_clock else now_ms
@@ -132,7 +135,7 @@ class PartitionState:
                 batch_ids[event.event_id] = self.engine.horizon(event.ts_ms)
             if event_clock and (clock is None or event.ts_ms > clock):
                 clock = event.ts_ms
-            for metric in self._scratch.apply(event, message.offset, clock):
+            for metric in self._scratch.apply(event, message.offset, clock if drop_late else None):
                 outcome.late[metric] += 1
             outcome.applied += 1
             if outcome.max_ts is None or event.ts_ms > outcome.max_ts:

@@ -1,0 +1,99 @@
+"""Shared by `nsm replay`, `nsm namespace` and `nsm history`: options and the Redis client."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
+
+import click
+import redis.asyncio as aioredis
+
+from processor.config import Settings
+from processor.definitions import (
+    Catalog,
+    DefinitionsInvalid,
+    DefinitionsNotFound,
+    load_definitions,
+)
+from processor.events import parse_time
+from processor.store.namespaces import NamespaceError
+
+T = TypeVar("T")
+
+
+class TimeParam(click.ParamType):
+    """RFC 3339 with a zone, or integer epoch milliseconds."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_time(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+TIME = TimeParam()
+
+
+def redis_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--redis-url",
+        envvar="NSM_REDIS_URL",
+        default=None,
+        metavar="URL",
+        help="Redis URL [env NSM_REDIS_URL, redis://127.0.0.1:6379/0].",
+    )(function)
+
+
+def live_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--live",
+        envvar="NSM_NAMESPACE",
+        default="live",
+        show_default=True,
+        help="The logical namespace the workers serve [env NSM_NAMESPACE].",
+    )(function)
+
+
+def definitions_option(function: Callable[..., Any]) -> Callable[..., Any]:
+    return click.option(
+        "--definitions",
+        "definitions_path",
+        envvar="NSM_DEFINITIONS",
+        default="definitions/",
+        show_default=True,
+        type=click.Path(path_type=str),
+        help="Directory (or one YAML file) of metric definitions [env NSM_DEFINITIONS].",
+    )(function)
+
+
+def load_catalog(path: str) -> Catalog:
+    try:
+        return load_definitions(path)
+    except (DefinitionsInvalid, DefinitionsNotFound) as error:
+        raise click.ClickException(str(error)) from None
+
+
+def run_with_redis(redis_url: str | None, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+    """Run `work` with a Redis client; a refusal becomes a clean error message."""
+    url = redis_url or Settings().redis_url.get_secret_value()
+
+    async def main() -> T:
+        client = aioredis.Redis.from_url(url)
+        try:
+            return await work(client)
+        finally:
+            await client.aclose()  # type: ignore[attr-defined]
+
+    try:
+        return asyncio.run(main())
+    except NamespaceError as error:
+        raise click.ClickException(str(error)) from None
+    except (ConnectionError, aioredis.ConnectionError) as error:
+        raise click.ClickException(
+            f"cannot reach Redis ({type(error).__name__}): {error}"
+        ) from None
