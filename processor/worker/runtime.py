@@ -31,6 +31,7 @@ from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
+from processor.store.namespaces import resolve_namespace
 from processor.store.partition_store import Fenced, PartitionStore
 from processor.worker.partition import BatchOutcome, Message, PartitionState
 from processor.worker.summary import decode_summary, encode_summary, finish, merge_summaries
@@ -334,8 +335,7 @@ class Worker:
     # ---- namespace hand-over (docs/backfill.md) --------------------------------------------
 
     async def _resolve_namespace(self) -> str:
-        target = await self.redis.get(f"nsm:{self.settings.namespace}:target")
-        return target.decode() if target else self.settings.namespace
+        return await resolve_namespace(self.redis, self.settings.namespace)
 
     async def _follow_namespace(self) -> None:
         physical = await self._resolve_namespace()
