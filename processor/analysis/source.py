@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, Protocol
+from typing import Any, Protocol
 
 from processor.definitions.model import Catalog
 from processor.engine import Deduplicator, Engine, MetricValue
@@ -76,13 +76,6 @@ def read_event_log(
         kept.append(LoggedEvent(event.ts_ms, seq, event))
     kept.sort(key=lambda item: (item.ts_ms, item.seq))
     return EventLog(kept, invalid, duplicates)
-
-
-def json_lines(stream: IO[bytes]) -> Iterator[bytes]:
-    """The lines of a JSON Lines stream; blank lines are not events."""
-    for line in stream:
-        if line and not line.isspace():
-            yield line
 
 
 class EventsSource:

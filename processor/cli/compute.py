@@ -3,41 +3,26 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Iterable, Iterator
-from typing import IO
+from collections.abc import Iterable
 
 import click
 import orjson
 
+from processor.cli.options import (
+    TIME,
+    definitions_option,
+    events_option,
+    json_lines,
+    load_or_exit,
+)
 from processor.definitions import (
     Catalog,
-    DefinitionsInvalid,
-    DefinitionsNotFound,
-    load_definitions,
 )
 from processor.definitions.model import TIERS
 from processor.durations import parse_duration_ms
 from processor.engine import ComputeResult, compute_metrics
 from processor.engine.segments import Value
-from processor.events import format_time, parse_time
-
-EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
-
-
-def _lines(stream: IO[bytes]) -> Iterator[bytes]:
-    # Blank lines separate nothing in JSON Lines; they are not events.
-    for line in stream:
-        if line and not line.isspace():
-            yield line
-
-
-def _parse_at(ctx: click.Context, param: click.Parameter, value: str | None) -> int | None:
-    if value is None:
-        return None
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+from processor.events import format_time
 
 
 def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -48,27 +33,13 @@ def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
 
 
 @click.command(name="compute")
-@click.option(
-    "--events",
-    "events_path",
-    required=True,
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
-    help="JSON Lines file of events, one per line; - for standard input.",
-)
-@click.option(
-    "--definitions",
-    "definitions_path",
-    default="definitions/",
-    envvar="NSM_DEFINITIONS",
-    show_default=True,
-    type=click.Path(path_type=str),
-    help="Directory (or one YAML file) of metric definitions; env NSM_DEFINITIONS.",
-)
+@events_option
+@definitions_option
 @click.option(
     "--at",
     "at_ms",
     default=None,
-    callback=_parse_at,
+    type=TIME,
     help="Compute as of this time: RFC 3339 with a zone, or epoch milliseconds. "
     "Default: the largest event time among the applied events.",
 )
@@ -103,17 +74,10 @@ def command(
     one JSON document (or a table) to standard output, and a summary of invalid and duplicate
     events to standard error.
     """
-    try:
-        catalog = load_definitions(definitions_path)
-    except DefinitionsInvalid as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_INVALID_DEFINITIONS)
-    except DefinitionsNotFound as exc:
-        click.echo(f"nsm compute: {exc}", err=True)
-        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    catalog = load_or_exit(ctx, definitions_path)
     with click.open_file(events_path, "rb") as stream:
         result = compute_metrics(
-            _lines(stream), catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms
+            json_lines(stream), catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms
         )
     if output_format == "json":
         out = click.get_binary_stream("stdout")

@@ -11,15 +11,9 @@ import orjson
 from processor.analysis.evaluate.export import scorecard_json
 from processor.analysis.evaluate.panel import build_panel
 from processor.analysis.evaluate.scorecard import Scorecard, Settings, evaluate_candidates
-from processor.analysis.source import json_lines, read_event_log
-from processor.definitions import (
-    Catalog,
-    DefinitionsInvalid,
-    DefinitionsNotFound,
-    load_definitions,
-)
-
-EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
+from processor.analysis.source import read_event_log
+from processor.cli.options import definitions_option, events_option, json_lines, load_or_exit
+from processor.definitions import Catalog
 
 
 def default_candidates(catalog: Catalog) -> list[str]:
@@ -32,22 +26,8 @@ def default_candidates(catalog: Catalog) -> list[str]:
 
 
 @click.command(name="evaluate")
-@click.option(
-    "--events",
-    "events_path",
-    required=True,
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
-    help="JSON Lines file of events; - for standard input.",
-)
-@click.option(
-    "--definitions",
-    "definitions_path",
-    default="definitions/",
-    envvar="NSM_DEFINITIONS",
-    show_default=True,
-    type=click.Path(path_type=str),
-    help="Directory (or one YAML file) of metric definitions; env NSM_DEFINITIONS.",
-)
+@events_option
+@definitions_option
 @click.option(
     "--candidate",
     "candidates",
@@ -142,14 +122,7 @@ def command(
     Example:
       nsm evaluate --events history.jsonl --html north-star.html
     """
-    try:
-        catalog = load_definitions(definitions_path)
-    except DefinitionsInvalid as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_INVALID_DEFINITIONS)
-    except DefinitionsNotFound as exc:
-        click.echo(f"nsm evaluate: {exc}", err=True)
-        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    catalog = load_or_exit(ctx, definitions_path)
     unknown = [name for name in candidates if name not in catalog.metrics]
     if unknown:
         raise click.BadParameter(

@@ -7,18 +7,9 @@ import orjson
 
 from processor.analysis.explain.render import to_json, to_text
 from processor.analysis.explain.tree import explain_change
-from processor.analysis.source import EventsSource, json_lines, read_event_log
-from processor.definitions import DefinitionsInvalid, DefinitionsNotFound, load_definitions
-from processor.events import format_time, parse_time
-
-EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
-
-
-def _parse_time(ctx: click.Context, param: click.Parameter, value: str) -> int:
-    try:
-        return parse_time(value)
-    except ValueError as exc:
-        raise click.BadParameter(str(exc)) from None
+from processor.analysis.source import EventsSource, read_event_log
+from processor.cli.options import TIME, definitions_option, events_option, json_lines, load_or_exit
+from processor.events import format_time
 
 
 @click.command(name="explain")
@@ -27,28 +18,12 @@ def _parse_time(ctx: click.Context, param: click.Parameter, value: str) -> int:
     "--from",
     "from_ms",
     required=True,
-    callback=_parse_time,
+    type=TIME,
     help="The earlier time: RFC 3339 with a zone, or epoch milliseconds.",
 )
-@click.option(
-    "--to", "to_ms", required=True, callback=_parse_time, help="The later time, same forms."
-)
-@click.option(
-    "--events",
-    "events_path",
-    required=True,
-    type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
-    help="JSON Lines file of events; - for standard input.",
-)
-@click.option(
-    "--definitions",
-    "definitions_path",
-    default="definitions/",
-    envvar="NSM_DEFINITIONS",
-    show_default=True,
-    type=click.Path(path_type=str),
-    help="Directory (or one YAML file) of metric definitions; env NSM_DEFINITIONS.",
-)
+@click.option("--to", "to_ms", required=True, type=TIME, help="The later time, same forms.")
+@events_option
+@definitions_option
 @click.option(
     "--depth",
     type=click.IntRange(min=0),
@@ -93,14 +68,7 @@ def command(
       nsm explain weekly_active_accounts_3plus_reports --events events.jsonl \\
           --from 2026-11-09T00:00:00Z --to 2026-11-16T00:00:00Z
     """
-    try:
-        catalog = load_definitions(definitions_path)
-    except DefinitionsInvalid as exc:
-        click.echo(str(exc), err=True)
-        ctx.exit(EXIT_INVALID_DEFINITIONS)
-    except DefinitionsNotFound as exc:
-        click.echo(f"nsm explain: {exc}", err=True)
-        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    catalog = load_or_exit(ctx, definitions_path)
     if metric not in catalog.metrics:
         raise click.BadParameter(f"no metric {metric!r} in {definitions_path}", param_hint="METRIC")
     if to_ms < from_ms:

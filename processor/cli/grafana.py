@@ -7,7 +7,8 @@ from typing import Any
 
 import click
 
-from processor.cli.rules import alert_options, alert_settings, definitions_option, load_or_exit
+from processor.cli.options import definitions_option, load_or_exit
+from processor.cli.rules import alert_options, alert_settings
 from processor.grafana.provisioning import DASHBOARDS_DIR, GrafanaSettings, grafana_files
 
 

@@ -7,8 +7,9 @@ import sys
 import click
 import redis.asyncio as aioredis
 
+from processor.cli.options import TIME
 from processor.durations import parse_duration_ms
-from processor.replay.cli_support import TIME, redis_option, run_with_redis
+from processor.replay.cli_support import redis_option, run_with_redis
 from processor.replay.export import History, load_history, openmetrics
 from processor.store.namespaces import NamespaceError, check_name
 

@@ -9,15 +9,9 @@ import click
 import orjson
 import redis.asyncio as aioredis
 
+from processor.cli.options import TIME, definitions_option, load_or_exit
 from processor.events import format_time
-from processor.replay.cli_support import (
-    TIME,
-    definitions_option,
-    live_option,
-    load_catalog,
-    redis_option,
-    run_with_redis,
-)
+from processor.replay.cli_support import live_option, redis_option, run_with_redis
 from processor.replay.compare import Difference, differences, namespace_values, newest_event
 from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
@@ -97,7 +91,7 @@ def diff_command(
 
     Exits 0 when they agree, 1 when they differ (as diff does).
     """
-    catalog = load_catalog(definitions_path)
+    catalog = load_or_exit(click.get_current_context(), definitions_path)
 
     async def work(client: aioredis.Redis) -> tuple[int, list[Difference], list[str]]:
         when = at_ms
@@ -165,7 +159,7 @@ def swap_command(
     replay are applied once. The former namespace stays until `nsm namespace drop`; swapping it
     back undoes the swap.
     """
-    catalog = load_catalog(definitions_path)
+    catalog = load_or_exit(click.get_current_context(), definitions_path)
     wanted = PartitionState(catalog, 0).fingerprints
 
     async def work(client: aioredis.Redis) -> tuple[str, str]:

@@ -7,17 +7,11 @@ import sys
 import click
 import orjson
 
+from processor.cli.options import TIME, definitions_option, load_or_exit
 from processor.config import Settings
 from processor.durations import parse_duration_ms
 from processor.events import format_time
-from processor.replay.cli_support import (
-    TIME,
-    definitions_option,
-    live_option,
-    load_catalog,
-    redis_option,
-    run_with_redis,
-)
+from processor.replay.cli_support import live_option, redis_option, run_with_redis
 from processor.replay.run import ReplayReport, ReplayRequest, replay
 from processor.replay.source import SourceError
 
@@ -115,7 +109,7 @@ def command(
     """
     if resume and discard:
         raise click.UsageError("--resume and --discard exclude each other")
-    catalog = load_catalog(definitions_path)
+    catalog = load_or_exit(click.get_current_context(), definitions_path)
     try:
         skew_ms = parse_duration_ms(max_future_skew)
     except ValueError as error:

@@ -8,14 +8,13 @@ from typing import Any, TypeVar
 
 import click
 
-from processor.definitions import Catalog, DefinitionsInvalid, DefinitionsNotFound, load_definitions
+from processor.cli.options import definitions_option, load_or_exit
 from processor.durations import parse_duration_ms
 from processor.rules.alerts import DEFAULT_RUNBOOK_URL, AlertSettings
 from processor.rules.prometheus import prometheus_rules_text
 from processor.rules.promtool_tests import promtool_test_files
 from processor.rules.runbook import runbook_text
 
-EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -25,18 +24,6 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
     return value
-
-
-def definitions_option(function: F) -> F:
-    return click.option(
-        "--definitions",
-        "definitions_path",
-        default="definitions/",
-        show_default=True,
-        envvar="NSM_DEFINITIONS",
-        type=click.Path(path_type=str),
-        help="Directory (or file) of metric definitions; also $NSM_DEFINITIONS.",
-    )(function)
 
 
 def alert_options(function: F) -> F:
@@ -90,19 +77,6 @@ def alert_settings(params: dict[str, Any]) -> AlertSettings:
         invalid_share=params["invalid_share"],
         runbook_url=params["runbook_url"],
     )
-
-
-def load_or_exit(ctx: click.Context, path: str) -> Catalog:
-    """The catalog; on bad or missing definitions, the problems on stderr and a non-zero exit."""
-    try:
-        return load_definitions(path)
-    except DefinitionsNotFound as exc:
-        click.echo(f"nsm {ctx.info_name}: {exc}", err=True)
-        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
-    except DefinitionsInvalid as exc:
-        click.echo(f"nsm {ctx.info_name}: {exc}", err=True)
-        ctx.exit(EXIT_INVALID_DEFINITIONS)
-    raise AssertionError("unreachable")  # ctx.exit raises
 
 
 @click.command(name="rules")

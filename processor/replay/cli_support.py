@@ -10,33 +10,9 @@ import click
 import redis.asyncio as aioredis
 
 from processor.config import Settings
-from processor.definitions import (
-    Catalog,
-    DefinitionsInvalid,
-    DefinitionsNotFound,
-    load_definitions,
-)
-from processor.events import parse_time
 from processor.store.namespaces import NamespaceError
 
 T = TypeVar("T")
-
-
-class TimeParam(click.ParamType):
-    """RFC 3339 with a zone, or integer epoch milliseconds."""
-
-    name = "TIME"
-
-    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_time(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-TIME = TimeParam()
 
 
 def redis_option(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -57,25 +33,6 @@ def live_option(function: Callable[..., Any]) -> Callable[..., Any]:
         show_default=True,
         help="The logical namespace the workers serve [env NSM_NAMESPACE].",
     )(function)
-
-
-def definitions_option(function: Callable[..., Any]) -> Callable[..., Any]:
-    return click.option(
-        "--definitions",
-        "definitions_path",
-        envvar="NSM_DEFINITIONS",
-        default="definitions/",
-        show_default=True,
-        type=click.Path(path_type=str),
-        help="Directory (or one YAML file) of metric definitions [env NSM_DEFINITIONS].",
-    )(function)
-
-
-def load_catalog(path: str) -> Catalog:
-    try:
-        return load_definitions(path)
-    except (DefinitionsInvalid, DefinitionsNotFound) as error:
-        raise click.ClickException(str(error)) from None
 
 
 def run_with_redis(redis_url: str | None, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:

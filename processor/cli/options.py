@@ -1,0 +1,77 @@
+"""What several `nsm` commands share: the --definitions and --events options, times, exit codes.
+
+Every command that reads definitions exits 1 on invalid definitions (the problems on stderr, as
+`nsm validate` prints them) and 2 when there are none to read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import IO, Any, TypeVar
+
+import click
+
+from processor.definitions import Catalog, DefinitionsInvalid, DefinitionsNotFound, load_definitions
+from processor.events import parse_time
+
+EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def definitions_option(function: F) -> F:
+    return click.option(
+        "--definitions",
+        "definitions_path",
+        default="definitions/",
+        show_default=True,
+        envvar="NSM_DEFINITIONS",
+        type=click.Path(path_type=str),
+        help="Directory (or one YAML file) of metric definitions [env NSM_DEFINITIONS].",
+    )(function)
+
+
+def events_option(function: F) -> F:
+    return click.option(
+        "--events",
+        "events_path",
+        required=True,
+        type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
+        help="JSON Lines file of events, one per line; - for standard input.",
+    )(function)
+
+
+def load_or_exit(ctx: click.Context, path: str) -> Catalog:
+    """The catalog; on bad or missing definitions, the problems on stderr and a non-zero exit."""
+    try:
+        return load_definitions(path)
+    except DefinitionsNotFound as exc:
+        click.echo(f"nsm {ctx.info_name}: {exc}", err=True)
+        ctx.exit(EXIT_DEFINITIONS_NOT_FOUND)
+    except DefinitionsInvalid as exc:
+        click.echo(str(exc), err=True)
+        ctx.exit(EXIT_INVALID_DEFINITIONS)
+    raise AssertionError("unreachable")  # ctx.exit raises
+
+
+def json_lines(stream: IO[bytes]) -> Iterator[bytes]:
+    """The lines of a JSON Lines stream; blank lines separate nothing and are not events."""
+    for line in stream:
+        if line and not line.isspace():
+            yield line
+
+
+class TimeParam(click.ParamType):
+    """RFC 3339 with a zone, or integer epoch milliseconds."""
+
+    name = "TIME"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_time(str(value))
+        except ValueError as error:
+            self.fail(str(error), param, ctx)
+
+
+TIME = TimeParam()
