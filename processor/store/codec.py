@@ -8,6 +8,7 @@ One Redis hash holds one bucket of one metric of one partition. Its fields:
                field = ["s", segment, label]    value = that label's count or sum
     distinct   field = ["t", value]             value = 1    (membership of the total set)
                field = ["s", segment, label, value]  value = 1
+               field = ["s", segment, label]         value = 1    (a label without values)
 
 Field names other than entity labels are compact JSON arrays, so labels may hold any character.
 Sums are written as decimal strings, so they load back exactly. Values are absolute, not
@@ -43,15 +44,18 @@ def _segment_key(segment: str, label: str) -> bytes:
 
 
 def encode_cell(cell: EntityCell) -> bytes:
+    # Runs for every changed cell of a batch, and most cells have only counts: an empty list is
+    # written as is rather than rebuilt.
+    sets, sums = cell.sets, cell.sums
     return orjson.dumps(
         [
             cell.latest_ts,
             cell.latest_seq,
             cell.labels,
             cell.counts,
-            [sorted(s) for s in cell.sets],
+            [sorted(s) for s in sets] if sets else sets,
             cell.value_counts,
-            [str(s) for s in cell.sums],
+            [str(s) for s in sums] if sums else sums,
         ]
     )
 
@@ -87,6 +91,8 @@ def _distinct_fields(bucket: DistinctBucket) -> Iterator[tuple[bytes, bytes]]:
         yield orjson.dumps(["t", value]), b"1"
     for segment, labels in bucket.by_segment.items():
         for label, values in labels.items():
+            if not values:  # matching events without the field: the label is listed, with 0
+                yield orjson.dumps(["s", segment, label]), b"1"
             for value in values:
                 yield orjson.dumps(["s", segment, label, value]), b"1"
 
@@ -109,8 +115,9 @@ def load_bucket(state: MetricState, bucket: int, fields: Mapping[bytes, bytes]) 
             if parts[0] == "t":
                 distinct.total.add(parts[1])
             else:
-                _, segment, label, value = parts
-                distinct.by_segment.setdefault(segment, {}).setdefault(label, set()).add(value)
+                members = distinct.by_segment.setdefault(parts[1], {}).setdefault(parts[2], set())
+                if len(parts) == 4:
+                    members.add(parts[3])
     elif isinstance(state, CountState):
         counts = state.buckets[bucket] = CountBucket()
         for name, raw in fields.items():

@@ -17,6 +17,10 @@ from processor.definitions.model import Catalog
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 
+# How long a member of a consumer group that stopped without leaving (kill -9) keeps its place;
+# the batch consumer (aiokafka) uses the same by default.
+SESSION_TIMEOUT_S = 10.0
+
 
 def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> faust.App:
     app = faust.App(
@@ -29,6 +33,10 @@ def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> fau
         web_host="localhost",
         autodiscover=False,
         topic_partitions=1,
+        # faust's own consumer group reads no events, but a worker restarted after kill -9 waits
+        # for the dead member's session to expire before it starts (60 s by default).
+        broker_session_timeout=SESSION_TIMEOUT_S,
+        broker_rebalance_timeout=SESSION_TIMEOUT_S,
     )
     telemetry = Telemetry(catalog)
     worker = Worker(settings, catalog, telemetry)

@@ -141,14 +141,23 @@ class Worker:
 
     async def acquire(self, assigned: set[TopicPartition]) -> None:
         for tp in sorted(assigned, key=lambda t: t.partition):
-            await self._load(tp)
+            try:
+                await self._load(tp)
+            except Exception:
+                # The batch loop loads a partition it has no state for before applying anything
+                # of it, so a failure here delays that partition; it never skips its events.
+                log.exception("loading a partition failed", extra={"partition": tp.partition})
         self.telemetry.partitions.set(len(self.partitions))
         log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
 
     async def _load(self, tp: TopicPartition) -> None:
+        """Load the partition's state from Redis (retrying while Redis is away) and seek the
+        consumer just past the last offset applied."""
+        await retry("redis", lambda: self._load_once(tp), self._redis_down, REDIS_ERRORS)
+
+    async def _load_once(self, tp: TopicPartition) -> None:
         state = PartitionState(self.catalog, tp.partition)
-        stored = await retry("redis", lambda: self.store.load(tp.partition), self._redis_down,
-                             REDIS_ERRORS)  # fmt: skip
+        stored = await self.store.load(tp.partition)
         changed = state.restore(stored)
         for metric in changed:
             log.warning(
@@ -188,8 +197,16 @@ class Worker:
                 await asyncio.sleep(1)
                 continue
             for tp, records in batches.items():
-                if tp.partition in self.partitions and records:
-                    await self.apply(tp, records)
+                if not records:
+                    continue
+                if tp.partition not in self.partitions:
+                    # Assigned, but its state did not load: load it and seek back to just past
+                    # its stored offset; these records are fetched again from there.
+                    log.warning("records for a partition without state; loading it",
+                                extra={"partition": tp.partition})  # fmt: skip
+                    await self._load(tp)
+                    continue
+                await self.apply(tp, records)
 
     async def apply(self, tp: TopicPartition, records: list[Any]) -> None:
         started = time.perf_counter()
