@@ -24,8 +24,13 @@ if TYPE_CHECKING:
     # Only for annotations: processor.events itself imports from this package.
     from processor.events import Event
 
-_EntitiesRoute = tuple[EntitiesMetric, EntitiesState, tuple[CompiledCondition, ...]]
-_AggregateRoute = tuple[AggregateMetric, Any]
+# A route entry carries what the per-event loop needs, so it reads no attributes: the metric's
+# name (reported when late), its bucket size and window length (the lateness test), the bound
+# `apply`, the state it applies to, and for an entities metric the conditions accepting the type.
+_EntitiesRoute = tuple[
+    str, int, int, Callable[..., None], EntitiesState, tuple[CompiledCondition, ...]
+]
+_AggregateRoute = tuple[str, int, int, Callable[[Any, Any, int], None], Any]
 
 
 class Deduplicator:
@@ -93,10 +98,18 @@ class Engine:
     def horizon(self, ts_ms: int) -> int:
         """When an event at `ts_ms` leaves the last window it is in (its bucket's end, plus the
         window), over every metric; repeats of its id timestamped before then are duplicates."""
-        if not self._horizon_terms:
+        # One term per bucket size (the longest window of that size), not one per metric. A loop,
+        # not max() over a generator: this runs for every event with an id.
+        terms = self._horizon_terms
+        if not terms:
             return ts_ms + 1
-        # One term per bucket size (the longest window of that size), not one per metric.
-        return max((ts_ms // b + n) * b for b, n in self._horizon_terms)
+        b, n = terms[0]
+        horizon = (ts_ms // b + n) * b
+        for b, n in terms[1:]:
+            term = (ts_ms // b + n) * b
+            if term > horizon:
+                horizon = term
+        return horizon
 
     @property
     def longest_window_ms(self) -> int:
@@ -132,9 +145,10 @@ class Engine:
             if conditions:
                 state = self.states[name]
                 assert isinstance(state, EntitiesState)
-                entities.append((metric, state, conditions))
+                b, n = metric.bucket_ms, metric.buckets_in_window
+                entities.append((name, b, n, metric.apply, state, conditions))
         aggregates = tuple(
-            (metric, self.states[name])
+            (name, metric.bucket_ms, metric.buckets_in_window, metric.apply, self.states[name])
             for name, metric in self._aggregates.items()
             if metric.accepts_type(event_type)
         )
@@ -153,20 +167,27 @@ class Engine:
         if route is None:
             route = self._route(event_type)
         entity_routes, aggregate_routes = route
-        if not (entity_routes or aggregate_routes):
-            return []
-        view = self._flatten(data)
         late: list[str] = []
-        for metric, state, conditions in entity_routes:
-            if clock_ms is not None and _is_late(ts_ms, clock_ms, metric):
-                late.append(metric.name)
-                continue
-            metric.apply(state, view, ts_ms, seq, conditions)
-        for aggregate, aggregate_state in aggregate_routes:
-            if clock_ms is not None and _is_late(ts_ms, clock_ms, aggregate):
-                late.append(aggregate.name)
-                continue
-            aggregate.apply(aggregate_state, view, ts_ms)
+        if not (entity_routes or aggregate_routes):
+            return late
+        view = self._flatten(data)
+        # Late: the event's bucket is before the first of the metric's window as of the clock.
+        if clock_ms is None:
+            for _, _, _, apply, state, conditions in entity_routes:
+                apply(state, view, ts_ms, seq, conditions)
+            for _, _, _, apply_aggregate, aggregate_state in aggregate_routes:
+                apply_aggregate(aggregate_state, view, ts_ms)
+            return late
+        for name, b, n, apply, state, conditions in entity_routes:
+            if ts_ms // b < clock_ms // b - n + 1:
+                late.append(name)
+            else:
+                apply(state, view, ts_ms, seq, conditions)
+        for name, b, n, apply_aggregate, aggregate_state in aggregate_routes:
+            if ts_ms // b < clock_ms // b - n + 1:
+                late.append(name)
+            else:
+                apply_aggregate(aggregate_state, view, ts_ms)
         return late
 
     def expire(self, as_of_ms: int) -> None:
@@ -199,8 +220,3 @@ class Engine:
             }
             values[metric.name] = MetricValue(result.value, segments)
         return values
-
-
-def _is_late(ts_ms: int, clock_ms: int, metric: EntitiesMetric | AggregateMetric) -> bool:
-    bucket_ms = metric.bucket_ms
-    return ts_ms // bucket_ms < clock_ms // bucket_ms - metric.buckets_in_window + 1

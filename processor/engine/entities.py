@@ -114,17 +114,26 @@ class EntitiesMetric:
         conditions: tuple[CompiledCondition, ...],
     ) -> None:
         """Apply one event (its flat view), given the conditions that accept its type."""
-        matched = [c for c in conditions if c.predicate is None or c.predicate(view)]
-        if not matched:
-            return
+        matched: tuple[CompiledCondition, ...]
+        if len(conditions) == 1:
+            # Most metrics have a single condition: test it without building a list.
+            predicate = conditions[0].predicate
+            if predicate is not None and not predicate(view):
+                return
+            matched = conditions
+        else:
+            matched = tuple(c for c in conditions if c.predicate is None or c.predicate(view))
+            if not matched:
+                return
         key = view.get(self._key)
         if key is None:
             return
         entity = key if type(key) is str else label(key)
         bucket = ts_ms // self.bucket_ms
-        cells = state.buckets.get(bucket)
+        buckets = state.buckets
+        cells = buckets.get(bucket)
         if cells is None:
-            cells = state.buckets[bucket] = {}
+            cells = buckets[bucket] = {}
         cell = cells.get(entity)
         if cell is None:
             cell = cells[entity] = EntityCell.empty(self.shape, ts_ms, seq, self._labels(view))
@@ -133,8 +142,9 @@ class EntitiesMetric:
         for condition in matched:
             kind = condition.kind
             if kind == COUNT:
-                if cell.counts[condition.slot] < condition.cap:
-                    cell.counts[condition.slot] += 1
+                counts = cell.counts
+                if counts[condition.slot] < condition.cap:
+                    counts[condition.slot] += 1
                 continue
             raw = view.get(condition.field)
             if raw is None:
@@ -149,20 +159,19 @@ class EntitiesMetric:
                 if len(distinct) > condition.cap:
                     distinct.remove(max(distinct))
             else:
-                counts = cell.value_counts[condition.slot]
+                value_counts = cell.value_counts[condition.slot]
                 value = raw if type(raw) is str else label(raw)
-                count = counts.get(value, 0)
+                count = value_counts.get(value, 0)
                 if count < condition.cap:
-                    counts[value] = count + 1
+                    value_counts[value] = count + 1
 
     def _labels(self, view: Mapping[str, Any]) -> tuple[str, ...]:
-        labels = []
-        for name in self.segment_fields:
-            value = view.get(name)
-            labels.append(
+        return tuple(
+            [
                 value if type(value) is str else UNKNOWN if value is None else label(value)
-            )
-        return tuple(labels)
+                for value in map(view.get, self.segment_fields)
+            ]
+        )
 
     def qualifies(self, cell: EntityCell) -> bool:
         for condition in self.conditions:

@@ -44,18 +44,15 @@ def _segment_key(segment: str, label: str) -> bytes:
 
 
 def encode_cell(cell: EntityCell) -> bytes:
-    # Runs for every changed cell of a batch, and most cells have only counts: an empty list is
-    # written as is rather than rebuilt.
-    sets, sums = cell.sets, cell.sums
     return orjson.dumps(
         [
             cell.latest_ts,
             cell.latest_seq,
             cell.labels,
             cell.counts,
-            [sorted(s) for s in sets] if sets else sets,
+            [sorted(s) for s in cell.sets],
             cell.value_counts,
-            [str(s) for s in sums] if sums else sums,
+            [str(s) for s in cell.sums],
         ]
     )
 

@@ -17,6 +17,7 @@ import orjson
 
 from processor.definitions.model import Catalog, Metric
 from processor.engine import Engine
+from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.events import InvalidEvent, parse_event
 from processor.store.codec import changed_fields, load_bucket
 from processor.store.partition_store import BucketWrite, StoredPartition
@@ -31,6 +32,32 @@ def definition_fingerprint(metric: Metric) -> str:
         include={"window", "bucket", "segments", "entities", "aggregate"},
     )
     return hashlib.sha256(orjson.dumps(shape, option=orjson.OPT_SORT_KEYS)).hexdigest()[:16]
+
+
+def _merge_delta(states: dict[str, MetricState], delta: dict[str, MetricState]) -> None:
+    """`Engine.merge_states`, taking over the delta's entity cells that the mirror lacks.
+
+    A batch's delta is dropped once its writes are encoded, so copying those cells (which a
+    general merge must do, to leave its argument unchanged) is wasted work, and most cells of a
+    batch are new in their bucket.
+    """
+    for name, theirs in delta.items():
+        mine = states[name]
+        if not (isinstance(mine, EntitiesState) and isinstance(theirs, EntitiesState)):
+            merge_states(mine, theirs)
+            continue
+        shape = mine.shape
+        for bucket, cells in theirs.buckets.items():
+            stored = mine.buckets.get(bucket)
+            if stored is None:
+                mine.buckets[bucket] = dict(cells)
+                continue
+            for entity, cell in cells.items():
+                existing = stored.get(entity)
+                if existing is None:
+                    stored[entity] = cell
+                else:
+                    existing.merge(cell, shape)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,34 +143,49 @@ class PartitionState:
         outcome = BatchOutcome(previous_offset=self.offset)
         clock = self.max_ts if event_clock else now_ms
         batch_ids: dict[str, int] = {}
+        # Per message, only locals: what does not change within the batch is read once here, and
+        # the counters are written back to the outcome after the loop.
+        stored_offset = self.offset
+        seen = self._seen
+        horizon_of = self.engine.horizon
+        apply = self._scratch.apply
+        late = outcome.late
+        invalid = outcome.invalid
+        applied = skipped = duplicates = 0
+        new_offset: int | None = None
+        max_ts: int | None = None
         for message in messages:
-            if self.offset is not None and message.offset <= self.offset:
-                outcome.skipped += 1
+            offset = message.offset
+            if stored_offset is not None and offset <= stored_offset:
+                skipped += 1
                 continue
-            outcome.new_offset = message.offset
+            new_offset = offset
             event = parse_event(message.value, now_ms, max_future_skew_ms)
-            if isinstance(event, InvalidEvent):
-                outcome.invalid.append(
-                    InvalidMessage(message.offset, message.value, event.reason, event.detail)
-                )
+            if type(event) is InvalidEvent:
+                invalid.append(InvalidMessage(offset, message.value, event.reason, event.detail))
                 continue
-            if event.event_id is not None:
-                horizon = batch_ids.get(event.event_id, self._seen.get(event.event_id))
-                if horizon is not None and event.ts_ms < horizon:
-                    outcome.duplicates += 1
+            assert not isinstance(event, InvalidEvent)
+            ts_ms = event.ts_ms
+            event_id = event.event_id
+            if event_id is not None:
+                horizon = batch_ids.get(event_id, seen.get(event_id))
+                if horizon is not None and ts_ms < horizon:
+                    duplicates += 1
                     continue
-                batch_ids[event.event_id] = self.engine.horizon(event.ts_ms)
-            if event_clock and (clock is None or event.ts_ms > clock):
-                clock = event.ts_ms
-            for metric in self._scratch.apply(event, message.offset, clock if drop_late else None):
-                outcome.late[metric] += 1
-            outcome.applied += 1
-            if outcome.max_ts is None or event.ts_ms > outcome.max_ts:
-                outcome.max_ts = event.ts_ms
+                batch_ids[event_id] = horizon_of(ts_ms)
+            if event_clock and (clock is None or ts_ms > clock):
+                clock = ts_ms
+            for metric in apply(event, offset, clock if drop_late else None):
+                late[metric] += 1
+            applied += 1
+            if max_ts is None or ts_ms > max_ts:
+                max_ts = ts_ms
+        outcome.applied, outcome.skipped, outcome.duplicates = applied, skipped, duplicates
+        outcome.new_offset, outcome.max_ts = new_offset, max_ts
         if outcome.new_offset is None:
             return outcome
         delta = self._scratch.take_states()
-        self.engine.merge_states(delta)
+        _merge_delta(self.engine.states, delta)
         self._summarizer.touched(delta)
         for name, state in delta.items():
             bucket_ms, n = self._window_of[name]
