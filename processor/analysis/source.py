@@ -1,4 +1,5 @@
-"""Where metric values come from: a `ValueSource` gives every metric's value as of given times.
+"""Where metric values come from: a `ValueSource` gives every metric's value as of given times,
+computed from events (`EventsSource`) or read from a replayed namespace's history (`HistorySource`).
 
 `EventsSource` computes them from events with the exact engine, in one pass: events are
 deduplicated in arrival order (exactly as `nsm compute` does), then applied in time order with their
@@ -9,10 +10,12 @@ pass serves a whole series of times, and the state is expired as it goes.
 
 from __future__ import annotations
 
+import bisect
 import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any, Protocol
 
 from processor.definitions.model import Catalog
@@ -102,3 +105,46 @@ class EventsSource:
             result[at_ms] = engine.evaluate(at_ms)
             engine.expire(at_ms)
         return result
+
+
+class HistorySource:
+    """Metric values from a replayed namespace's history (`nsm replay`, docs/backfill.md).
+
+    The history holds every metric as of each bucket boundary, in the JSON of `nsm compute`; a
+    value holds from its point until the next one, because values only change at boundaries, and
+    the last point holds until `end_ms`, the newest replayed event.
+    """
+
+    def __init__(self, points: Sequence[tuple[int, dict[str, Any]]], end_ms: int) -> None:
+        self.times = [t for t, _ in points]
+        self.documents = [document for _, document in points]
+        self.end_ms = end_ms
+
+    def values_at(self, times_ms: Sequence[int]) -> dict[int, Snapshot]:
+        out: dict[int, Snapshot] = {}
+        for t in times_ms:
+            index = bisect.bisect_right(self.times, t) - 1
+            if index < 0 or t > self.end_ms:
+                first = self.times[0] if self.times else None
+                raise ValueError(
+                    f"the history covers {first} to {self.end_ms} (epoch ms), not {t}: "
+                    "choose times in that span, or replay further back with --from"
+                )
+            out[t] = {
+                name: MetricValue(
+                    _number(found["value"]),
+                    {
+                        field: {label: _number(v) for label, v in labels.items()}
+                        for field, labels in found["segments"].items()
+                    },
+                )
+                for name, found in self.documents[index].items()
+            }
+        return out
+
+
+def _number(value: Any) -> int | Decimal | None:
+    """JSON numbers back into the engine's values: counts int, sums and ratios Decimal."""
+    if value is None or isinstance(value, int):
+        return value
+    return Decimal(repr(value))
