@@ -82,13 +82,43 @@ class _Track:
         raise NotImplementedError
 
 
+class _SlidingTrack(_Track):
+    """A window slid one bucket at a time: each bucket entering is added, each leaving taken out.
+
+    Subclasses say how one bucket is added or taken out (`_slide`) and what the window holds
+    (`_part`); times must not go backwards.
+    """
+
+    n: int
+    bucket_ms: int
+    k: int | None
+
+    def _slide(self, bucket: int, sign: int) -> None:
+        raise NotImplementedError
+
+    def _part(self) -> Part:
+        raise NotImplementedError
+
+    def part_at(self, t_ms: int) -> Part:
+        k = t_ms // self.bucket_ms
+        if self.k is None:
+            for bucket in range(k - self.n + 1, k + 1):
+                self._slide(bucket, +1)
+        else:
+            for bucket in range(self.k + 1, k + 1):
+                self._slide(bucket, +1)
+                self._slide(bucket - self.n, -1)
+        self.k = k
+        return self._part()
+
+
 def _add(left: Number, right: Number, sign: int) -> Number:
     if isinstance(left, Decimal) or isinstance(right, Decimal):
         return EXACT.add(left, right) if sign > 0 else EXACT.subtract(left, right)
     return left + right if sign > 0 else left - right
 
 
-class _AdditiveTrack(_Track):
+class _AdditiveTrack(_SlidingTrack):
     """Counts and sums: the window's total and per-label numbers, slid bucket by bucket."""
 
     def __init__(self, metric: AggregateMetric, states: list[CountState | SumState]) -> None:
@@ -115,16 +145,7 @@ class _AdditiveTrack(_Track):
                     else:
                         del present[label], values[label]
 
-    def part_at(self, t_ms: int) -> Part:
-        k = t_ms // self.bucket_ms
-        if self.k is None:
-            for bucket in range(k - self.n + 1, k + 1):
-                self._slide(bucket, +1)
-        else:
-            for bucket in range(self.k + 1, k + 1):
-                self._slide(bucket, +1)
-                self._slide(bucket - self.n, -1)
-        self.k = k
+    def _part(self) -> Part:
         return Additive(self.total, {s: dict(v) for s, v in self.values.items()})
 
 
@@ -148,7 +169,7 @@ class _Multiset:
                 members.discard(value)
 
 
-class _DistinctTrack(_Track):
+class _DistinctTrack(_SlidingTrack):
     def __init__(self, metric: AggregateMetric, states: list[DistinctState]) -> None:
         self.states = states
         self.n, self.bucket_ms = metric.buckets_in_window, metric.bucket_ms
@@ -174,16 +195,7 @@ class _DistinctTrack(_Track):
                     else:
                         del present[label], sets[label]
 
-    def part_at(self, t_ms: int) -> Part:
-        k = t_ms // self.bucket_ms
-        if self.k is None:
-            for bucket in range(k - self.n + 1, k + 1):
-                self._slide(bucket, +1)
-        else:
-            for bucket in range(self.k + 1, k + 1):
-                self._slide(bucket, +1)
-                self._slide(bucket - self.n, -1)
-        self.k = k
+    def _part(self) -> Part:
         # The sets are read by `finish` before the next slide changes them: no copies.
         return Distinct(
             self.total.members,

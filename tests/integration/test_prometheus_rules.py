@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import json
 import re
-import socket
 import subprocess
 import time
 import urllib.parse
@@ -30,6 +29,8 @@ import yaml
 from processor.definitions import Catalog, Metric, load_definitions
 from processor.durations import parse_duration_ms
 from processor.rules.alerts import metric_alerts
+from tests.integration.private_prometheus import start_prometheus as start_private
+from tests.integration.private_prometheus import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "prometheus" / "rules" / "nsm.yml"
@@ -128,12 +129,6 @@ HISTORY_S = 8 * 24 * 3600
 BASELINE = 200.0
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def openmetrics_history(catalog: Catalog, now: float, dropped: Metric | None) -> str:
     """Every metric steady at BASELINE for eight days up to a few seconds ago; `dropped` falls to
     a third for the last `for` + 20 minutes, so "now" lies inside the drop."""
@@ -169,49 +164,11 @@ def start_prometheus(folder: Path, history: str) -> tuple[str, subprocess.Popen[
         check=False,
     )
     assert imported.returncode == 0, imported.stdout + imported.stderr
-    config = folder / "prometheus.yml"
-    config.write_text(
-        yaml.safe_dump(
-            {
-                "global": {"evaluation_interval": "1s", "scrape_interval": "15s"},
-                "rule_files": [str(RULES_FILE)],
-            }
-        )
-    )
-    port, log = free_port(), folder / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={data}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=30d",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2):
-                return url, process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                pytest.fail(f"the test Prometheus did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
-
-
-def stop(process: subprocess.Popen[bytes]) -> None:
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    config = {
+        "global": {"evaluation_interval": "1s", "scrape_interval": "15s"},
+        "rule_files": [str(RULES_FILE)],
+    }
+    return start_private(folder, config, retention="30d")
 
 
 def alert_states(url: str) -> dict[str, str]:

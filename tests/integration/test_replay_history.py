@@ -5,18 +5,16 @@ from __future__ import annotations
 
 import json
 import random
-import socket
 import subprocess
-import time
 import urllib.parse
 import urllib.request
 from pathlib import Path
 from typing import Any
 
-import pytest
-
 from processor.definitions import Catalog
 from processor.engine import compute_metrics
+from tests.integration.private_prometheus import start_prometheus as start_private
+from tests.integration.private_prometheus import stop
 from tests.integration.test_replay_support import (
     Topic,
     catalog,
@@ -31,40 +29,8 @@ __all__ = ["catalog", "history_topic", "namespaces"]  # fixtures used below
 STEP_S = 300
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def start_prometheus(folder: Path) -> tuple[str, subprocess.Popen[bytes]]:
-    config = folder / "prometheus.yml"
-    config.write_text("global:\n  scrape_interval: 15s\n")
-    port, log = free_port(), folder / "prometheus.log"
-    with log.open("wb") as out:
-        process = subprocess.Popen(
-            [
-                "prometheus",
-                f"--config.file={config}",
-                f"--storage.tsdb.path={folder / 'data'}",
-                f"--web.listen-address=127.0.0.1:{port}",
-                "--storage.tsdb.retention.time=10y",
-            ],
-            stdout=out,
-            stderr=subprocess.STDOUT,
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            with urllib.request.urlopen(f"{url}/-/ready", timeout=2):
-                return url, process
-        except OSError:
-            if process.poll() is not None or time.monotonic() > deadline:
-                process.kill()
-                process.wait()
-                pytest.fail(f"the test Prometheus did not start:\n{log.read_text()[-3000:]}")
-            time.sleep(0.3)
+    return start_private(folder, {"global": {"scrape_interval": "15s"}})
 
 
 def query_range(url: str, expr: str, start: int, end: int, step: int) -> list[dict[str, Any]]:
@@ -121,9 +87,4 @@ def test_backfilled_history_in_prometheus_equals_compute_at_sampled_times(
         # The last sample is the replay's final answer.
         assert float(final["metrics"]["weekly_reports_sent"]["value"]) == got["weekly_reports_sent"]
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
