@@ -40,6 +40,10 @@ from processor.worker.telemetry import Telemetry
 log = logging.getLogger("nsm.worker")
 REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 MAX_BACKOFF_S = 5.0
+# The tick's Kafka calls (commit, end offsets) double as the liveness check of Kafka: the batch
+# fetch does not fail while the broker is away, and these would only time out after the client's
+# request timeout (40 s), holding up the tick meanwhile.
+KAFKA_TICK_TIMEOUT_S = 5.0
 
 
 def now_ms() -> int:
@@ -190,7 +194,10 @@ class Worker:
         while not self._stopping:
             try:
                 batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
-                self._kafka_ok()
+                if batches:
+                    # An empty fetch proves nothing: it is also what a fetch gets while the
+                    # broker is away. The tick checks Kafka when no records come.
+                    self._kafka_ok()
             except KafkaError as exc:
                 self._kafka_down()
                 log.warning("kafka fetch failed", extra={"error": repr(exc)})
@@ -282,10 +289,11 @@ class Worker:
             spent = time.monotonic() - started
             self._next_summary = time.monotonic() + 4 * spent
         try:
-            await self._commit()
-            await self._update_lag()
+            async with asyncio.timeout(KAFKA_TICK_TIMEOUT_S):
+                await self._commit()
+                await self._update_lag()
             self._kafka_ok()
-        except KafkaError as exc:
+        except (KafkaError, TimeoutError) as exc:
             self._kafka_down()
             log.warning("tick: kafka unavailable", extra={"error": repr(exc)})
         if time.monotonic() - self._last_gc > 30:

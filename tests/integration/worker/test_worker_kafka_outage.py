@@ -1,0 +1,171 @@
+"""Kafka going away: a private stack's broker is stopped and started again under a running worker.
+
+The shared services are never touched: the test starts its own Kafka, Redis and Prometheus with
+scripts/stack.sh on free ports in a folder of its own, and always stops them at the end.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from processor.definitions import load_definitions
+from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS, EndToEnd
+from tests.integration.worker.harness import (
+    ROOT,
+    WorkerProcess,
+    free_port,
+    read_topic,
+    stored_offsets,
+    wait_exact,
+    wait_until,
+)
+from tests.integration.worker.workloads import generated_messages
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
+
+STACK = ROOT / "scripts" / "stack.sh"
+
+
+class PrivateStack:
+    """Kafka, Redis and Prometheus of the test's own, run by scripts/stack.sh on free ports."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.kafka_port = free_port()
+        self.redis_port = free_port()
+        self.env = {
+            **os.environ,
+            "NSM_STACK_DIR": str(folder),
+            "NSM_KAFKA_PORT": str(self.kafka_port),
+            "NSM_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "NSM_REDIS_PORT": str(self.redis_port),
+            "NSM_PROMETHEUS_PORT": str(free_port()),
+            "NSM_METRICS_PORT": str(free_port()),
+        }
+        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def _run(self, command: str, timeout_s: float) -> None:
+        done = subprocess.run(
+            [str(STACK), command], env=self.env, capture_output=True, text=True, timeout=timeout_s
+        )
+        assert done.returncode == 0, f"stack.sh {command} failed:\n{done.stdout}\n{done.stderr}"
+
+    def up(self) -> None:
+        self._run("up", 180)
+
+    def down(self) -> None:
+        self._run("down", 120)
+
+    @property
+    def kafka_pid(self) -> int:
+        return int((self.folder / "kafka" / "kafka.pid").read_text())
+
+    def stop_kafka(self, timeout_s: float = 60) -> None:
+        """SIGTERM the broker and wait until it has exited."""
+        pid = self.kafka_pid
+        os.kill(pid, signal.SIGTERM)
+
+        def exited() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_until(exited, timeout_s, f"kafka (pid {pid}) to exit")
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[PrivateStack]:
+    stack = PrivateStack(tmp_path / "stack")
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def outage_e2e(private_stack: PrivateStack, unique_name: str, tmp_path: Path) -> Iterator[EndToEnd]:
+    """Like `e2e`, on the private stack; nothing to delete afterwards, the stack goes whole."""
+    env = EndToEnd(private_stack.bootstrap, private_stack.redis_url, unique_name, tmp_path)
+    try:
+        yield env
+    finally:
+        for worker in env.workers:
+            worker.close()
+        for producer in env.producers:
+            producer.close()
+
+
+def _health(worker: WorkerProcess) -> tuple[int, dict[str, object]] | None:
+    worker.check_alive()
+    return worker.health()
+
+
+def _kafka_dependency(worker: WorkerProcess) -> float | None:
+    return worker.scrape().one("nsm_dependency_up", dependency="kafka")
+
+
+def test_kafka_going_away_shows_in_health_and_resumes_exact(
+    outage_e2e: EndToEnd, private_stack: PrivateStack
+):
+    """The broker is stopped under an idle, exact worker: within 30 s /health answers 503 with
+    kafka down and nsm_dependency_up{kafka} is 0. Started again on the same data (topic and
+    offsets kept), the worker recovers and ends exact over both halves of the stream."""
+    e2e = outage_e2e
+    catalog = load_definitions(EXAMPLE_DEFINITIONS)
+    e2e.create_topic(3)
+    messages = generated_messages(13, 3, events=4000, duplicates=2, invalid=1)
+    half = len(messages) // 2
+    producer = e2e.producer()
+    producer.send(messages[:half])
+    worker = e2e.worker("steadfast")
+    worker.wait_healthy()
+    wait_exact([worker], e2e.bootstrap, e2e.topic, catalog, timeout_s=60)
+    assert _kafka_dependency(worker) == 1
+
+    private_stack.stop_kafka()
+    stopped = time.monotonic()
+
+    def degraded() -> bool:
+        answer = _health(worker)
+        return answer is not None and answer[0] == 503 and answer[1]["kafka"] == "down"
+
+    wait_until(degraded, 30, "/health 503 with kafka down", every_s=0.5)
+    noticed_s = time.monotonic() - stopped
+    assert _kafka_dependency(worker) == 0
+    # And it stays so: an empty fetch while the broker is away must not count as Kafka up.
+    steady_until = time.monotonic() + 4
+    while time.monotonic() < steady_until:
+        answer = _health(worker)
+        assert answer is not None and answer[0] == 503, f"/health flipped back: {answer}"
+        assert answer[1]["kafka"] == "down", answer
+        assert _kafka_dependency(worker) == 0
+        time.sleep(0.1)
+    # Redis is not to blame.
+    answer = _health(worker)
+    assert answer is not None and answer[1]["redis"] == "up", answer
+    # Still serving the values it had while the broker is away.
+    assert worker.scrape().values, "the exporter withdrew its values during the outage"
+
+    private_stack.up()
+    worker.wait_healthy(timeout_s=60)
+    assert _kafka_dependency(worker) == 1
+    producer.send(messages[half:])
+    wait_exact([worker], e2e.bootstrap, e2e.topic, catalog, timeout_s=90)
+    records = read_topic(e2e.bootstrap, e2e.topic)
+    assert stored_offsets(e2e.redis_url, e2e.namespace, 3) == {
+        p: rs[-1].offset for p, rs in records.items()
+    }
+    assert sum(len(rs) for rs in records.values()) == len(messages)
+    assert worker.starts == 1, "the worker was restarted"
+    print(f"kafka outage noticed after {noticed_s:.1f}s")
