@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from decimal import Decimal
 from typing import Any
 
 from processor.definitions.model import ANY_EVENT, Metric
 from processor.engine.fields import as_decimal, compile_where, label, label_or_unknown
-from processor.engine.segments import AdditiveBreakdown, Breakdown, DistinctBreakdown
 from processor.engine.state import (
     EXACT,
     ZERO,
@@ -19,7 +17,6 @@ from processor.engine.state import (
     SumBucket,
     SumState,
 )
-from processor.engine.windows import WindowBounds
 
 AggregateState = CountState | SumState | DistinctState
 
@@ -111,50 +108,3 @@ class AggregateMetric:
                 labels = values[value] = set()
             if distinct is not None:
                 labels.add(distinct)
-
-    def evaluate(
-        self, state: AggregateState, window: WindowBounds
-    ) -> tuple[int | Decimal, dict[str, Breakdown]]:
-        """The value over the window, and per segment field its uncapped breakdown."""
-        if isinstance(state, DistinctState):
-            return self._evaluate_distinct(state, window)
-        zero: int | Decimal = 0 if isinstance(state, CountState) else ZERO
-        total = zero
-        per_field: dict[str, dict[str, int | Decimal]] = {n: {} for n in self.segment_fields}
-        buckets: Mapping[int, CountBucket | SumBucket] = state.buckets
-        for bucket, cell in buckets.items():
-            if bucket not in window:
-                continue
-            total = _add(total, cell.total)
-            for name, values in cell.by_segment.items():
-                target = per_field.setdefault(name, {})
-                for value, amount in values.items():
-                    target[value] = _add(target.get(value, zero), amount)
-        breakdowns: dict[str, Breakdown] = {
-            name: AdditiveBreakdown(values, zero) for name, values in per_field.items()
-        }
-        return total, breakdowns
-
-    def _evaluate_distinct(
-        self, state: DistinctState, window: WindowBounds
-    ) -> tuple[int, dict[str, Breakdown]]:
-        total: set[str] = set()
-        per_field: dict[str, dict[str, set[str]]] = {n: {} for n in self.segment_fields}
-        for bucket, cell in state.buckets.items():
-            if bucket not in window:
-                continue
-            total |= cell.total
-            for name, values in cell.by_segment.items():
-                target = per_field.setdefault(name, {})
-                for value, labels in values.items():
-                    target.setdefault(value, set()).update(labels)
-        breakdowns: dict[str, Breakdown] = {
-            name: DistinctBreakdown(sets) for name, sets in per_field.items()
-        }
-        return len(total), breakdowns
-
-
-def _add(left: int | Decimal, right: int | Decimal) -> int | Decimal:
-    if isinstance(left, Decimal) or isinstance(right, Decimal):
-        return EXACT.add(left, right)
-    return left + right

@@ -15,9 +15,10 @@ from processor.definitions.model import Catalog
 from processor.engine.aggregates import AggregateMetric
 from processor.engine.entities import CompiledCondition, EntitiesMetric
 from processor.engine.fields import make_flattener
-from processor.engine.formulas import Evaluated, FormulaMetric, evaluate_formulas
-from processor.engine.segments import MetricValue, cap_breakdown
+from processor.engine.formulas import FormulaMetric
+from processor.engine.segments import MetricValue
 from processor.engine.state import EntitiesState, MetricState, merge_states
+from processor.engine.summary import Summarizer, finish
 from processor.engine.windows import Windowed, window_bounds
 
 if TYPE_CHECKING:
@@ -198,25 +199,6 @@ class Engine:
             self.states[name].expire(window_bounds(as_of_ms, aggregate).first)
 
     def evaluate(self, as_of_ms: int) -> dict[str, MetricValue]:
-        """Every metric as of `as_of_ms`, in catalogue order, breakdowns capped."""
-        evaluated: dict[str, Evaluated] = {}
-        for name, entities in self._entities.items():
-            state = self.states[name]
-            assert isinstance(state, EntitiesState)
-            total, breakdowns = entities.evaluate(state, window_bounds(as_of_ms, entities))
-            evaluated[name] = Evaluated(total, breakdowns)
-        for name, aggregate in self._aggregates.items():
-            state = self.states[name]
-            assert not isinstance(state, EntitiesState)
-            value, breakdowns = aggregate.evaluate(state, window_bounds(as_of_ms, aggregate))
-            evaluated[name] = Evaluated(value, breakdowns)
-        evaluate_formulas(self._formulas, evaluated)
-        values: dict[str, MetricValue] = {}
-        for metric in self.catalog.metrics.values():
-            result = evaluated[metric.name]
-            segments = {
-                name: cap_breakdown(breakdown, metric.max_segment_values)
-                for name, breakdown in result.breakdowns.items()
-            }
-            values[metric.name] = MetricValue(result.value, segments)
-        return values
+        """Every metric as of `as_of_ms`, in catalogue order, breakdowns capped: this state's
+        summary, finished (the worker does the same over several partitions' summaries)."""
+        return finish(self.catalog, Summarizer(self).summarize(as_of_ms))

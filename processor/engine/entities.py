@@ -16,7 +16,6 @@ from processor.engine.fields import (
     compile_where,
     label,
 )
-from processor.engine.segments import AdditiveBreakdown, Breakdown
 from processor.engine.state import EXACT, EntitiesShape, EntitiesState, EntityCell
 from processor.engine.windows import WindowBounds
 
@@ -191,12 +190,13 @@ class EntitiesMetric:
                 return False
         return True
 
-    def evaluate(
-        self, state: EntitiesState, window: WindowBounds
-    ) -> tuple[int, dict[str, Breakdown]]:
-        """The number of qualifying entities in the window, and per segment field and label."""
+    def window_cells(self, state: EntitiesState, window: WindowBounds) -> dict[str, EntityCell]:
+        """Every entity's cells in the window merged into one, in a single pass over the cells.
+
+        The state's own cells are never changed: a cell is copied before anything merges into it.
+        """
         combined: dict[str, EntityCell] = {}
-        owned: set[str] = set()  # cells copied here, so merging never mutates the state
+        owned: set[str] = set()
         for bucket, cells in state.buckets.items():
             if bucket not in window:
                 continue
@@ -209,15 +209,4 @@ class EntitiesMetric:
                     existing = combined[entity] = existing.copy()
                     owned.add(entity)
                 existing.merge(cell, self.shape)
-        total = 0
-        per_field: list[dict[str, int | Decimal]] = [{} for _ in self.segment_fields]
-        for cell in combined.values():
-            hit = 1 if self.qualifies(cell) else 0
-            total += hit
-            for values, value in zip(per_field, cell.labels, strict=True):
-                values[value] = values.get(value, 0) + hit
-        breakdowns: dict[str, Breakdown] = {
-            name: AdditiveBreakdown(values)
-            for name, values in zip(self.segment_fields, per_field, strict=True)
-        }
-        return total, breakdowns
+        return combined

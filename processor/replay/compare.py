@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 
 from processor.definitions.model import Catalog
 from processor.engine.compute import ComputeResult
+from processor.engine.summary import finish, merge_summaries
 from processor.store import namespaces as ns
 from processor.store.namespaces import NamespaceError
 from processor.store.partition_store import PartitionStore
 from processor.worker.partition import PartitionState
-from processor.worker.summary import finish, merge_summaries
 
 Number = int | float | None
 

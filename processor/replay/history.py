@@ -41,7 +41,7 @@ from processor.engine.state import (
     EntityCell,
     SumState,
 )
-from processor.worker.summary import Additive, Distinct, Part, Summary, finish
+from processor.engine.summary import Additive, Distinct, Part, Summary, finish
 
 Number = int | Decimal
 Result = tuple[bool, tuple[str, ...]] | None  # (qualifies, segment labels); None: not in window

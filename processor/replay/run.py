@@ -26,6 +26,7 @@ from aiokafka import AIOKafkaConsumer
 from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.engine.compute import ComputeResult
+from processor.engine.summary import encode_summary, finish, merge_summaries
 from processor.engine.windows import Windowed
 from processor.replay import guard
 from processor.replay.export import store_history
@@ -36,7 +37,6 @@ from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
 from processor.store.partition_store import PartitionStore
 from processor.worker.partition import Message, PartitionState
-from processor.worker.summary import encode_summary, finish, merge_summaries
 
 _HEARTBEAT_SECONDS = 5.0
 

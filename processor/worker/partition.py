@@ -18,10 +18,10 @@ import orjson
 from processor.definitions.model import Catalog, Metric
 from processor.engine import Engine
 from processor.engine.state import EntitiesState, MetricState, merge_states
+from processor.engine.summary import Summarizer, Summary
 from processor.events import InvalidEvent, parse_event
 from processor.store.codec import changed_fields, load_bucket
 from processor.store.partition_store import BucketWrite, StoredPartition
-from processor.worker.summary import Summarizer, Summary
 
 
 def definition_fingerprint(metric: Metric) -> str:

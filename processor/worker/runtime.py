@@ -29,12 +29,12 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
+from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
 from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
 from processor.store.namespaces import resolve_namespace
 from processor.store.partition_store import Fenced, PartitionStore
 from processor.worker.partition import BatchOutcome, Message, PartitionState
-from processor.worker.summary import decode_summary, encode_summary, finish, merge_summaries
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker")

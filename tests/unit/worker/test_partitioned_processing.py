@@ -8,7 +8,6 @@ merged. Redis is replaced by a dict here; the real one is tested end to end.
 from __future__ import annotations
 
 import copy
-import json
 from collections import defaultdict
 from typing import Any
 
@@ -18,9 +17,10 @@ from hypothesis import strategies as st
 
 from processor.engine import compute_metrics
 from processor.engine.compute import ComputeResult
+from processor.engine.fields import label
+from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
 from processor.store.partition_store import StoredPartition
 from processor.worker.partition import Message, PartitionState
-from processor.worker.summary import decode_summary, encode_summary, finish, merge_summaries
 from tests.strategies import KEY_FIELDS, Scenario, catalog_of, scenarios
 
 PARTITIONS = 3
@@ -45,6 +45,10 @@ def _lookup(data: dict[str, Any], path: str) -> Any:
     return current
 
 
+def _label(value: Any) -> str | None:
+    return None if value is None else label(value)
+
+
 def partition_of_each(raw: list[Any], choose: st.DataObject) -> list[int]:
     """Events sharing an entity key value or an event id land in one partition (union-find)."""
     parent: dict[Any, Any] = {}
@@ -63,9 +67,10 @@ def partition_of_each(raw: list[Any], choose: st.DataObject) -> list[int]:
         except orjson.JSONDecodeError:
             data = None
         if isinstance(data, dict):
-            links = [("key", p, json.dumps(_lookup(data, p))) for p in set(KEY_FIELDS)]
+            # Entities are identified by label, so `1` and `"1"` are one entity: link by label.
+            links = [("key", p, _label(_lookup(data, p))) for p in set(KEY_FIELDS)]
             if data.get("event_id") is not None:
-                links.append(("id", str(data["event_id"]), ""))
+                links.append(("id", label(data["event_id"]), ""))
             for link in links:
                 parent[find(link)] = find(anchor)
         anchors.append(anchor)

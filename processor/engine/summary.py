@@ -1,14 +1,14 @@
-"""Window summaries: what one partition contributes to every metric, mergeable across partitions.
+"""Window summaries: what one state contributes to every metric, mergeable across partitions.
 
-Each partition owner summarises its state as of T; the exporter merges the summaries of every
-partition and only then evaluates formulas and caps the breakdowns, exactly as `Engine.evaluate`
-does for a single state. Merging is addition (entities, counts, sums) or set union (distinct
-aggregates), so the result is the same as one engine over every partition's events, provided an
-entity's events share a partition (messages keyed by the account, CONTRACT §1).
+Evaluating is two steps: summarise a state as of T (window totals, uncapped breakdowns, distinct
+sets), then `finish` (formulas over the totals, then the segment cap). `Engine.evaluate` does both
+on one state; the worker summarises each partition, merges the summaries and finishes once.
+Merging is addition (entities, counts, sums) or set union (distinct aggregates), so the result is
+the same as one engine over every partition's events, provided an entity's events share a
+partition (messages keyed by the account, CONTRACT §1).
 
-`EntitiesCache` keeps each entity's window result between summaries and recomputes only the
-entities that changed or whose buckets entered or left the window, so a summary does not cost a
-walk over every cell of every entity.
+`EntitiesCache` keeps each entity's window result between summaries: when the window moves it
+evaluates every entity in one pass over the cells, otherwise only the entities that changed.
 """
 
 from __future__ import annotations
@@ -16,16 +16,21 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 
 from processor.definitions.model import Catalog, Metric
-from processor.engine import Engine, MetricValue
 from processor.engine.aggregates import AggregateMetric
 from processor.engine.entities import EntitiesMetric
 from processor.engine.formulas import Evaluated, FormulaMetric, evaluate_formulas
-from processor.engine.segments import AdditiveBreakdown, Breakdown, DistinctBreakdown, cap_breakdown
+from processor.engine.segments import (
+    AdditiveBreakdown,
+    Breakdown,
+    DistinctBreakdown,
+    MetricValue,
+    cap_breakdown,
+)
 from processor.engine.state import (
     EXACT,
     CountState,
@@ -36,6 +41,9 @@ from processor.engine.state import (
     SumState,
 )
 from processor.engine.windows import WindowBounds, window_bounds
+
+if TYPE_CHECKING:
+    from processor.engine.engine import Engine
 
 Number = int | Decimal
 
@@ -78,16 +86,30 @@ class EntitiesCache:
         self.dirty.update(entities)
 
     def evaluate(self, state: EntitiesState, window: WindowBounds) -> Additive:
-        dirty = self.dirty
         if window != self.window:
             # Once per bucket boundary: buckets left and entered the window (and expiry may have
-            # dropped some already), so every entity is evaluated again.
-            dirty.update(self.results)
-            for cells in state.buckets.values():
-                dirty.update(cells)
+            # dropped some already), so every entity is evaluated again, in one pass over cells.
+            self.results = {
+                entity: _EntityResult(self.metric.qualifies(cell), cell.labels)
+                for entity, cell in self.metric.window_cells(state, window).items()
+            }
             self.window = window
+        else:
+            self._update(state, window, self.dirty)
+        self.dirty = set()
+        total = 0
+        per_field: list[dict[str, Number]] = [{} for _ in self.metric.segment_fields]
+        for result in self.results.values():
+            hit = 1 if result.qualifies else 0
+            total += hit
+            for values, label in zip(per_field, result.labels, strict=True):
+                values[label] = values.get(label, 0) + hit
+        return Additive(total, dict(zip(self.metric.segment_fields, per_field, strict=True)))
+
+    def _update(self, state: EntitiesState, window: WindowBounds, entities: set[str]) -> None:
+        """Evaluate again only the entities that changed since the last summary."""
         buckets = [cells for bucket, cells in state.buckets.items() if bucket in window]
-        for entity in dirty:
+        for entity in entities:
             merged: EntityCell | None = None
             for cells in buckets:
                 cell = cells.get(entity)
@@ -101,15 +123,6 @@ class EntitiesCache:
                 self.results.pop(entity, None)
             else:
                 self.results[entity] = _EntityResult(self.metric.qualifies(merged), merged.labels)
-        self.dirty = set()
-        total = 0
-        per_field: list[dict[str, Number]] = [{} for _ in self.metric.segment_fields]
-        for result in self.results.values():
-            hit = 1 if result.qualifies else 0
-            total += hit
-            for values, label in zip(per_field, result.labels, strict=True):
-                values[label] = values.get(label, 0) + hit
-        return Additive(total, dict(zip(self.metric.segment_fields, per_field, strict=True)))
 
 
 # ---- summarising one engine ---------------------------------------------------------------
