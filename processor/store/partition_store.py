@@ -22,33 +22,31 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
+import msgpack
 import redis.asyncio as aioredis
 
+# ARGV: expected offset, new offset, max event time, then two msgpack arrays (Redis's Lua has
+# cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
+# hash of the k-th, and the ids, `[horizon, id, horizon, id, ...]`. Two packed arguments instead of
+# one argument per field: the client packs each argument in Python, which cost more than the
+# engine's own work per batch. HSET and ZADD take at most 1000 arguments per call (Lua's stack).
 APPLY_BATCH = """
 local current = redis.call('HGET', KEYS[1], 'offset')
 if current == false then current = '' end
 if current ~= ARGV[1] then return {0, current} end
-local i = 5
-for k = 4, #KEYS do
-  local score, member, n = ARGV[i], ARGV[i + 1], tonumber(ARGV[i + 2])
-  i = i + 3
-  redis.call('ZADD', KEYS[2], score, member)
-  local args = {}
-  for q = 0, n - 1 do
-    args[#args + 1] = ARGV[i + 2 * q]
-    args[#args + 1] = ARGV[i + 2 * q + 1]
-    if #args >= 1000 then redis.call('HSET', KEYS[k], unpack(args)); args = {} end
+local writes = cmsgpack.unpack(ARGV[4])
+for k = 1, #writes do
+  local write = writes[k]
+  redis.call('ZADD', KEYS[2], write[1], write[2])
+  local fields = write[3]
+  for s = 1, #fields, 1000 do
+    redis.call('HSET', KEYS[k + 3], unpack(fields, s, math.min(s + 999, #fields)))
   end
-  if #args > 0 then redis.call('HSET', KEYS[k], unpack(args)) end
-  i = i + 2 * n
 end
-local seen = {}
-for q = 0, tonumber(ARGV[4]) - 1 do
-  seen[#seen + 1] = ARGV[i + 2 * q + 1]
-  seen[#seen + 1] = ARGV[i + 2 * q]
-  if #seen >= 1000 then redis.call('ZADD', KEYS[3], unpack(seen)); seen = {} end
+local seen = cmsgpack.unpack(ARGV[5])
+for s = 1, #seen, 1000 do
+  redis.call('ZADD', KEYS[3], unpack(seen, s, math.min(s + 999, #seen)))
 end
-if #seen > 0 then redis.call('ZADD', KEYS[3], unpack(seen)) end
 local newest = tonumber(ARGV[3])
 local stored = redis.call('HGET', KEYS[1], 'max_ts')
 if stored ~= false and tonumber(stored) > newest then newest = tonumber(stored) end
@@ -141,19 +139,19 @@ class PartitionStore:
     ) -> None:
         """One round trip: every write, the ids and the new offset, or nothing (Fenced)."""
         keys = self.keys(partition)
-        seen = list(seen)
-        args: list[bytes | str | int] = [
+        packed_writes = [
+            # Scores as strings: Lua would print a large number in exponent notation.
+            [str(w.expires_at_ms), w.member, [x for item in w.fields.items() for x in item]]
+            for w in writes
+        ]
+        packed_seen = [x for event_id, horizon in seen for x in (str(horizon), event_id)]
+        args = [
             "" if expected_offset is None else str(expected_offset),
             str(new_offset),
             str(max_ts),
-            len(seen),
+            msgpack.packb(packed_writes, use_bin_type=False),
+            msgpack.packb(packed_seen, use_bin_type=False),
         ]
-        for write in writes:
-            args += [write.expires_at_ms, write.member, len(write.fields)]
-            for name, value in write.fields.items():
-                args += [name, value]
-        for event_id, expires in seen:
-            args += [event_id, expires]
         result = await self._apply(
             keys=[keys.meta, keys.expiry, keys.seen, *(keys.bucket(w.member) for w in writes)],
             args=args,
