@@ -5,8 +5,10 @@
 The baseline reads the same topic the way the replay does (no group: every partition assigned,
 `getmany` in large batches, each value decoded with orjson) and does nothing else; the replay adds
 validation, dedup, the exact windows, one fenced Redis step per partition batch, and at the end
-the values as of the newest event, the history at every bucket boundary and expiry. The topic is
-shared with the other benchmarks (benchmarks/data.py) and reused when already filled.
+the values as of the newest event, the history at every bucket boundary and expiry. The replay
+runs twice: as `nsm replay` runs by default (one process per CPU, up to one per partition) and in
+a single process. The topic is shared with the other benchmarks (benchmarks/data.py) and reused
+when already filled.
 """
 
 from __future__ import annotations
@@ -61,7 +63,9 @@ def bare_assign_consume(topic: str, total: int) -> float:
     return asyncio.run(loop())
 
 
-def replay_run(topic: str) -> dict[str, Any]:
+def replay_run(topic: str, processes: int | None = None) -> dict[str, Any]:
+    """One replay of the whole topic into a fresh namespace (dropped after), with `processes`
+    as `nsm replay --processes` (None: its default)."""
     catalog = load_definitions(str(ROOT / "definitions"))
     namespace = f"bench-replay-{uuid.uuid4().hex[:8]}"
     settings = Settings()
@@ -71,6 +75,7 @@ def replay_run(topic: str) -> dict[str, Any]:
         bootstrap=BOOTSTRAP,
         catalog=catalog,
         live=f"{namespace}-live",
+        processes=processes,
     )
 
     async def main() -> dict[str, Any]:
@@ -80,6 +85,7 @@ def replay_run(topic: str) -> dict[str, Any]:
             report = await replay(client, settings, request)
             wall = time.perf_counter() - started
             return {
+                "processes": report.processes,
                 "events": report.events,
                 "consume_seconds": round(report.seconds, 2),
                 "events_per_s": round(report.events / report.seconds),
@@ -99,10 +105,13 @@ def run(topic: str, total: int) -> dict[str, Any]:
     """The figures `make bench` records (benchmarks/run.py calls this)."""
     baseline = bare_assign_consume(topic, total)
     measured = replay_run(topic)
+    single = replay_run(topic, processes=1)
     return {
         **measured,
         "baseline_bare_assign_getmany_orjson_events_per_s": round(baseline),
         "ratio_to_baseline": round(measured["events_per_s"] / baseline, 3),
+        "one_process_events_per_s": single["events_per_s"],
+        "one_process_events_per_s_end_to_end": single["events_per_s_end_to_end"],
     }
 
 

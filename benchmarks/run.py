@@ -8,7 +8,6 @@ Prints a table and writes benchmarks/results/latest.json; BENCHMARKS.md records 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import platform
 import time
@@ -18,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import compute_bench, worker_bench
+from benchmarks import compute_bench, replay_bench, worker_bench
 from benchmarks.data import PARTITIONS, events_file, filled_topic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -59,13 +58,8 @@ def main() -> None:
             "scrape_5k_series": worker_bench.scrape_5k_series(),
         }
     if "replay" in parts:
-        try:
-            replay_bench = importlib.import_module("benchmarks.replay_bench")
-        except ModuleNotFoundError:
-            console.print("[yellow]replay benchmark not available[/yellow]")
-        else:
-            console.print("[bold]nsm replay[/bold] ...")
-            report["replay"] = replay_bench.run(topic, total)
+        console.print("[bold]nsm replay[/bold] ...")
+        report["replay"] = replay_bench.run(topic, total)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
     table = Table(title=f"NSM benchmarks over {args.events:,} generated events")

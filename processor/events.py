@@ -135,7 +135,7 @@ def _parse_full(text: str) -> int | None:
 
 
 def parse_event(
-    raw: bytes | bytearray | memoryview | str | dict[str, Any],
+    raw: bytes | bytearray | memoryview | str | dict[str, Any] | None,
     now_ms: int,
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
 ) -> Event | InvalidEvent:
@@ -144,8 +144,10 @@ def parse_event(
         data: Any = raw
     else:
         try:
-            data = orjson.loads(raw)
+            data = orjson.loads(raw)  # type: ignore[arg-type]  # None: not_json below
         except orjson.JSONDecodeError as exc:
+            if raw is None:
+                return InvalidEvent("not_json", "the message has no value (a tombstone)")
             return InvalidEvent("not_json", str(exc))
     if not isinstance(data, dict):
         return InvalidEvent("not_object", f"a JSON {type(data).__name__} is not an object")

@@ -6,6 +6,7 @@ import sys
 
 import click
 import orjson
+from pydantic import SecretStr
 
 from processor.cli.options import TIME, definitions_option, load_or_exit
 from processor.config import Settings
@@ -80,6 +81,12 @@ from processor.replay.source import SourceError
     show_default=True,
     help="Events further ahead of the wall clock are invalid.",
 )
+@click.option(
+    "--processes",
+    type=click.IntRange(min=1),
+    help="Processes reading partitions side by side [default: one per CPU, at most one per "
+    "partition; one for fewer than 200,000 messages].",
+)
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [auto].")
 def command(
     namespace: str,
@@ -97,6 +104,7 @@ def command(
     live: str,
     max_records: int,
     max_future_skew: str,
+    processes: int | None,
     progress: bool | None,
 ) -> None:
     """Replay every partition of a topic into namespace NAME, on the event clock, and print
@@ -119,9 +127,11 @@ def command(
         from_spec=from_spec, to_ms=to_ms, history=history, history_from_ms=history_from_ms,
         resume=resume, discard=discard, live=live, max_records=max_records,
         max_future_skew_ms=skew_ms,
-        progress=sys.stderr.isatty() if progress is None else progress,
+        progress=sys.stderr.isatty() if progress is None else progress, processes=processes,
     )  # fmt: skip
     settings = Settings()
+    if redis_url:  # the replay's own processes connect to the same Redis
+        settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
     try:
         report = run_with_redis(redis_url, lambda client: replay(client, settings, request))
     except SourceError as error:
@@ -149,7 +159,8 @@ def describe(report: ReplayReport, namespace: str) -> str:
     rate = report.events / report.seconds if report.seconds > 0 else 0.0
     invalid = sum(result.invalid.values())
     text = (
-        f"nsm replay: {report.events:,} messages from {report.partitions} partitions in "
+        f"nsm replay: {report.events:,} messages from {report.partitions} partitions "
+        f"({report.processes} {'process' if report.processes == 1 else 'processes'}) in "
         f"{report.seconds:.1f}s ({rate:,.0f} events/s)"
         f"{' after resuming' if report.resumed else ''}; "
         f"{result.applied:,} applied, {invalid:,} invalid, {result.duplicates:,} duplicates in all"

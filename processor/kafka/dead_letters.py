@@ -20,7 +20,7 @@ async def send_dead_letters(
     producer: AIOKafkaProducer,
     topic: str,
     partition: int,
-    rejected: Sequence[tuple[bytes | None, bytes, int, str, str]],
+    rejected: Sequence[tuple[bytes | None, bytes | None, int, str, str]],
 ) -> None:
     """Send (key, value, offset, reason, detail) rows and wait until the broker has them all.
 

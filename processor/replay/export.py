@@ -13,7 +13,7 @@ gaps in graphs.
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import AsyncIterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,7 @@ async def store_history(
     catalog: Catalog,
     step_ms: int,
     end_ms: int,
-    points: Iterable[tuple[int, dict[str, MetricValue]]],
+    points: AsyncIterable[tuple[int, dict[str, MetricValue]]],
 ) -> int:
     """Replace the namespace's history with these points (the last one holds until `end_ms`,
     the newest event); returns how many were stored."""
@@ -44,7 +44,7 @@ async def store_history(
     await client.unlink(key)
     stored, batch = 0, {}
     first = last = None
-    for t, values in points:
+    async for t, values in points:
         document = ComputeResult(t, values).to_json()["metrics"]
         batch[str(t)] = zlib.compress(orjson.dumps(document), 1)
         first = t if first is None else first

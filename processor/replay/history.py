@@ -57,6 +57,18 @@ def sweep(
 ) -> Iterator[tuple[int, dict[str, MetricValue]]]:
     """(t, every metric as of t) for t = start, start + step, ... up to end_ms, where step is
     `history_step_ms` and start is `start_ms` rounded down to it."""
+    for t, summary in sweep_summaries(catalog, engines, start_ms, end_ms):
+        yield t, finish(catalog, summary)
+
+
+def sweep_summaries(
+    catalog: Catalog, engines: Sequence[Engine], start_ms: int, end_ms: int
+) -> Iterator[tuple[int, Summary]]:
+    """`sweep` before `finish`: (t, the engines' summary as of t). Summaries of several sweeps
+    over disjoint partitions merge (`merge_summaries`) into the sweep over all of them.
+
+    A summary holds only until the next one is taken: distinct sets are the track's own, not
+    copies, so use (finish, merge or pickle) each before going on."""
     step = history_step_ms(catalog)
     first = start_ms // step * step
     if not engines or end_ms < first:
@@ -73,8 +85,7 @@ def sweep(
         else:
             tracks[name] = _AdditiveTrack(aggregate, states)  # type: ignore[arg-type]
     for t in range(first, end_ms + 1, step):
-        summary: Summary = {name: track.part_at(t) for name, track in tracks.items()}
-        yield t, finish(catalog, summary)
+        yield t, {name: track.part_at(t) for name, track in tracks.items()}
 
 
 class _Track:

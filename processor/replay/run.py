@@ -1,62 +1,49 @@
 """Rebuilding every metric from a topic into a namespace of its own, on the event clock.
 
-Per partition, the same steps as the worker: `PartitionState.apply_batch`, then
-`PartitionStore.apply_batch`, one fenced atomic step per batch that also stores the partition's
-applied offset. So an interrupted replay resumes from what it stored (load, seek to offset + 1),
-and a worker that is pointed at the namespace continues where the replay stopped.
-
-Nothing expires while consuming: out-of-order events of any age are applied, and the full state
-is there for the exact history sweep (replay/history.py). At the end: summaries and values as of
-the newest event, the history, then expiry as of that event.
+The replay plans the offsets, splits the partitions among its shards (shard.py: each reads and
+applies its partitions exactly as the worker does, in this process or in others, processes.py)
+and then, over all of them: the values as of the newest event (the shards' summaries merged, as
+the worker merges partitions'), the history at every bucket boundary, and expiry as of that event.
+Its progress, counters and heartbeat live in the namespace's info hash, so an interrupted replay
+can be resumed (each partition continues from its stored offset) or discarded.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import os
 import time
 from collections import Counter
-from collections.abc import Awaitable, Iterable
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 import orjson
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer
 
 from processor.config import Settings
-from processor.definitions.model import Catalog
 from processor.engine.compute import ComputeResult
-from processor.engine.summary import encode_summary, finish, merge_summaries
-from processor.engine.windows import Windowed
+from processor.engine.segments import MetricValue
+from processor.engine.summary import Summary, finish, merge_summaries
 from processor.replay import guard
 from processor.replay.export import store_history
-from processor.replay.history import history_step_ms, sweep
+from processor.replay.history import history_step_ms
+from processor.replay.processes import ProcessShard
 from processor.replay.progress import ReplayProgress
-from processor.replay.source import OffsetPlan, batches, new_consumer, parse_from, plan_offsets
+from processor.replay.request import ReplayRequest
+from processor.replay.shard import Consumed, Report, Shard, Tally
+from processor.replay.source import OffsetPlan, new_consumer, parse_from, plan_offsets
 from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
 from processor.store.partition_store import PartitionStore
-from processor.worker.partition import Message, PartitionState
+from processor.worker.partition import PartitionState
+
+__all__ = ["ReplayReport", "ReplayRequest", "replay"]
 
 _HEARTBEAT_SECONDS = 5.0
-
-
-@dataclass
-class ReplayRequest:
-    namespace: str
-    topic: str
-    bootstrap: str
-    catalog: Catalog
-    from_spec: str = "earliest"
-    to_ms: int | None = None
-    history: bool = True
-    history_from_ms: int | None = None
-    resume: bool = False
-    discard: bool = False
-    live: str = "live"
-    max_records: int = 50_000
-    max_future_skew_ms: int = 300_000
-    progress: bool = False
+# Below this many messages a single process is quicker: starting one costs about a second.
+_PARALLEL_FROM_MESSAGES = 200_000
 
 
 @dataclass
@@ -68,20 +55,58 @@ class ReplayReport:
     history_seconds: float
     partitions: int
     resumed: bool
+    processes: int = 1
+
+
+class _AnyShard(Protocol):
+    async def consume(self, report: Report) -> Consumed: ...
+    async def summarize(self, as_of_ms: int) -> list[Summary]: ...
+    def history(self, first_ms: int, as_of_ms: int) -> AsyncIterator[tuple[int, Summary]]: ...
+    async def expire(self, as_of_ms: int) -> None: ...
+    async def close(self) -> None: ...
+
+
+class _InProcess(Shard):
+    async def close(self) -> None:
+        pass
 
 
 class _Counters:
     def __init__(self, info: dict[str, str]) -> None:
-        self.applied = int(info.get(InfoField.APPLIED, "0"))
-        self.duplicates = int(info.get(InfoField.DUPLICATES, "0"))
-        self.invalid: Counter[str] = Counter(orjson.loads(info.get(InfoField.INVALID, "{}")))
+        self.total = Tally(
+            applied=int(info.get(InfoField.APPLIED, "0")),
+            duplicates=int(info.get(InfoField.DUPLICATES, "0")),
+            invalid=Counter(orjson.loads(info.get(InfoField.INVALID, "{}"))),
+        )
+        self.events = 0  # read by this run
 
     def fields(self) -> dict[str, object]:
         return {
-            InfoField.APPLIED: self.applied,
-            InfoField.DUPLICATES: self.duplicates,
-            InfoField.INVALID: dict(self.invalid),
+            InfoField.APPLIED: self.total.applied,
+            InfoField.DUPLICATES: self.total.duplicates,
+            InfoField.INVALID: dict(self.total.invalid),
         }
+
+
+def process_count(requested: int | None, partitions: int, messages: int) -> int:
+    """How many processes share the partitions: as asked, else one per CPU (one for a small
+    replay); never more than there are partitions."""
+    if requested is None:
+        requested = 1 if messages < _PARALLEL_FROM_MESSAGES else (os.cpu_count() or 1)
+    return max(1, min(requested, partitions))
+
+
+def split_plan(plan: OffsetPlan, parts: int) -> list[OffsetPlan]:
+    """The partitions dealt round-robin (by number) into `parts` plans."""
+    partitions = sorted(plan.start)
+    return [
+        OffsetPlan(
+            plan.topic,
+            {p: plan.start[p] for p in partitions[i::parts]},
+            {p: plan.end[p] for p in partitions[i::parts]},
+        )
+        for i in range(parts)
+    ]
 
 
 async def replay(
@@ -91,51 +116,100 @@ async def replay(
     await guard.check_target(client, name, request.live)
     info = await guard.prepare(client, name, request.resume, request.discard)
     resumed = info is not None
-    store = PartitionStore(client, name)
     fingerprints = PartitionState(catalog, 0).fingerprints
+    if info is not None:
+        plan = _resumed_plan(info, fingerprints)
+    else:
+        plan = await _plan(request, settings)
+        info = await _start_info(client, request, plan, fingerprints)
+        for partition in plan.start:
+            await _store(client, name).set_definitions(partition, fingerprints)
+    remaining = await _remaining(client, name, plan, resumed)
+    processes = process_count(request.processes, len(plan.start), remaining)
+    counters = _Counters(info)
+    progress = ReplayProgress(remaining, request.progress)
+    shards = _start_shards(client, settings, request, plan, resumed, processes)
+    collecting = gc.isenabled()
+    # The state is millions of small containers without reference cycles: the cyclic
+    # collector would rescan them again and again for nothing (about 5x the run).
+    gc.disable()
+    gc.freeze()
+    heartbeat = asyncio.ensure_future(_heartbeat(client, name, counters))
+    try:
+        started = time.monotonic()
+
+        def report(tally: Tally) -> None:
+            counters.total.add(tally)
+            counters.events += tally.events
+            progress.advance(tally.events)
+
+        consumed = await asyncio.gather(*(shard.consume(report) for shard in shards))
+        seconds = time.monotonic() - started
+        heartbeat.cancel()
+        progress.phase("finishing")
+        report_ = await _finish(client, request, info, shards, consumed, counters)
+    except BaseException:
+        heartbeat.cancel()
+        progress.close()
+        await asyncio.gather(*(shard.close() for shard in shards), return_exceptions=True)
+        await ns.write_info(client, name, {InfoField.STATUS: "interrupted", **counters.fields()})
+        raise
+    finally:
+        gc.unfreeze()
+        if collecting:
+            gc.enable()
+    progress.close()
+    await asyncio.gather(*(shard.close() for shard in shards))
+    report_.events, report_.seconds, report_.resumed = counters.events, seconds, resumed
+    report_.partitions, report_.processes = len(plan.start), len(shards)
+    return report_
+
+
+def _store(client: aioredis.Redis, namespace: str) -> PartitionStore:
+    return PartitionStore(client, namespace)
+
+
+async def _plan(request: ReplayRequest, settings: Settings) -> OffsetPlan:
     consumer = new_consumer(request.bootstrap, settings)
     await consumer.start()
     try:
-        if info is not None:
-            plan = _resumed_plan(info, fingerprints)
-        else:
-            from_ms = parse_from(request.from_spec, ns.now_ms())
-            plan = await plan_offsets(consumer, request.topic, from_ms, request.to_ms)
-            info = await _start_info(client, request, plan, fingerprints)
-            for partition in plan.start:
-                await store.set_definitions(partition, fingerprints)
-        states, positions = await _load(store, catalog, plan, resumed)
-        counters = _Counters(info)
-        progress = ReplayProgress(
-            sum(max(0, plan.end[p] - positions[p]) for p in positions), request.progress
-        )
-        collecting = gc.isenabled()
-        # The state is millions of small containers without reference cycles: the cyclic
-        # collector would rescan them again and again for nothing (about 5x the run).
-        gc.disable()
-        gc.freeze()
-        try:
-            started = time.monotonic()
-            events = await _consume(consumer, client, store, request, plan, states, positions,
-                                    counters, progress)  # fmt: skip
-            seconds = time.monotonic() - started
-            progress.phase("finishing")
-            report = await _finish(client, store, request, info, states, counters)
-        except BaseException:
-            progress.close()
-            await ns.write_info(
-                client, name, {InfoField.STATUS: "interrupted", **counters.fields()}
-            )
-            raise
-        finally:
-            gc.unfreeze()
-            if collecting:
-                gc.enable()
-        progress.close()
+        from_ms = parse_from(request.from_spec, ns.now_ms())
+        return await plan_offsets(consumer, request.topic, from_ms, request.to_ms)
     finally:
         await consumer.stop()
-    report.events, report.seconds, report.resumed = events, seconds, resumed
-    return report
+
+
+async def _remaining(
+    client: aioredis.Redis, namespace: str, plan: OffsetPlan, resumed: bool
+) -> int:
+    """Messages still to read: from each partition's stored offset when resuming."""
+    positions = dict(plan.start)
+    if resumed:
+        store = _store(client, namespace)
+        for partition in plan.start:
+            offset = await store.stored_offset(partition)
+            if offset is not None:
+                positions[partition] = offset + 1
+    return sum(max(0, plan.end[p] - positions[p]) for p in positions)
+
+
+def _start_shards(
+    client: aioredis.Redis, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
+    resumed: bool, processes: int,
+) -> list[_AnyShard]:  # fmt: skip
+    if processes == 1:
+        return [_InProcess(client, settings, request, plan, resumed)]
+    url = settings.redis_url.get_secret_value()
+    return [
+        ProcessShard(url, settings, request, part, resumed) for part in split_plan(plan, processes)
+    ]
+
+
+async def _heartbeat(client: aioredis.Redis, namespace: str, counters: _Counters) -> None:
+    while True:
+        await asyncio.sleep(_HEARTBEAT_SECONDS)
+        beat = {InfoField.HEARTBEAT: ns.now_ms(), **counters.fields()}
+        await ns.write_info(client, namespace, beat)
 
 
 def _resumed_plan(info: dict[str, str], fingerprints: dict[str, str]) -> OffsetPlan:
@@ -173,111 +247,36 @@ async def _start_info(
     return await ns.read_info(client, request.namespace)
 
 
-async def _load(
-    store: PartitionStore, catalog: Catalog, plan: OffsetPlan, resumed: bool
-) -> tuple[dict[int, PartitionState], dict[int, int]]:
-    states, positions = {}, {}
-    for partition, start in plan.start.items():
-        state = PartitionState(catalog, partition)
-        position = start
-        if resumed:
-            stored = await store.load(partition)
-            state.restore(stored)
-            if stored.offset is not None:
-                position = stored.offset + 1
-        states[partition], positions[partition] = state, position
-    return states, positions
-
-
-async def _consume(
-    consumer: AIOKafkaConsumer,
-    client: aioredis.Redis,
-    store: PartitionStore,
-    request: ReplayRequest,
-    plan: OffsetPlan,
-    states: dict[int, PartitionState],
-    positions: dict[int, int],
-    counters: _Counters,
-    progress: ReplayProgress,
-) -> int:
-    # One write in flight per partition: the next batch is applied in memory while Redis runs
-    # the previous one's script; a partition's writes stay in offset order (the fence needs it).
-    in_flight: dict[int, Awaitable[None]] = {}
-    events = 0
-    heartbeat = time.monotonic()
-    skew = request.max_future_skew_ms
-    try:
-        async for partition, records in batches(consumer, plan.topic, positions, plan.end,
-                                                request.max_records):  # fmt: skip
-            state = states[partition]
-            messages = [Message(r.offset, r.value or b"") for r in records]
-            outcome = state.apply_batch(messages, ns.now_ms(), skew, True, drop_late=False)
-            events += len(messages)
-            counters.applied += outcome.applied
-            counters.duplicates += outcome.duplicates
-            counters.invalid.update(i.reason for i in outcome.invalid)
-            previous = in_flight.pop(partition, None)
-            if previous is not None:
-                await previous
-            if outcome.new_offset is not None:
-                in_flight[partition] = asyncio.ensure_future(
-                    store.apply_batch(
-                        partition, outcome.previous_offset, outcome.new_offset,
-                        state.max_ts if state.max_ts is not None else 0,
-                        outcome.writes, outcome.seen,
-                    )
-                )  # fmt: skip
-            progress.advance(len(messages))
-            if time.monotonic() - heartbeat > _HEARTBEAT_SECONDS:
-                heartbeat = time.monotonic()
-                beat = {InfoField.HEARTBEAT: ns.now_ms(), **counters.fields()}
-                await ns.write_info(client, request.namespace, beat)
-    except BaseException:
-        # Whatever stopped the replay, what was applied in memory reaches Redis with its
-        # offset, so a resume starts right after it.
-        await asyncio.gather(*in_flight.values(), return_exceptions=True)
-        raise
-    for write in in_flight.values():
-        await write  # a failed write fails the replay
-    return events
-
-
 async def _finish(
     client: aioredis.Redis,
-    store: PartitionStore,
     request: ReplayRequest,
     info: dict[str, str],
-    states: dict[int, PartitionState],
+    shards: Sequence[_AnyShard],
+    consumed: Sequence[Consumed],
     counters: _Counters,
 ) -> ReplayReport:
     name, catalog = request.namespace, request.catalog
-    newest = [s.max_ts for s in states.values() if s.max_ts is not None]
+    newest = [c.newest_ms for c in consumed if c.newest_ms is not None]
     as_of = max(newest) if newest else ns.now_ms()
-    summaries = []
-    for partition, state in states.items():
-        summary = state.summarize(as_of)
-        summaries.append(summary)
-        await store.write_summary(partition, encode_summary(as_of, summary))
-    values = finish(catalog, merge_summaries(summaries))
-    result = ComputeResult(as_of, values, counters.invalid, counters.duplicates, counters.applied)
+    summaries = await asyncio.gather(*(shard.summarize(as_of) for shard in shards))
+    values = finish(catalog, merge_summaries(s for partitions in summaries for s in partitions))
+    total = counters.total
+    result = ComputeResult(as_of, values, total.invalid, total.duplicates, total.applied)
     points, history_seconds = int(info.get(InfoField.HISTORY_POINTS, "0")), 0.0
     if request.history and newest and InfoField.HISTORY_POINTS not in info:
         started = time.monotonic()
         first = request.history_from_ms
         if first is None:
-            first = _first_bucket_start(states.values())
-        engines = [s.engine for s in states.values()]
+            first = min(c.first_bucket_ms for c in consumed if c.first_bucket_ms is not None)
         step = history_step_ms(catalog)
         points = await store_history(
-            client, name, catalog, step, as_of, sweep(catalog, engines, first, as_of)
+            client, name, catalog, step, as_of, _history(request, shards, first, as_of)
         )
         history_seconds = time.monotonic() - started
         # Recorded before anything expires: a resume after this point must not sweep again.
         await ns.write_info(client, name, {InfoField.HISTORY_POINTS: points,
                                            InfoField.HISTORY_FROM: first})  # fmt: skip
-    for partition, state in states.items():
-        state.expire(as_of)
-        await store.expire(partition, as_of, state.forget_ids_until(as_of))
+    await asyncio.gather(*(shard.expire(as_of) for shard in shards))
     await ns.write_info(
         client,
         name,
@@ -289,20 +288,19 @@ async def _finish(
             **counters.fields(),
         },
     )
-    return ReplayReport(result, 0, 0.0, points, history_seconds, len(states), False)
+    return ReplayReport(result, 0, 0.0, points, history_seconds, 0, False)
 
 
-def _first_bucket_start(states: Iterable[PartitionState]) -> int:
-    """Where the history starts by default: the start of the earliest bucket holding data."""
-    starts = []
-    for partition in states:
-        engine = partition.engine
-        windowed: list[tuple[str, Windowed]] = [
-            *engine.entities_metrics.items(),
-            *engine.aggregate_metrics.items(),
-        ]
-        for name, metric in windowed:
-            buckets = engine.states[name].buckets
-            if buckets:
-                starts.append(min(buckets) * metric.bucket_ms)
-    return min(starts) if starts else 0
+async def _history(
+    request: ReplayRequest, shards: Sequence[_AnyShard], first_ms: int, as_of_ms: int
+) -> AsyncIterator[tuple[int, dict[str, MetricValue]]]:
+    """Every point of the history: the shards' sweeps in step, their summaries merged."""
+    sweeps = [shard.history(first_ms, as_of_ms) for shard in shards]
+    while True:
+        points = [await anext(sweep, None) for sweep in sweeps]
+        if points[0] is None:
+            return
+        t = points[0][0]
+        assert all(p is not None and p[0] == t for p in points), "shards swept out of step"
+        summary = points[0][1] if len(points) == 1 else merge_summaries(p[1] for p in points)  # type: ignore[index]
+        yield t, finish(request.catalog, summary)

@@ -168,6 +168,11 @@ class PartitionStore:
             }
             await self.client.hset(self.keys(partition).meta, mapping=mapping)
 
+    async def stored_offset(self, partition: int) -> int | None:
+        """The last applied offset, or None before the first batch."""
+        raw = await self.client.hget(self.keys(partition).meta, "offset")
+        return None if raw is None else int(raw)
+
     async def load(self, partition: int) -> StoredPartition:
         keys = self.keys(partition)
         async with self.client.pipeline(transaction=True) as pipe:

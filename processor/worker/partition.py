@@ -12,6 +12,7 @@ import hashlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Protocol
 
 import orjson
 
@@ -60,16 +61,28 @@ def _merge_delta(states: dict[str, MetricState], delta: dict[str, MetricState]) 
                     existing.merge(cell, shape)
 
 
+class Record(Protocol):
+    """A message as a batch needs it: aiokafka's records have these, so none is copied."""
+
+    @property
+    def offset(self) -> int: ...
+
+    @property
+    def value(self) -> bytes | None: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Message:
+    """A record built by hand (tests, files)."""
+
     offset: int
-    value: bytes
+    value: bytes | None
 
 
 @dataclass
 class InvalidMessage:
     offset: int
-    value: bytes
+    value: bytes | None
     reason: str
     detail: str
 
@@ -127,7 +140,7 @@ class PartitionState:
 
     def apply_batch(
         self,
-        messages: Sequence[Message],
+        messages: Sequence[Record],
         now_ms: int,
         max_future_skew_ms: int,
         event_clock: bool,

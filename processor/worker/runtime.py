@@ -34,7 +34,7 @@ from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
 from processor.store.namespaces import resolve_namespace
 from processor.store.partition_store import Fenced, PartitionStore
-from processor.worker.partition import BatchOutcome, Message, PartitionState
+from processor.worker.partition import BatchOutcome, PartitionState
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker")
@@ -219,7 +219,7 @@ class Worker:
         started = time.perf_counter()
         state = self.partitions[tp.partition]
         outcome = state.apply_batch(
-            [Message(r.offset, r.value) for r in records],
+            records,
             now_ms(),
             self.settings.max_future_skew_ms,
             self.event_clock,

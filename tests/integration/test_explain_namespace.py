@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 from processor.analysis.source import EventsSource, read_event_log
 from processor.cli import main
 from processor.definitions import load_definitions
+from processor.engine import MetricValue
 from processor.generate import Drop, iter_events, plan_history
 from processor.generate.config import parse_time_ms
 from processor.replay.export import store_history
@@ -47,11 +49,14 @@ def test_explain_from_a_namespace_equals_explain_from_events(redis_url: str, uni
     t1, t2 = parse_time_ms(BEFORE), parse_time_ms(AFTER)
     values = EventsSource(read_event_log(events, catalog), catalog).values_at([t1, t2])
 
+    async def points() -> AsyncIterator[tuple[int, dict[str, MetricValue]]]:
+        for t in (t1, t2):
+            yield t, values[t]
+
     async def store() -> None:
         client = aioredis.Redis.from_url(redis_url)
         try:
-            await store_history(client, unique_name, catalog, 3_600_000, t2,
-                                [(t1, values[t1]), (t2, values[t2])])  # fmt: skip
+            await store_history(client, unique_name, catalog, 3_600_000, t2, points())
         finally:
             await client.aclose()
 

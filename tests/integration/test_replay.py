@@ -4,6 +4,12 @@ the namespace the workers serve."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
+import time
+import zlib
 from typing import Any
 
 import orjson
@@ -13,9 +19,11 @@ import yaml
 
 from processor.definitions import Catalog
 from processor.engine import compute_metrics
+from processor.engine.summary import decode_summary
 from processor.events import format_time
 from processor.replay import run as replay_run
-from processor.store.namespaces import info_key, target_key
+from processor.store.namespaces import history_key, info_key, target_key
+from processor.store.partition_store import PartitionKeys
 from tests.integration.test_replay_support import (
     DEFINITIONS,
     PARTITIONS,
@@ -135,6 +143,18 @@ def test_a_replay_from_a_time_equals_compute_over_the_messages_from_those_offset
     assert replayed != compute_metrics(history_topic.values(), catalog).to_json()
 
 
+def assert_resumed_exactly(
+    client: redis.Redis, name: str, topic: Topic, catalog: Catalog, stdout: str | bytes
+) -> None:
+    """The resumed replay's values equal compute over the whole topic, and the counts add up
+    over both runs: every message once, whatever was in flight when it was interrupted."""
+    assert orjson.loads(stdout) == compute_metrics(topic.values(), catalog).to_json()
+    info = {k.decode(): v for k, v in client.hgetall(info_key(name)).items()}
+    counted = int(info["applied"]) + int(info["duplicates"])
+    counted += sum(orjson.loads(info["invalid"]).values())
+    assert counted == len(topic.messages)
+
+
 def test_an_interrupted_replay_resumes_to_the_same_result(
     history_topic: Topic,
     catalog: Catalog,
@@ -179,7 +199,72 @@ def test_an_interrupted_replay_resumes_to_the_same_result(
     assert "after resuming" in resumed.stderr
     read = int(resumed.stderr.split(" messages")[0].split()[-1].replace(",", ""))
     assert 0 < read < len(history_topic.messages)
-    expected = compute_metrics(history_topic.values(), catalog).to_json()
-    assert orjson.loads(resumed.stdout) == expected
+    assert_resumed_exactly(redis_client, name, history_topic, catalog, resumed.stdout)
     # The history of a resumed replay is as exact: its last point is the final values' bucket.
     assert redis_client.hget(info_key(name), "history_points") not in (None, b"0")
+
+
+def _history(client: redis.Redis, namespace: str) -> dict[bytes, Any]:
+    return {
+        t: orjson.loads(zlib.decompress(raw)) if t != b"meta" else orjson.loads(raw)
+        for t, raw in client.hgetall(history_key(namespace)).items()
+    }
+
+
+def test_a_replay_in_several_processes_equals_one_in_a_single_process(
+    history_topic: Topic, catalog: Catalog, namespaces: str, redis_client: redis.Redis
+):
+    common = ("--topic", history_topic.name, "--live", f"{namespaces}-live")
+    single = run_nsm("replay", "--definitions", DEFINITIONS, "--no-progress",
+                     "--namespace", f"{namespaces}-one", "--processes", "1", *common)  # fmt: skip
+    several = run_nsm("replay", "--definitions", DEFINITIONS, "--no-progress",
+                      "--namespace", f"{namespaces}-two", "--processes", "3", *common)  # fmt: skip
+    assert "(1 process)" in single.stderr and "(3 processes)" in several.stderr
+    expected = compute_metrics(history_topic.values(), catalog).to_json()
+    assert orjson.loads(several.stdout) == orjson.loads(single.stdout) == expected
+    one, two = (
+        _history(redis_client, f"{namespaces}-one"),
+        _history(redis_client, f"{namespaces}-two"),
+    )
+    assert len(one) > 100
+    assert two == one
+    # The stored state is the same too: every partition's offset and summary.
+    for p in range(PARTITIONS):
+        keys = [PartitionKeys(n, p) for n in (f"{namespaces}-one", f"{namespaces}-two")]
+        assert redis_client.hget(keys[0].meta, "offset") == redis_client.hget(
+            keys[1].meta, "offset"
+        )
+        summaries = [decode_summary(redis_client.get(k.summary)) for k in keys]
+        assert summaries[0] == summaries[1]
+
+
+def test_ctrl_c_stops_every_process_of_a_replay_and_resume_finishes_it_exactly(
+    history_topic: Topic, catalog: Catalog, namespaces: str, redis_client: redis.Redis
+):
+    name = f"{namespaces}-interrupted"
+    args = [sys.executable, "-m", "processor.cli", "replay", "--namespace", name,
+            "--topic", history_topic.name, "--definitions", DEFINITIONS, "--no-progress",
+            "--live", f"{namespaces}-live", "--processes", "2", "--batch", "10"]  # fmt: skip
+    # Its own process group, as a shell gives a foreground job: Ctrl-C reaches every process.
+    replay = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=True)  # fmt: skip
+    deadline = time.monotonic() + 60
+    keys = [PartitionKeys(name, p).meta for p in range(PARTITIONS)]
+    while not all(redis_client.hget(k, "offset") for k in keys):
+        assert replay.poll() is None, replay.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    os.killpg(replay.pid, signal.SIGINT)
+    _, stderr = replay.communicate(timeout=60)
+    assert replay.returncode == 130, stderr
+    assert b"--resume" in stderr
+    assert redis_client.hget(info_key(name), "status") == b"interrupted"
+    stored = sum(int(redis_client.hget(k, "offset") or -1) + 1 for k in keys)
+    assert 0 < stored < len(history_topic.messages)
+
+    resumed = subprocess.run(
+        [*args, "--resume", "--batch", "5000"], capture_output=True, timeout=120
+    )
+    assert resumed.returncode == 0, resumed.stderr
+    assert b"after resuming" in resumed.stderr
+    assert_resumed_exactly(redis_client, name, history_topic, catalog, resumed.stdout)

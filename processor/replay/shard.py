@@ -1,0 +1,180 @@
+"""One replay process's share of a topic's partitions, read and applied as the worker would.
+
+Per partition, the same steps as the worker: `PartitionState.apply_batch`, then
+`PartitionStore.apply_batch`, one fenced atomic step per batch that also stores the partition's
+applied offset. So an interrupted replay resumes from what it stored (load, seek to offset + 1),
+and a worker that is pointed at the namespace continues where the replay stopped.
+
+Nothing expires while consuming: out-of-order events of any age are applied, and the full state
+is there for the exact history sweep (replay/history.py). The replay (run.py) drives its shards
+through the same steps whether they run in its own process or in others (processes.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer
+
+from processor.config import Settings
+from processor.engine.summary import Summary, encode_summary
+from processor.engine.windows import Windowed
+from processor.replay.history import sweep_summaries
+from processor.replay.request import ReplayRequest
+from processor.replay.source import OffsetPlan, batches, new_consumer
+from processor.store import namespaces as ns
+from processor.store.partition_store import PartitionStore
+from processor.worker.partition import PartitionState
+
+
+@dataclass
+class Tally:
+    """What a shard read and applied since its last report."""
+
+    events: int = 0
+    applied: int = 0
+    duplicates: int = 0
+    invalid: Counter[str] = field(default_factory=Counter)
+
+    def add(self, other: Tally) -> None:
+        self.events += other.events
+        self.applied += other.applied
+        self.duplicates += other.duplicates
+        self.invalid.update(other.invalid)
+
+
+@dataclass
+class Consumed:
+    """A shard at the end of its partitions: its newest event time and earliest bucket start
+    (None when it holds no event)."""
+
+    newest_ms: int | None
+    first_bucket_ms: int | None
+
+
+Report = Callable[[Tally], None]
+
+
+class Shard:
+    """Replays the partitions of `plan` (a part of the replay's plan) in this process."""
+
+    def __init__(
+        self, client: aioredis.Redis, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
+        resumed: bool,
+    ) -> None:  # fmt: skip
+        self.client, self.settings, self.request = client, settings, request
+        self.plan, self.resumed = plan, resumed
+        self.store = PartitionStore(client, request.namespace)
+        self.states: dict[int, PartitionState] = {}
+
+    async def consume(self, report: Report) -> Consumed:
+        positions = await self._load()
+        # Nothing left (a resumed shard whose partitions are done): no consumer. aiokafka's
+        # stop() right after start(), before its tasks first ran, raises CancelledError.
+        if any(positions[p] < end for p, end in self.plan.end.items()):
+            consumer = new_consumer(self.request.bootstrap, self.settings)
+            await consumer.start()
+            try:
+                await self._consume(consumer, positions, report)
+            finally:
+                await consumer.stop()
+        newest = [s.max_ts for s in self.states.values() if s.max_ts is not None]
+        return Consumed(max(newest) if newest else None, self._first_bucket_start())
+
+    async def summarize(self, as_of_ms: int) -> list[Summary]:
+        """Every partition's summary as of the time, also stored for the worker's export."""
+        summaries = []
+        for partition, state in self.states.items():
+            summary = state.summarize(as_of_ms)
+            summaries.append(summary)
+            await self.store.write_summary(partition, encode_summary(as_of_ms, summary))
+        return summaries
+
+    async def history(self, first_ms: int, as_of_ms: int) -> AsyncIterator[tuple[int, Summary]]:
+        """This shard's summary at every history point (each valid until the next is taken)."""
+        engines = [s.engine for s in self.states.values()]
+        for point in sweep_summaries(self.request.catalog, engines, first_ms, as_of_ms):
+            yield point
+
+    async def expire(self, as_of_ms: int) -> None:
+        for partition, state in self.states.items():
+            state.expire(as_of_ms)
+            await self.store.expire(partition, as_of_ms, state.forget_ids_until(as_of_ms))
+
+    async def _load(self) -> dict[int, int]:
+        positions = {}
+        for partition, start in self.plan.start.items():
+            state = PartitionState(self.request.catalog, partition)
+            position = start
+            if self.resumed:
+                stored = await self.store.load(partition)
+                state.restore(stored)
+                if stored.offset is not None:
+                    position = stored.offset + 1
+            self.states[partition], positions[partition] = state, position
+        return positions
+
+    async def _consume(
+        self, consumer: AIOKafkaConsumer, positions: dict[int, int], report: Report
+    ) -> None:
+        # One write in flight per partition: the next batch is applied in memory while Redis runs
+        # the previous one's script; a partition's writes stay in offset order (the fence needs it).
+        # A batch is reported once its write is done, so the counts match what Redis holds.
+        in_flight: dict[int, tuple[asyncio.Future[None], Tally]] = {}
+        skew = self.request.max_future_skew_ms
+        try:
+            plan, max_records = self.plan, self.request.max_records
+            async for partition, records in batches(consumer, plan.topic, positions, plan.end,
+                                                    max_records):  # fmt: skip
+                state = self.states[partition]
+                # Records have the `offset` and `value` a Message has: no copy per record.
+                outcome = state.apply_batch(records, ns.now_ms(), skew, True, drop_late=False)
+                invalid = Counter(i.reason for i in outcome.invalid)
+                tally = Tally(len(records), outcome.applied, outcome.duplicates, invalid)
+                previous = in_flight.get(partition)
+                if previous is not None:
+                    # Shielded: an interrupt here must not cancel the write itself.
+                    await asyncio.shield(previous[0])
+                    del in_flight[partition]
+                    report(previous[1])
+                if outcome.new_offset is None:
+                    report(tally)
+                    continue
+                write = asyncio.ensure_future(
+                    self.store.apply_batch(
+                        partition, outcome.previous_offset, outcome.new_offset,
+                        state.max_ts if state.max_ts is not None else 0,
+                        outcome.writes, outcome.seen,
+                    )
+                )  # fmt: skip
+                in_flight[partition] = (write, tally)
+        except BaseException:
+            # Whatever stopped the replay, what was applied in memory reaches Redis with its
+            # offset, so a resume starts right after it.
+            await asyncio.gather(*(w for w, _ in in_flight.values()), return_exceptions=True)
+            for stored, tally in in_flight.values():
+                if not stored.cancelled() and stored.exception() is None:
+                    report(tally)
+            raise
+        for stored, tally in in_flight.values():
+            await stored  # a failed write fails the replay
+            report(tally)
+
+    def _first_bucket_start(self) -> int | None:
+        """The start of the earliest bucket holding data (where the history starts by default)."""
+        starts = []
+        for partition in self.states.values():
+            engine = partition.engine
+            windowed: list[tuple[str, Windowed]] = [
+                *engine.entities_metrics.items(),
+                *engine.aggregate_metrics.items(),
+            ]
+            for name, metric in windowed:
+                buckets = engine.states[name].buckets
+                if buckets:
+                    starts.append(min(buckets) * metric.bucket_ms)
+        return min(starts) if starts else None
