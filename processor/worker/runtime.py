@@ -245,7 +245,10 @@ class Worker:
             await self._load(tp)
             return
         self._redis_ok()
-        self._committable[tp] = outcome.new_offset + 1
+        # A rebalance may have revoked the partition while the batch was written (the write
+        # itself is fenced): count the batch, but commit only for partitions still held.
+        if self.partitions.get(tp.partition) is state:
+            self._committable[tp] = outcome.new_offset + 1
         self._count(outcome)
         self.telemetry.batch_events.observe(len(records))
         self.telemetry.batch_seconds.observe(time.perf_counter() - started)
@@ -271,8 +274,8 @@ class Worker:
         for metric, count in outcome.late.items():
             t.late.labels(metric=metric).inc(count)
         if outcome.max_ts is not None:
-            newest = max(s.max_ts for s in self.partitions.values() if s.max_ts is not None)
-            t.last_event.set(newest / 1000)
+            held = [s.max_ts for s in self.partitions.values() if s.max_ts is not None]
+            t.last_event.set(max([outcome.max_ts, *held]) / 1000)
 
     # ---- time passing ----------------------------------------------------------------------
 
