@@ -168,6 +168,19 @@ class PartitionStore:
             }
             await self.client.hset(self.keys(partition).meta, mapping=mapping)
 
+    async def still_holds(
+        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+    ) -> bool:
+        """Whether the stored partition is at `offset` with these definitions: nobody wrote it
+        since a worker whose mirror is at that offset last did."""
+        meta = {
+            k.decode(): v.decode()
+            for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
+        }
+        if meta.get("offset") != (None if offset is None else str(offset)):
+            return False
+        return all(meta.get(f"def:{name}") == value for name, value in fingerprints.items())
+
     async def stored_offset(self, partition: int) -> int | None:
         """The last applied offset, or None before the first batch."""
         raw = await self.client.hget(self.keys(partition).meta, "offset")

@@ -92,6 +92,8 @@ class Worker:
         self.kafka_up = False
         self.redis_up = False
         self._committable: dict[TopicPartition, int] = {}
+        # States of revoked partitions until the rebalance's assignment: kept if given back.
+        self._parked: dict[int, PartitionState] = {}
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
@@ -151,6 +153,7 @@ class Worker:
                 # The batch loop loads a partition it has no state for before applying anything
                 # of it, so a failure here delays that partition; it never skips its events.
                 log.exception("loading a partition failed", extra={"partition": tp.partition})
+        self._parked.clear()  # the partitions that went to other workers
         self.telemetry.partitions.set(len(self.partitions))
         log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
 
@@ -160,6 +163,24 @@ class Worker:
         await retry("redis", lambda: self._load_once(tp), self._redis_down, REDIS_ERRORS)
 
     async def _load_once(self, tp: TopicPartition) -> None:
+        parked = self._parked.pop(tp.partition, None)
+        if parked is not None and await self.store.still_holds(
+            tp.partition, parked.offset, parked.fingerprints
+        ):
+            # Revoked and given back with nothing written in between (an eager rebalance revokes
+            # every partition, then assigns most back): the mirror is what Redis holds, and
+            # reloading it would stall the worker for seconds per rebalance.
+            state = parked
+        else:
+            state = await self._restore(tp)
+        self.partitions[tp.partition] = state
+        assert self.consumer is not None
+        if state.offset is None:
+            await self.consumer.seek_to_beginning(tp)
+        else:
+            self.consumer.seek(tp, state.offset + 1)
+
+    async def _restore(self, tp: TopicPartition) -> PartitionState:
         state = PartitionState(self.catalog, tp.partition)
         stored = await self.store.load(tp.partition)
         changed = state.restore(stored)
@@ -170,18 +191,15 @@ class Worker:
             )
             await self.store.drop_metric(tp.partition, metric)
         await self.store.set_definitions(tp.partition, state.fingerprints)
-        self.partitions[tp.partition] = state
-        assert self.consumer is not None
-        if state.offset is None:
-            await self.consumer.seek_to_beginning(tp)
-        else:
-            self.consumer.seek(tp, state.offset + 1)
+        return state
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         with contextlib.suppress(KafkaError):
             await self._commit()
         for tp in revoked:
-            self.partitions.pop(tp.partition, None)
+            state = self.partitions.pop(tp.partition, None)
+            if state is not None:
+                self._parked[tp.partition] = state
             self._committable.pop(tp, None)
             with contextlib.suppress(KeyError):
                 self.telemetry.lag.remove(self.topic, str(tp.partition))
@@ -373,6 +391,7 @@ class Worker:
                     extra={"from": self.physical_namespace, "to": physical})  # fmt: skip
         self.physical_namespace = physical
         self.store = PartitionStore(self.redis, physical)
+        self._parked.clear()  # states of the old namespace: never kept for the new one
         for partition in list(self.partitions):
             await self._load(TopicPartition(self.topic, partition))
 

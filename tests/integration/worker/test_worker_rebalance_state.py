@@ -1,0 +1,136 @@
+"""What a worker does with a partition's state in a rebalance, against real Redis and Kafka.
+
+- Revoked while its batch is being written (aiokafka runs the rebalance listener while the worker
+  awaits the write): the worker must neither crash (it once took the newest event time over the
+  partitions it still held: none) nor commit an offset for a partition it no longer holds. The
+  rebalance is provoked exactly there, in the write, since a real one lands there only by chance.
+- Revoked and given back (an eager rebalance revokes every partition): the state in memory is
+  kept when nobody wrote the partition in between, and reloaded from Redis when someone did.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import orjson
+import redis
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from processor.config import Settings
+from processor.definitions import load_definitions
+from processor.store.partition_store import PartitionKeys
+from processor.worker.partition import Message, PartitionState
+from processor.worker.runtime import Worker
+from processor.worker.telemetry import Telemetry
+from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS
+from tests.integration.worker.harness import create_topic, delete_groups, delete_topics
+
+NEWEST_MS = 1_795_000_000_000
+
+
+def _records(first: int, count: int, newest_ms: int = NEWEST_MS) -> list[Message]:
+    return [
+        Message(i, orjson.dumps({"type": "report_sent", "account_id": f"a{i % 3}",
+                                 "event_id": f"e{i}", "timestamp": newest_ms - 1000 * i}))
+        for i in range(first, first + count)
+    ]  # fmt: skip
+
+
+def test_a_partition_revoked_during_its_write_is_counted_not_committed_and_nothing_crashes(
+    redis_url: str, redis_client: redis.Redis, unique_name: str
+):
+    catalog = load_definitions(EXAMPLE_DEFINITIONS)
+    settings = Settings(redis_url=redis_url, namespace=unique_name, topic=f"{unique_name}-t",
+                        clock="events")  # fmt: skip
+    telemetry = Telemetry(catalog)
+    tp = TopicPartition(settings.topic, 0)
+    records = _records(0, 5)
+
+    async def scenario() -> Worker:
+        worker = Worker(settings, catalog, telemetry)
+        worker.partitions[0] = PartitionState(catalog, 0)
+        real_write = worker.store.apply_batch
+
+        async def write_then_lose_the_partition(*args: Any, **kwargs: Any) -> None:
+            await real_write(*args, **kwargs)
+            await worker.release({tp})
+
+        worker.store.apply_batch = write_then_lose_the_partition  # type: ignore[method-assign]
+        try:
+            await worker.apply(tp, records)
+        finally:
+            await worker.redis.aclose()
+        return worker
+
+    try:
+        worker = asyncio.run(scenario())
+        assert worker.partitions == {}
+        assert tp not in worker._committable
+        sample = telemetry.registry.get_sample_value
+        assert sample("nsm_last_event_timestamp_seconds") == NEWEST_MS / 1000
+        assert sample("nsm_events_processed_total") == len(records)
+        # The write itself went through, fenced as always: the next owner continues from it.
+        assert redis_client.hget(PartitionKeys(unique_name, 0).meta, "offset") == b"4"
+    finally:
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
+
+
+def test_a_partition_given_back_keeps_its_state_unless_another_worker_wrote_it_meanwhile(
+    redis_url: str, redis_client: redis.Redis, kafka_bootstrap: str, unique_name: str
+):
+    catalog = load_definitions(EXAMPLE_DEFINITIONS)
+    topic = f"{unique_name}-t"
+    create_topic(kafka_bootstrap, topic, 1)
+    settings = Settings(redis_url=redis_url, namespace=unique_name, topic=topic, clock="events",
+                        kafka_bootstrap=kafka_bootstrap)  # fmt: skip
+    tp = TopicPartition(topic, 0)
+    group = f"{unique_name}-g"
+
+    async def scenario() -> None:
+        worker = Worker(settings, catalog, Telemetry(catalog))
+        other = Worker(settings, catalog, Telemetry(catalog))
+        # Assigned by hand, in a group of its own so that the worker's commits have a home.
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
+                                    enable_auto_commit=False)  # fmt: skip
+        await consumer.start()
+        consumer.assign([tp])
+        worker.consumer = other.consumer = consumer
+        try:
+            await worker.acquire({tp})
+            await worker.apply(tp, _records(0, 5))
+            held = worker.partitions[0]
+
+            await worker.release({tp})
+            await worker.acquire({tp})
+            assert worker.partitions[0] is held  # nothing written in between: kept
+            assert await consumer.position(tp) == 5
+
+            # The partition goes to another worker, which writes it, and then comes back.
+            await worker.release({tp})
+            await other.acquire({tp})
+            await other.apply(tp, _records(5, 4))
+            await other.release({tp})
+            await other.acquire(set())  # the same rebalance gives it nothing this time
+            await worker.acquire({tp})
+            reloaded = worker.partitions[0]
+            assert reloaded is not held
+            assert reloaded.offset == 8 and await consumer.position(tp) == 9
+            expected = PartitionState(catalog, 0)
+            expected.apply_batch(_records(0, 9), NEWEST_MS, 300_000, True)
+            assert reloaded.summarize(NEWEST_MS) == expected.summarize(NEWEST_MS)
+            # A worker keeps nothing for partitions that went elsewhere.
+            assert worker._parked == {} and other._parked == {}
+        finally:
+            await consumer.stop()
+            await worker.redis.aclose()
+            await other.redis.aclose()
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        delete_groups(kafka_bootstrap, [group])
+        delete_topics(kafka_bootstrap, topic)
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
