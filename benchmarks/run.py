@@ -49,12 +49,17 @@ def main() -> None:
         naive = worker_bench.naive_faust(topic)
         console.print("[bold]worker[/bold]: nsm worker ...")
         measured = worker_bench.worker(topic, total, PARTITIONS)
+        console.print("[bold]worker[/bold]: two nsm workers in one group ...")
+        pair = worker_bench.worker(topic, total, PARTITIONS, workers=2)["events_per_s"]
         report["worker"] = {
             **measured,
             "baseline_a_bare_aiokafka_events_per_s": round(bare),
             "baseline_b_naive_faust_events_per_s": round(naive),
             "ratio_to_a": round(measured["events_per_s"] / bare, 3),
             "ratio_to_b": round(measured["events_per_s"] / naive, 1),
+            "two_workers_events_per_s": pair,
+            "two_workers_ratio_to_a": round(pair / bare, 3),
+            "two_workers_ratio_to_b": round(pair / naive, 1),
             "scrape_5k_series": worker_bench.scrape_5k_series(),
         }
     if "replay" in parts:

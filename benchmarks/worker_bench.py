@@ -89,45 +89,69 @@ def _applied(client: redis.Redis, namespace: str, partitions: int) -> int:
     return total
 
 
-def worker(topic: str, total: int, partitions: int) -> dict[str, Any]:
+def worker(topic: str, total: int, partitions: int, workers: int = 1) -> dict[str, Any]:
+    """Sustained events/s of `workers` worker processes in one consumer group, from the moment
+    every worker holds partitions (the group is formed; with one worker, its first applied batch)
+    until every partition's applied offset reaches the end of the topic; with one worker, also its
+    scrape time and Redis memory."""
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    port = _free_port()
     client = redis.Redis.from_url(REDIS_URL)
-    env = {**os.environ, "NSM_TOPIC": topic, "NSM_NAMESPACE": namespace,
-           "NSM_METRICS_PORT": str(port), "NSM_CLOCK": "events",
-           "NSM_DEFINITIONS": str(ROOT / "definitions")}  # fmt: skip
-    process = subprocess.Popen(
-        [sys.executable, "-m", "processor.cli", "worker", "--tick", "2", "--log-level", "warning"],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )  # fmt: skip
+    processes, ports = [], []
+    for _ in range(workers):
+        ports.append(_free_port())
+        env = {**os.environ, "NSM_TOPIC": topic, "NSM_NAMESPACE": namespace,
+               "NSM_METRICS_PORT": str(ports[-1]), "NSM_CLOCK": "events",
+               "NSM_DEFINITIONS": str(ROOT / "definitions")}  # fmt: skip
+        processes.append(subprocess.Popen(
+            [sys.executable, "-m", "processor.cli", "worker", "--tick", "2", "--log-level",
+             "warning"],
+            env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        ))  # fmt: skip
     try:
         started = None
         first = 0
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             applied = _applied(client, namespace, partitions)
-            if started is None and applied:
+            if started is None and applied and all(_holds_partitions(port) for port in ports):
                 started, first = time.perf_counter(), applied
             if applied >= total:
                 break
-            if process.poll() is not None:
-                raise RuntimeError(f"worker exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
+            for process in processes:
+                if process.poll() is not None:
+                    raise RuntimeError(f"worker exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             time.sleep(0.2)
         assert started is not None, "the worker applied nothing"
         rate = (total - first) / (time.perf_counter() - started)
+        if workers > 1:
+            return {"workers": workers, "events_per_s": round(rate)}
         time.sleep(3)  # one tick: summaries and export of the final state
-        scrape_s, series = _scrape(port)
+        scrape_s, series = _scrape(ports[0])
         memory = _memory_per_entity_metric(
             client, namespace, load_definitions(ROOT / "definitions")
         )
         return {"events_per_s": round(rate), "scrape_ms": round(scrape_s * 1000, 1),
                 "scrape_series": series, **memory}  # fmt: skip
     finally:
-        process.terminate()
-        process.wait(timeout=30)
+        for process in processes:
+            process.terminate()
+        for process in processes:
+            process.wait(timeout=30)
         for key in client.scan_iter(f"nsm:{namespace}:*", count=1000):
             client.unlink(key)
         client.close()
+
+
+def _holds_partitions(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:
+            body = response.read()
+    except OSError:
+        return False  # not serving yet
+    for line in body.splitlines():
+        if line.startswith(b"nsm_partitions_assigned "):
+            return float(line.split()[1]) > 0
+    return False
 
 
 def _scrape(port: int) -> tuple[float, int]:
