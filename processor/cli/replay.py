@@ -13,6 +13,7 @@ from processor.config import Settings
 from processor.durations import parse_duration_ms
 from processor.events import format_time
 from processor.replay.cli_support import live_option, redis_option, run_with_redis
+from processor.replay.processes import ShardFailed
 from processor.replay.run import ReplayReport, ReplayRequest, replay
 from processor.replay.source import SourceError
 
@@ -134,7 +135,7 @@ def command(
         settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
     try:
         report = run_with_redis(redis_url, lambda client: replay(client, settings, request))
-    except SourceError as error:
+    except (SourceError, ShardFailed) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo(

@@ -13,7 +13,9 @@ import asyncio
 import contextlib
 import gc
 import multiprocessing
+import os
 import pickle
+import signal
 import time
 import traceback
 from collections.abc import AsyncIterator
@@ -66,7 +68,7 @@ class ProcessShard:
         return result
 
     async def history(self, first_ms: int, as_of_ms: int) -> AsyncIterator[tuple[int, Summary]]:
-        self._conn.send(("history", first_ms, as_of_ms))
+        await self._send(("history", first_ms, as_of_ms))
         while True:
             kind, payload = await self._receive()
             if kind == "done":
@@ -76,12 +78,14 @@ class ProcessShard:
     async def expire(self, as_of_ms: int) -> None:
         await self._call(("expire", as_of_ms))
 
-    async def close(self) -> None:
-        """Let the child finish what it does (after an interrupt: flush its writes and report
-        what they held, so the replay's counts match its state), then stop it."""
+    async def close(self, interrupt: bool = False) -> None:
+        """Stop the child once it has finished what it does; with `interrupt` (the replay
+        failed), interrupt that first, as Ctrl-C would: it flushes its writes and stops."""
         if self._process.is_alive():
             with contextlib.suppress(OSError):  # the child is already gone
                 self._conn.send(("close",))
+                if interrupt and self._process.pid is not None:
+                    os.kill(self._process.pid, signal.SIGINT)
         with contextlib.suppress(BaseException):
             async with asyncio.timeout(_STOP_SECONDS):
                 while True:
@@ -95,7 +99,7 @@ class ProcessShard:
         self._conn.close()
 
     async def _call(self, command: tuple[Any, ...], report: Report | None = None) -> Any:
-        self._conn.send(command)
+        await self._send(command)
         while True:
             kind, payload = await self._receive()
             if kind == "progress" and report is not None:
@@ -103,17 +107,27 @@ class ProcessShard:
             elif kind == "done":
                 return payload
 
+    async def _send(self, command: tuple[Any, ...]) -> None:
+        try:
+            self._conn.send(command)
+        except OSError:  # a broken pipe: the child is gone
+            raise await self._stopped() from None
+
     async def _receive(self) -> tuple[str, Any]:
         try:
             kind, payload = await receive(self._conn)
         except EOFError:
-            raise ShardFailed(
-                f"replay process {self._process.name} stopped (exit code "
-                f"{self._process.exitcode}); resume with --resume"
-            ) from None
+            raise await self._stopped() from None
         if kind == "error":
             raise payload
         return kind, payload
+
+    async def _stopped(self) -> ShardFailed:
+        await asyncio.to_thread(self._process.join, 5)  # for its exit code
+        return ShardFailed(
+            f"replay process {self._process.name} stopped (exit code "
+            f"{self._process.exitcode}); resume with --resume"
+        )
 
 
 # ---- the child ------------------------------------------------------------------------------

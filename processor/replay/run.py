@@ -15,7 +15,7 @@ import gc
 import os
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -36,7 +36,7 @@ from processor.replay.shard import Consumed, Report, Shard, Tally
 from processor.replay.source import OffsetPlan, new_consumer, parse_from, plan_offsets
 from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
-from processor.store.partition_store import PartitionStore
+from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
 from processor.worker.partition import PartitionState
 
 __all__ = ["ReplayReport", "ReplayRequest", "replay"]
@@ -63,21 +63,20 @@ class _AnyShard(Protocol):
     async def summarize(self, as_of_ms: int) -> list[Summary]: ...
     def history(self, first_ms: int, as_of_ms: int) -> AsyncIterator[tuple[int, Summary]]: ...
     async def expire(self, as_of_ms: int) -> None: ...
-    async def close(self) -> None: ...
+    async def close(self, interrupt: bool = False) -> None: ...
 
 
 class _InProcess(Shard):
-    async def close(self) -> None:
+    async def close(self, interrupt: bool = False) -> None:
         pass
 
 
 class _Counters:
-    def __init__(self, info: dict[str, str]) -> None:
-        self.total = Tally(
-            applied=int(info.get(InfoField.APPLIED, "0")),
-            duplicates=int(info.get(InfoField.DUPLICATES, "0")),
-            invalid=Counter(orjson.loads(info.get(InfoField.INVALID, "{}"))),
-        )
+    """The replay's counts: those stored with the partitions' state (exact whatever stopped an
+    earlier run), plus what this run reports as its batches reach Redis."""
+
+    def __init__(self, stored: Mapping[str, int]) -> None:
+        self.total = _tally(stored)
         self.events = 0  # read by this run
 
     def fields(self) -> dict[str, object]:
@@ -86,6 +85,17 @@ class _Counters:
             InfoField.DUPLICATES: self.total.duplicates,
             InfoField.INVALID: dict(self.total.invalid),
         }
+
+
+def _tally(stored: Mapping[str, int]) -> Tally:
+    invalid = Counter(
+        {
+            k.removeprefix(INVALID_PREFIX): v
+            for k, v in stored.items()
+            if k.startswith(INVALID_PREFIX)
+        }
+    )
+    return Tally(0, stored.get(APPLIED, 0), stored.get(DUPLICATES, 0), invalid)
 
 
 def process_count(requested: int | None, partitions: int, messages: int) -> int:
@@ -126,7 +136,7 @@ async def replay(
             await _store(client, name).set_definitions(partition, fingerprints)
     remaining = await _remaining(client, name, plan, resumed)
     processes = process_count(request.processes, len(plan.start), remaining)
-    counters = _Counters(info)
+    counters = _Counters(await _store(client, name).counts(plan.start))
     progress = ReplayProgress(remaining, request.progress)
     shards = _start_shards(client, settings, request, plan, resumed, processes)
     collecting = gc.isenabled()
@@ -147,11 +157,12 @@ async def replay(
         seconds = time.monotonic() - started
         heartbeat.cancel()
         progress.phase("finishing")
-        report_ = await _finish(client, request, info, shards, consumed, counters)
+        report_ = await _finish(client, request, info, shards, consumed, counters,
+                                sorted(plan.start))  # fmt: skip
     except BaseException:
         heartbeat.cancel()
         progress.close()
-        await asyncio.gather(*(shard.close() for shard in shards), return_exceptions=True)
+        await asyncio.gather(*(s.close(interrupt=True) for s in shards), return_exceptions=True)
         await ns.write_info(client, name, {InfoField.STATUS: "interrupted", **counters.fields()})
         raise
     finally:
@@ -254,11 +265,13 @@ async def _finish(
     shards: Sequence[_AnyShard],
     consumed: Sequence[Consumed],
     counters: _Counters,
+    partitions: Sequence[int],
 ) -> ReplayReport:
     name, catalog = request.namespace, request.catalog
     newest = [c.newest_ms for c in consumed if c.newest_ms is not None]
     as_of = max(newest) if newest else ns.now_ms()
     summaries = await asyncio.gather(*(shard.summarize(as_of) for shard in shards))
+    counters.total = _tally(await _store(client, name).counts(partitions))
     values = finish(catalog, merge_summaries(s for partitions in summaries for s in partitions))
     total = counters.total
     result = ComputeResult(as_of, values, total.invalid, total.duplicates, total.applied)

@@ -148,7 +148,7 @@ class Shard:
                     self.store.apply_batch(
                         partition, outcome.previous_offset, outcome.new_offset,
                         state.max_ts if state.max_ts is not None else 0,
-                        outcome.writes, outcome.seen,
+                        outcome.writes, outcome.seen, outcome.counts(),
                     )
                 )  # fmt: skip
                 in_flight[partition] = (write, tally)

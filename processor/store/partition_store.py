@@ -3,7 +3,9 @@
 Keys (every key starts with `nsm:<namespace>:`, CONTRACT §4; `{<namespace>.p<N>}` is a Redis
 Cluster hash tag, so all keys of one partition live in one slot and the atomic step works there):
 
-    nsm:<ns>:{<ns>.pN}:meta                 hash: offset (last applied), max_ts, def:<metric>
+    nsm:<ns>:{<ns>.pN}:meta                 hash: offset (last applied), max_ts, def:<metric>,
+                                            and the counts of what the batches held: applied,
+                                            duplicates, invalid:<reason>
     nsm:<ns>:{<ns>.pN}:m:<metric>:<bucket>  hash: one bucket of one metric (see codec.py)
     nsm:<ns>:{<ns>.pN}:expiry               zset: "<metric>:<bucket>" scored by the time (ms)
                                             the bucket leaves its window
@@ -25,11 +27,13 @@ from dataclasses import dataclass, field
 import msgpack
 import redis.asyncio as aioredis
 
-# ARGV: expected offset, new offset, max event time, then two msgpack arrays (Redis's Lua has
+# ARGV: expected offset, new offset, max event time, then three msgpack arrays (Redis's Lua has
 # cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
-# hash of the k-th, and the ids, `[horizon, id, horizon, id, ...]`. Two packed arguments instead of
-# one argument per field: the client packs each argument in Python, which cost more than the
-# engine's own work per batch. HSET and ZADD take at most 1000 arguments per call (Lua's stack).
+# hash of the k-th, the ids, `[horizon, id, horizon, id, ...]`, and the counts to add to the meta
+# hash, `[field, n, ...]` (with the state they describe, so they survive any crash exactly).
+# Packed arguments instead of one argument per field: the client packs each argument in Python,
+# which cost more than the engine's own work per batch. HSET and ZADD take at most 1000 arguments
+# per call (Lua's stack).
 APPLY_BATCH = """
 local current = redis.call('HGET', KEYS[1], 'offset')
 if current == false then current = '' end
@@ -47,12 +51,20 @@ local seen = cmsgpack.unpack(ARGV[5])
 for s = 1, #seen, 1000 do
   redis.call('ZADD', KEYS[3], unpack(seen, s, math.min(s + 999, #seen)))
 end
+local counts = cmsgpack.unpack(ARGV[6])
+for s = 1, #counts, 2 do
+  redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
+end
 local newest = tonumber(ARGV[3])
 local stored = redis.call('HGET', KEYS[1], 'max_ts')
 if stored ~= false and tonumber(stored) > newest then newest = tonumber(stored) end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'max_ts', tostring(newest))
 return {1, ARGV[2]}
 """
+
+
+APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
+COUNT_FIELDS = (APPLIED, DUPLICATES)
 
 
 class Fenced(Exception):
@@ -136,8 +148,10 @@ class PartitionStore:
         max_ts: int,
         writes: Sequence[BucketWrite],
         seen: Iterable[tuple[str, int]],
+        counts: Mapping[str, int] | None = None,
     ) -> None:
-        """One round trip: every write, the ids and the new offset, or nothing (Fenced)."""
+        """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
+        `invalid:<reason>`) and the new offset, or nothing (Fenced)."""
         keys = self.keys(partition)
         packed_writes = [
             # Scores as strings: Lua would print a large number in exponent notation.
@@ -151,6 +165,9 @@ class PartitionStore:
             str(max_ts),
             msgpack.packb(packed_writes, use_bin_type=False),
             msgpack.packb(packed_seen, use_bin_type=False),
+            msgpack.packb(
+                [x for item in (counts or {}).items() if item[1] for x in item], use_bin_type=False
+            ),
         ]
         result = await self._apply(
             keys=[keys.meta, keys.expiry, keys.seen, *(keys.bucket(w.member) for w in writes)],
@@ -180,6 +197,21 @@ class PartitionStore:
         if meta.get("offset") != (None if offset is None else str(offset)):
             return False
         return all(meta.get(f"def:{name}") == value for name, value in fingerprints.items())
+
+    async def counts(self, partitions: Iterable[int]) -> dict[str, int]:
+        """The counts of every batch stored in these partitions, added up."""
+        partitions = list(partitions)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.hgetall(self.keys(partition).meta)
+            metas = await pipe.execute()
+        total: dict[str, int] = {}
+        for meta in metas:
+            for raw_name, raw_value in meta.items():
+                name = raw_name.decode()
+                if name in COUNT_FIELDS or name.startswith(INVALID_PREFIX):
+                    total[name] = total.get(name, 0) + int(raw_value)
+        return total
 
     async def stored_offset(self, partition: int) -> int | None:
         """The last applied offset, or None before the first batch."""

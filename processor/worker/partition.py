@@ -22,7 +22,13 @@ from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, Summary
 from processor.events import InvalidEvent, parse_event
 from processor.store.codec import changed_fields, load_bucket
-from processor.store.partition_store import BucketWrite, StoredPartition
+from processor.store.partition_store import (
+    APPLIED,
+    DUPLICATES,
+    INVALID_PREFIX,
+    BucketWrite,
+    StoredPartition,
+)
 
 
 def definition_fingerprint(metric: Metric) -> str:
@@ -99,6 +105,13 @@ class BatchOutcome:
     previous_offset: int | None = None
     new_offset: int | None = None
     max_ts: int | None = None
+
+    def counts(self) -> dict[str, int]:
+        """What the batch held, in the stored counts' names (store/partition_store.py)."""
+        counts = {APPLIED: self.applied, DUPLICATES: self.duplicates}
+        for reason, n in Counter(i.reason for i in self.invalid).items():
+            counts[INVALID_PREFIX + reason] = n
+        return counts
 
 
 class PartitionState:

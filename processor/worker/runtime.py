@@ -280,6 +280,7 @@ class Worker:
             outcome.max_ts if outcome.max_ts is not None else -1,
             outcome.writes,
             outcome.seen,
+            outcome.counts(),
         )
 
     def _count(self, outcome: BatchOutcome) -> None:

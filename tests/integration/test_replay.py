@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 import zlib
+from pathlib import Path
 from typing import Any
 
 import orjson
@@ -238,33 +239,66 @@ def test_a_replay_in_several_processes_equals_one_in_a_single_process(
         assert summaries[0] == summaries[1]
 
 
+def _slow_replay(
+    client: redis.Redis, topic: Topic, namespaces: str, name: str, own_group: bool
+) -> tuple[list[str], subprocess.Popen[bytes]]:
+    """A replay in two processes, in batches of two messages, once every partition has some of
+    its state stored; with `own_group`, in a process group of its own as a shell gives a
+    foreground job, so that Ctrl-C reaches every process."""
+    args = [sys.executable, "-m", "processor.cli", "replay", "--namespace", name,
+            "--topic", topic.name, "--definitions", DEFINITIONS, "--no-progress",
+            "--live", f"{namespaces}-live", "--processes", "2", "--batch", "2"]  # fmt: skip
+    replay = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              start_new_session=own_group)  # fmt: skip
+    deadline = time.monotonic() + 60
+    keys = [PartitionKeys(name, p).meta for p in range(PARTITIONS)]
+    while not all(client.hget(k, "offset") for k in keys):
+        assert replay.poll() is None, replay.communicate()
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    return args, replay
+
+
+def _resume(args: list[str]) -> subprocess.CompletedProcess[bytes]:
+    resumed = subprocess.run([*args, "--resume", "--batch", "5000"], capture_output=True,
+                             timeout=120)  # fmt: skip
+    assert resumed.returncode == 0, resumed.stderr
+    assert b"after resuming" in resumed.stderr
+    return resumed
+
+
 def test_ctrl_c_stops_every_process_of_a_replay_and_resume_finishes_it_exactly(
     history_topic: Topic, catalog: Catalog, namespaces: str, redis_client: redis.Redis
 ):
     name = f"{namespaces}-interrupted"
-    args = [sys.executable, "-m", "processor.cli", "replay", "--namespace", name,
-            "--topic", history_topic.name, "--definitions", DEFINITIONS, "--no-progress",
-            "--live", f"{namespaces}-live", "--processes", "2", "--batch", "10"]  # fmt: skip
-    # Its own process group, as a shell gives a foreground job: Ctrl-C reaches every process.
-    replay = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              start_new_session=True)  # fmt: skip
-    deadline = time.monotonic() + 60
-    keys = [PartitionKeys(name, p).meta for p in range(PARTITIONS)]
-    while not all(redis_client.hget(k, "offset") for k in keys):
-        assert replay.poll() is None, replay.communicate()
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    args, replay = _slow_replay(redis_client, history_topic, namespaces, name, own_group=True)
     os.killpg(replay.pid, signal.SIGINT)
     _, stderr = replay.communicate(timeout=60)
     assert replay.returncode == 130, stderr
     assert b"--resume" in stderr
     assert redis_client.hget(info_key(name), "status") == b"interrupted"
+    keys = [PartitionKeys(name, p).meta for p in range(PARTITIONS)]
     stored = sum(int(redis_client.hget(k, "offset") or -1) + 1 for k in keys)
     assert 0 < stored < len(history_topic.messages)
 
-    resumed = subprocess.run(
-        [*args, "--resume", "--batch", "5000"], capture_output=True, timeout=120
-    )
-    assert resumed.returncode == 0, resumed.stderr
-    assert b"after resuming" in resumed.stderr
+    resumed = _resume(args)
+    assert_resumed_exactly(redis_client, name, history_topic, catalog, resumed.stdout)
+
+
+def test_a_replay_process_killed_with_sigkill_fails_the_replay_and_resume_finishes_it_exactly(
+    history_topic: Topic, catalog: Catalog, namespaces: str, redis_client: redis.Redis
+):
+    name = f"{namespaces}-killed"
+    args, replay = _slow_replay(redis_client, history_topic, namespaces, name, own_group=False)
+    children = subprocess.run(["pgrep", "-P", str(replay.pid)], capture_output=True, text=True)
+    shards = [int(pid) for pid in children.stdout.split()
+              if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()]  # fmt: skip
+    assert len(shards) == 2
+    os.kill(shards[0], signal.SIGKILL)
+    _, stderr = replay.communicate(timeout=60)
+    assert replay.returncode == 1, stderr
+    assert b"exit code -9" in stderr and b"--resume" in stderr
+    assert redis_client.hget(info_key(name), "status") == b"interrupted"
+
+    resumed = _resume(args)
     assert_resumed_exactly(redis_client, name, history_topic, catalog, resumed.stdout)
