@@ -6,6 +6,9 @@ per-message dispatch is about 30x slower than a batch fetch (see runtime.py and 
 
 from __future__ import annotations
 
+import os
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import faust
@@ -20,6 +23,7 @@ from processor.worker.telemetry import Telemetry
 # How long a member of a consumer group that stopped without leaving (kill -9) keeps its place;
 # the batch consumer (aiokafka) uses the same by default.
 SESSION_TIMEOUT_S = 10.0
+_TEMP = Path(tempfile.gettempdir())
 
 
 def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> faust.App:
@@ -37,6 +41,9 @@ def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> fau
         # for the dead member's session to expire before it starts (60 s by default).
         broker_session_timeout=SESSION_TIMEOUT_S,
         broker_rebalance_timeout=SESSION_TIMEOUT_S,
+        # faust keeps its local tables under `datadir`, by default in the working directory. NSM
+        # has no faust tables (its state is in Redis): keep the folder out of the user's way.
+        datadir=os.environ.get("APP_DATADIR", str(_TEMP / "{conf.name}-data")),
     )
     telemetry = Telemetry(catalog)
     worker = Worker(settings, catalog, telemetry)

@@ -356,7 +356,7 @@ class WorkerProcess:
             log.flush()
             self.process = subprocess.Popen(
                 [str(NSM), "worker", "--tick", str(TICK_S)],
-                cwd=self.workdir,  # faust keeps a data folder in the working directory
+                cwd=self.workdir,  # the test's own folder, whatever the worker writes there
                 env=self.env,
                 stdout=log,
                 stderr=subprocess.STDOUT,

@@ -68,6 +68,8 @@ def test_wall_clock_values_equal_compute_as_of_now_and_slide_without_events(e2e:
         messages.append((partition_for(key, None, 2), key, orjson.dumps(event)))
     worker = e2e.worker("wall", definitions, clock="wall")
     worker.wait_healthy()
+    # faust's data folder goes to the temporary directory, not where the worker was started.
+    assert not list(worker.workdir.glob("*-data"))
     e2e.producer().send(messages)
     raw = [v for v in values_of(read_topic(e2e.bootstrap, e2e.topic)) if v is not None]
     newest = max(orjson.loads(v)["timestamp"] for v in raw)
