@@ -85,8 +85,8 @@ from processor.replay.source import SourceError
 @click.option(
     "--processes",
     type=click.IntRange(min=1),
-    help="Processes reading partitions side by side [default: one per CPU, at most one per "
-    "partition; one for fewer than 200,000 messages].",
+    help="Processes reading partitions side by side [default: one per CPU it may use, at most "
+    "one per partition; one for fewer than 200,000 messages].",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [auto].")
 def command(

@@ -102,8 +102,15 @@ def process_count(requested: int | None, partitions: int, messages: int) -> int:
     """How many processes share the partitions: as asked, else one per CPU (one for a small
     replay); never more than there are partitions."""
     if requested is None:
-        requested = 1 if messages < _PARALLEL_FROM_MESSAGES else (os.cpu_count() or 1)
+        requested = 1 if messages < _PARALLEL_FROM_MESSAGES else _usable_cpus()
     return max(1, min(requested, partitions))
+
+
+def _usable_cpus() -> int:
+    """The CPUs this process may run on (its affinity, e.g. under taskset), not the machine's."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
 
 
 def split_plan(plan: OffsetPlan, parts: int) -> list[OffsetPlan]:

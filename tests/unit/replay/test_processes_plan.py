@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 from processor.replay.run import process_count, split_plan
 from processor.replay.source import OffsetPlan
 
@@ -9,7 +12,7 @@ from processor.replay.source import OffsetPlan
 def test_the_default_is_one_process_per_cpu_for_a_large_replay_and_one_for_a_small_one(
     monkeypatch,
 ):
-    monkeypatch.setattr("os.cpu_count", lambda: 4)
+    monkeypatch.setattr("processor.replay.run._usable_cpus", lambda: 4)
     assert process_count(None, partitions=8, messages=1_000_000) == 4
     assert process_count(None, partitions=8, messages=1_000) == 1
     # Never more processes than partitions, never fewer than one, whatever was asked.
@@ -28,3 +31,12 @@ def test_every_partition_goes_to_exactly_one_plan_with_its_own_offsets():
         assert part.start == {p: plan.start[p] for p in part.start}
         assert part.end == {p: plan.end[p] for p in part.start}
     assert sum(part.total for part in parts) == plan.total
+
+
+def test_the_default_counts_the_cpus_this_process_may_use_not_the_machines():
+    # Pinned to one CPU (as taskset, a container's cpuset or a batch scheduler does), a large
+    # replay runs in one process.
+    code = "from processor.replay.run import process_count; print(process_count(None, 8, 10**7))"
+    pinned = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code],
+                            capture_output=True, text=True, check=True)  # fmt: skip
+    assert pinned.stdout.strip() == "1"
