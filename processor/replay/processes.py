@@ -43,14 +43,13 @@ class ProcessShard:
     loop, threads or sockets)."""
 
     def __init__(
-        self, redis_url: str, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
-        resumed: bool,
-    ) -> None:  # fmt: skip
+        self, settings: Settings, request: ReplayRequest, plan: OffsetPlan, resumed: bool
+    ) -> None:
         context = multiprocessing.get_context("spawn")
         self._conn, child = context.Pipe()
         self._process = context.Process(
             target=_serve,
-            args=(child, redis_url, settings, request, plan, resumed),
+            args=(child, settings, request, plan, resumed),
             name=f"nsm-replay-{'-'.join(map(str, plan.start))}",
             daemon=True,
         )
@@ -134,14 +133,13 @@ class ProcessShard:
 
 
 def _serve(
-    conn: Connection, redis_url: str, settings: Settings, request: ReplayRequest,
-    plan: OffsetPlan, resumed: bool,
-) -> None:  # fmt: skip
+    conn: Connection, settings: Settings, request: ReplayRequest, plan: OffsetPlan, resumed: bool
+) -> None:
     # As in the replay's own process: the state has no reference cycles, and the cyclic
     # collector would rescan its millions of containers again and again.
     gc.disable()
     try:
-        asyncio.run(_serve_calls(conn, redis_url, settings, request, plan, resumed))
+        asyncio.run(_serve_calls(conn, settings, request, plan, resumed))
     except BaseException as error:  # reported to the replay, which raises it
         with contextlib.suppress(OSError):
             conn.send(("error", _transferable(error)))
@@ -150,10 +148,9 @@ def _serve(
 
 
 async def _serve_calls(
-    conn: Connection, redis_url: str, settings: Settings, request: ReplayRequest,
-    plan: OffsetPlan, resumed: bool,
-) -> None:  # fmt: skip
-    client = aioredis.Redis.from_url(redis_url)
+    conn: Connection, settings: Settings, request: ReplayRequest, plan: OffsetPlan, resumed: bool
+) -> None:
+    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
     try:
         shard = Shard(client, settings, request, plan, resumed)
         while True:
@@ -172,7 +169,7 @@ async def _serve_calls(
 
                 try:
                     consumed = await shard.consume(report)
-                finally:  # also when interrupted: the counts of what reached Redis
+                finally:  # also when interrupted: progress up to the last batch written
                     conn.send(("progress", pending))
                 conn.send(("done", consumed))
             elif command == "summarize":

@@ -217,10 +217,7 @@ def _start_shards(
 ) -> list[_AnyShard]:  # fmt: skip
     if processes == 1:
         return [_InProcess(client, settings, request, plan, resumed)]
-    url = settings.redis_url.get_secret_value()
-    return [
-        ProcessShard(url, settings, request, part, resumed) for part in split_plan(plan, processes)
-    ]
+    return [ProcessShard(settings, request, part, resumed) for part in split_plan(plan, processes)]
 
 
 async def _heartbeat(client: aioredis.Redis, namespace: str, counters: _Counters) -> None:
