@@ -14,7 +14,6 @@ import asyncio
 import gc
 import os
 import time
-from collections import Counter
 from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
@@ -36,7 +35,7 @@ from processor.replay.shard import Consumed, Report, Shard, Tally
 from processor.replay.source import OffsetPlan, new_consumer, parse_from, plan_offsets
 from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
-from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
+from processor.store.partition_store import PartitionStore
 from processor.worker.partition import PartitionState
 
 __all__ = ["ReplayReport", "ReplayRequest", "replay"]
@@ -66,17 +65,12 @@ class _AnyShard(Protocol):
     async def close(self, interrupt: bool = False) -> None: ...
 
 
-class _InProcess(Shard):
-    async def close(self, interrupt: bool = False) -> None:
-        pass
-
-
 class _Counters:
     """The replay's counts: those stored with the partitions' state (exact whatever stopped an
     earlier run), plus what this run reports as its batches reach Redis."""
 
     def __init__(self, stored: Mapping[str, int]) -> None:
-        self.total = _tally(stored)
+        self.total = Tally.of(stored)
         self.events = 0  # read by this run
 
     def fields(self) -> dict[str, object]:
@@ -85,17 +79,6 @@ class _Counters:
             InfoField.DUPLICATES: self.total.duplicates,
             InfoField.INVALID: dict(self.total.invalid),
         }
-
-
-def _tally(stored: Mapping[str, int]) -> Tally:
-    invalid = Counter(
-        {
-            k.removeprefix(INVALID_PREFIX): v
-            for k, v in stored.items()
-            if k.startswith(INVALID_PREFIX)
-        }
-    )
-    return Tally(0, stored.get(APPLIED, 0), stored.get(DUPLICATES, 0), invalid)
 
 
 def process_count(requested: int | None, partitions: int, messages: int) -> int:
@@ -133,6 +116,7 @@ async def replay(
     await guard.check_target(client, name, request.live)
     info = await guard.prepare(client, name, request.resume, request.discard)
     resumed = info is not None
+    store = PartitionStore(client, name)
     fingerprints = PartitionState(catalog, 0).fingerprints
     if info is not None:
         plan = _resumed_plan(info, fingerprints)
@@ -140,10 +124,10 @@ async def replay(
         plan = await _plan(request, settings)
         info = await _start_info(client, request, plan, fingerprints)
         for partition in plan.start:
-            await _store(client, name).set_definitions(partition, fingerprints)
-    remaining = await _remaining(client, name, plan, resumed)
+            await store.set_definitions(partition, fingerprints)
+    remaining = await _remaining(store, plan, resumed)
     processes = process_count(request.processes, len(plan.start), remaining)
-    counters = _Counters(await _store(client, name).counts(plan.start))
+    counters = _Counters(await store.counts(plan.start))
     progress = ReplayProgress(remaining, request.progress)
     shards = _start_shards(client, settings, request, plan, resumed, processes)
     collecting = gc.isenabled()
@@ -164,7 +148,7 @@ async def replay(
         seconds = time.monotonic() - started
         heartbeat.cancel()
         progress.phase("finishing")
-        report_ = await _finish(client, request, info, shards, consumed, counters,
+        report_ = await _finish(client, store, request, info, shards, consumed, counters,
                                 sorted(plan.start))  # fmt: skip
     except BaseException:
         heartbeat.cancel()
@@ -183,10 +167,6 @@ async def replay(
     return report_
 
 
-def _store(client: aioredis.Redis, namespace: str) -> PartitionStore:
-    return PartitionStore(client, namespace)
-
-
 async def _plan(request: ReplayRequest, settings: Settings) -> OffsetPlan:
     consumer = new_consumer(request.bootstrap, settings)
     await consumer.start()
@@ -197,13 +177,10 @@ async def _plan(request: ReplayRequest, settings: Settings) -> OffsetPlan:
         await consumer.stop()
 
 
-async def _remaining(
-    client: aioredis.Redis, namespace: str, plan: OffsetPlan, resumed: bool
-) -> int:
+async def _remaining(store: PartitionStore, plan: OffsetPlan, resumed: bool) -> int:
     """Messages still to read: from each partition's stored offset when resuming."""
     positions = dict(plan.start)
     if resumed:
-        store = _store(client, namespace)
         for partition in plan.start:
             offset = await store.stored_offset(partition)
             if offset is not None:
@@ -216,7 +193,7 @@ def _start_shards(
     resumed: bool, processes: int,
 ) -> list[_AnyShard]:  # fmt: skip
     if processes == 1:
-        return [_InProcess(client, settings, request, plan, resumed)]
+        return [Shard(client, settings, request, plan, resumed)]
     return [ProcessShard(settings, request, part, resumed) for part in split_plan(plan, processes)]
 
 
@@ -264,6 +241,7 @@ async def _start_info(
 
 async def _finish(
     client: aioredis.Redis,
+    store: PartitionStore,
     request: ReplayRequest,
     info: dict[str, str],
     shards: Sequence[_AnyShard],
@@ -275,7 +253,7 @@ async def _finish(
     newest = [c.newest_ms for c in consumed if c.newest_ms is not None]
     as_of = max(newest) if newest else ns.now_ms()
     summaries = await asyncio.gather(*(shard.summarize(as_of) for shard in shards))
-    counters.total = _tally(await _store(client, name).counts(partitions))
+    counters.total = Tally.of(await store.counts(partitions))
     values = finish(catalog, merge_summaries(s for partitions in summaries for s in partitions))
     total = counters.total
     result = ComputeResult(as_of, values, total.invalid, total.duplicates, total.applied)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
 import redis.asyncio as aioredis
@@ -27,7 +27,7 @@ from processor.replay.history import sweep_summaries
 from processor.replay.request import ReplayRequest
 from processor.replay.source import OffsetPlan, batches, new_consumer
 from processor.store import namespaces as ns
-from processor.store.partition_store import PartitionStore
+from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
 from processor.worker.partition import PartitionState
 
 
@@ -39,6 +39,18 @@ class Tally:
     applied: int = 0
     duplicates: int = 0
     invalid: Counter[str] = field(default_factory=Counter)
+
+    @classmethod
+    def of(cls, counts: Mapping[str, int], events: int = 0) -> Tally:
+        """From counts named as stored (`BatchOutcome.counts`, `PartitionStore.counts`)."""
+        invalid = Counter(
+            {
+                k.removeprefix(INVALID_PREFIX): n
+                for k, n in counts.items()
+                if k.startswith(INVALID_PREFIX)
+            }
+        )
+        return cls(events, counts.get(APPLIED, 0), counts.get(DUPLICATES, 0), invalid)
 
     def add(self, other: Tally) -> None:
         self.events += other.events
@@ -100,6 +112,9 @@ class Shard:
         for point in sweep_summaries(self.request.catalog, engines, first_ms, as_of_ms):
             yield point
 
+    async def close(self, interrupt: bool = False) -> None:
+        """Nothing to stop in this process (a `ProcessShard` stops its child)."""
+
     async def expire(self, as_of_ms: int) -> None:
         for partition, state in self.states.items():
             state.expire(as_of_ms)
@@ -133,8 +148,8 @@ class Shard:
                 state = self.states[partition]
                 # Records have the `offset` and `value` a Message has: no copy per record.
                 outcome = state.apply_batch(records, ns.now_ms(), skew, True, drop_late=False)
-                invalid = Counter(i.reason for i in outcome.invalid)
-                tally = Tally(len(records), outcome.applied, outcome.duplicates, invalid)
+                counts = outcome.counts()
+                tally = Tally.of(counts, events=len(records))
                 previous = in_flight.get(partition)
                 if previous is not None:
                     # Shielded: an interrupt here must not cancel the write itself.
@@ -148,7 +163,7 @@ class Shard:
                     self.store.apply_batch(
                         partition, outcome.previous_offset, outcome.new_offset,
                         state.max_ts if state.max_ts is not None else 0,
-                        outcome.writes, outcome.seen, outcome.counts(),
+                        outcome.writes, outcome.seen, counts,
                     )
                 )  # fmt: skip
                 in_flight[partition] = (write, tally)
