@@ -367,7 +367,12 @@ class Worker:
             await self.consumer.commit(offsets)
 
     async def _update_lag(self) -> None:
-        if self.consumer is None or not self.partitions:
+        if self.consumer is None:
+            return
+        if not self.partitions:
+            # No lag to measure, but this call is also the tick's check that Kafka answers
+            # (a worker left without partitions, in a group with more workers than partitions).
+            await self.consumer.topics()
             return
         tps = [TopicPartition(self.topic, p) for p in self.partitions]
         ends = await self.consumer.end_offsets(tps)
