@@ -51,31 +51,13 @@ class InvalidEvent(NamedTuple):
     detail: str
 
 
-# A fast path for the shape producers nearly always send, `YYYY-MM-DDTHH:MM:SS[.fff]Z` in ASCII:
-# parsing is the largest cost per event after decoding, so the parts are read by slicing and looked
-# up in small tables instead of through the regex, and day numbers are cached per date. Anything
-# else (other fractions, offsets, lowercase, non-ASCII digits, an invalid field) misses a table or
-# a separator test and takes the full parser, which decides.
-_TWO_DIGITS = {f"{i:02d}": i for i in range(100)}
-_MILLIS = {f"{i:03d}": i for i in range(1000)}
-_ASCII_DATE = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})")
-_DAYS: dict[str, int] = {}  # "YYYY-MM-DD" -> days since the epoch, valid dates only
-_DAYS_LIMIT = 100_000
-
-
-def _days(day_text: str) -> int | None:
-    """Days since the epoch of an ASCII `YYYY-MM-DD` (cached), or None."""
-    match = _ASCII_DATE.fullmatch(day_text)
-    if match is None:
-        return None
-    try:
-        days = date(*map(int, match.groups())).toordinal() - _EPOCH_ORDINAL
-    except ValueError:
-        return None
-    if len(_DAYS) >= _DAYS_LIMIT:
-        _DAYS.clear()
-    _DAYS[day_text] = days
-    return days
+# The shape producers nearly always send, `YYYY-MM-DDTHH:MM:SS[.fff]Z`, is read by datetime's C
+# parser: timestamps are the largest cost per event after decoding, and it is three times as fast
+# as the regex. It reads more than RFC 3339 (other separators, week dates; hour 24 on newer
+# Pythons), so only that exact shape goes to it, and anything it rejects takes the full parser,
+# which decides.
+_ISO = datetime.fromisoformat
+_ONE_MS = timedelta(milliseconds=1)
 
 
 def parse_rfc3339_ms(text: str) -> int | None:
@@ -84,29 +66,20 @@ def parse_rfc3339_ms(text: str) -> int | None:
     Fractions below a millisecond are dropped (floor, since the fraction is never negative).
     """
     size = len(text)
-    if (size == 24 and text[19] == ".") or size == 20:
-        millis = _MILLIS.get(text[20:23]) if size == 24 else 0
-        hour = _TWO_DIGITS.get(text[11:13])
-        minute = _TWO_DIGITS.get(text[14:16])
-        second = _TWO_DIGITS.get(text[17:19])
-        if (
-            millis is not None
-            and hour is not None
-            and minute is not None
-            and second is not None
-            and hour < 24
-            and minute < 60
-            and second < 60
-            and text[-1] == "Z"
-            and text[10] == "T"
-            and text[13] == ":"
-            and text[16] == ":"
-        ):
-            days = _DAYS.get(text[:10])
-            if days is None:
-                days = _days(text[:10])
-            if days is not None:
-                return (((days * 24 + hour) * 60 + minute) * 60 + second) * 1000 + millis
+    if (
+        ((size == 24 and text[19] == ".") or size == 20)
+        and text[-1] == "Z"
+        and text[10] == "T"
+        and text[4] == "-"
+        and text[7] == "-"
+        and text[13] == ":"
+        and text[16] == ":"
+        and text[11:13] != "24"
+    ):
+        try:
+            return (_ISO(text) - _EPOCH) // _ONE_MS
+        except ValueError:
+            pass
     return _parse_full(text)
 
 

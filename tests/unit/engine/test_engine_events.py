@@ -1,8 +1,18 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from processor.events import Event, InvalidEvent, format_time, parse_event, parse_time
+from processor.events import (
+    Event,
+    InvalidEvent,
+    format_time,
+    parse_event,
+    parse_rfc3339_ms,
+    parse_time,
+)
+from tests import oracle
 
 NOW = 1_795_168_800_000  # 2026-11-20T10:00:00Z
 
@@ -104,3 +114,29 @@ def test_times_rfc3339_cannot_write_stay_epoch_ms() -> None:
     assert format_time(10**15) == "1000000000000000"
     assert parse_time(format_time(10**15)) == 10**15
     assert reason({"type": "a", "timestamp": 10**15}) == "future_timestamp"
+
+
+FIRST_MS, LAST_MS = -62_135_596_800_000, 253_402_300_799_999  # years 1 to 9999
+# ASCII digits (month 13, hour 24, second 60, 30 February...), digits datetime may read otherwise,
+# and other separators, letters and signs.
+ODD = "0123456789٣０a +-:Tt.Zz,W"
+
+
+@st.composite
+def usual_shape(draw: st.DrawFn) -> str:
+    """`YYYY-MM-DDTHH:MM:SS[.fff]Z` of a valid time, with up to two characters replaced."""
+    ms = draw(st.integers(FIRST_MS, LAST_MS))
+    text = format_time(ms)  # with the fraction only when there is one
+    if len(text) == 20 and draw(st.booleans()):
+        text = text[:-1] + ".000Z"
+    chars = list(text)
+    for _ in range(draw(st.integers(0, 2))):
+        chars[draw(st.integers(0, len(chars) - 1))] = draw(st.sampled_from(ODD))
+    return "".join(chars)
+
+
+@settings(max_examples=3000)
+@given(usual_shape())
+def test_timestamps_of_the_usual_shape_parse_as_the_oracle_parses_them(text: str) -> None:
+    """The usual shape takes a fast path (datetime's parser); it must agree with RFC 3339."""
+    assert parse_rfc3339_ms(text) == oracle.parse_timestamp(text)
