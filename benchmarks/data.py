@@ -14,6 +14,7 @@ from pathlib import Path
 import orjson
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import KafkaError
 
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = Path(os.environ.get("NSM_BENCH_CACHE", ROOT / ".stack" / "bench"))
@@ -71,3 +72,21 @@ def filled_topic(path: Path) -> tuple[str, int]:
     producer.flush()
     producer.close()
     return topic, len(lines)
+
+
+def forget_run(prefix: str) -> None:
+    """Delete the topics and consumer groups a run named `prefix` left on the broker: faust makes
+    a topic and a group per app, and every run has its own app name, so reruns would pile up."""
+    admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
+    try:
+        topics = [t for t in admin.list_topics() if t.startswith(prefix)]
+        groups = [g["group_id"] for g in admin.list_groups() if g["group_id"].startswith(prefix)]
+        # Best effort: a group whose members are still leaving cannot be deleted yet.
+        for delete, names in ((admin.delete_topics, topics), (admin.delete_groups, groups)):
+            if names:
+                try:
+                    delete(names)
+                except KafkaError as error:
+                    print(f"note: could not delete {names}: {error!r}", flush=True)
+    finally:
+        admin.close()

@@ -23,7 +23,7 @@ import redis
 from aiokafka import AIOKafkaConsumer
 from prometheus_client import generate_latest
 
-from benchmarks.data import BOOTSTRAP
+from benchmarks.data import BOOTSTRAP, forget_run
 from processor.definitions import load_definitions
 from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
@@ -72,6 +72,9 @@ def naive_faust(topic: str, seconds: float = 20) -> float:
         raise RuntimeError(f"naive faust baseline failed: {result.stderr[-2000:]}")
     count, elapsed = out.read_text().split()
     out.unlink()
+    forget_run(f"nsm-bench-naive-{out.stem}")
+    with redis.Redis.from_url(REDIS_URL) as client:
+        client.unlink(f"nsm:bench-naive-{out.stem}:counts")
     return int(count) / float(elapsed)
 
 
@@ -140,6 +143,7 @@ def worker(topic: str, total: int, partitions: int, workers: int = 1) -> dict[st
         for key in client.scan_iter(f"nsm:{namespace}:*", count=1000):
             client.unlink(key)
         client.close()
+        forget_run(f"nsm-{namespace}")
 
 
 def _holds_partitions(port: int) -> bool:
