@@ -160,23 +160,37 @@ def summarize_aggregate(metric: AggregateMetric, state: MetricState, window: Win
         distinct = Distinct(set(), {name: {} for name in metric.segment_fields})
         for bucket, cell in state.buckets.items():
             if bucket in window:
-                distinct.total |= cell.total
-                for name, values in cell.by_segment.items():
-                    target = distinct.breakdowns.setdefault(name, {})
-                    for label, members in values.items():
-                        target.setdefault(label, set()).update(members)
+                _union_into(distinct, cell.total, cell.by_segment)
         return distinct
     assert isinstance(state, CountState | SumState)
     additive = Additive(0 if isinstance(state, CountState) else Decimal(0))
     additive.breakdowns = {name: {} for name in metric.segment_fields}
     for bucket, number_cell in state.buckets.items():
         if bucket in window:
-            additive.total = _add(additive.total, number_cell.total)
-            for name, numbers in number_cell.by_segment.items():
-                sums = additive.breakdowns.setdefault(name, {})
-                for label, amount in numbers.items():
-                    sums[label] = _add(sums.get(label, 0), amount)
+            _add_into(additive, number_cell.total, number_cell.by_segment)
     return additive
+
+
+def _union_into(
+    distinct: Distinct, total: set[str], by_segment: Mapping[str, Mapping[str, set[str]]]
+) -> None:
+    """Fold a bucket's or another part's sets into `distinct`."""
+    distinct.total |= total
+    for segment, values in by_segment.items():
+        target = distinct.breakdowns.setdefault(segment, {})
+        for label, members in values.items():
+            target.setdefault(label, set()).update(members)
+
+
+def _add_into(
+    additive: Additive, total: Number, by_segment: Mapping[str, Mapping[str, Number]]
+) -> None:
+    """Fold a bucket's or another part's numbers into `additive`."""
+    additive.total = _add(additive.total, total)
+    for segment, numbers in by_segment.items():
+        target = additive.breakdowns.setdefault(segment, {})
+        for label, amount in numbers.items():
+            target[label] = _add(target.get(label, 0), amount)
 
 
 def _add(left: Number, right: Number) -> Number:
@@ -196,17 +210,9 @@ def merge_summaries(summaries: Iterable[Summary]) -> Summary:
             if mine is None:
                 merged[name] = _copy(part)
             elif isinstance(mine, Distinct) and isinstance(part, Distinct):
-                mine.total |= part.total
-                for segment, values in part.breakdowns.items():
-                    target = mine.breakdowns.setdefault(segment, {})
-                    for label, members in values.items():
-                        target.setdefault(label, set()).update(members)
+                _union_into(mine, part.total, part.breakdowns)
             elif isinstance(mine, Additive) and isinstance(part, Additive):
-                mine.total = _add(mine.total, part.total)
-                for segment, numbers in part.breakdowns.items():
-                    target_numbers = mine.breakdowns.setdefault(segment, {})
-                    for label, amount in numbers.items():
-                        target_numbers[label] = _add(target_numbers.get(label, 0), amount)
+                _add_into(mine, part.total, part.breakdowns)
     return merged
 
 
