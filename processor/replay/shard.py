@@ -162,7 +162,7 @@ class Shard:
                 write = asyncio.ensure_future(
                     self.store.apply_batch(
                         partition, outcome.previous_offset, outcome.new_offset,
-                        state.max_ts if state.max_ts is not None else 0,
+                        state.max_ts,
                         outcome.writes, outcome.seen, counts,
                     )
                 )  # fmt: skip

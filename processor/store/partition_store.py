@@ -60,10 +60,13 @@ local counts = cmsgpack.unpack(ARGV[6])
 for s = 1, #counts, 2 do
   redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
 end
-local newest = tonumber(ARGV[3])
+local newest = tonumber(ARGV[3])  -- nil: the batch held no valid event
 local stored = redis.call('HGET', KEYS[1], 'max_ts')
-if stored ~= false and tonumber(stored) > newest then newest = tonumber(stored) end
-redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'max_ts', tostring(newest))
+if stored ~= false and (newest == nil or tonumber(stored) > newest) then
+  newest = tonumber(stored)
+end
+redis.call('HSET', KEYS[1], 'offset', ARGV[2])
+if newest ~= nil then redis.call('HSET', KEYS[1], 'max_ts', tostring(newest)) end
 return {1, ARGV[2]}
 """
 
@@ -155,13 +158,14 @@ class PartitionStore:
         partition: int,
         expected_offset: int | None,
         new_offset: int,
-        max_ts: int,
+        max_ts: int | None,
         writes: Sequence[BucketWrite],
         seen: Iterable[tuple[str, int]],
         counts: Mapping[str, int] | None = None,
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
-        `invalid:<reason>`) and the new offset, or nothing (Fenced)."""
+        `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
+        time only grows; `max_ts` None (no valid event in the batch) leaves it as it is."""
         keys = self.keys(partition)
         packed_writes = [
             # Scores as strings: Lua would print a large number in exponent notation.
@@ -173,7 +177,7 @@ class PartitionStore:
         args = [
             "" if expected_offset is None else str(expected_offset),
             str(new_offset),
-            str(max_ts),
+            "" if max_ts is None else str(max_ts),
             msgpack.packb(packed_writes, use_bin_type=False),
             msgpack.packb(ids, use_bin_type=False),
             msgpack.packb(

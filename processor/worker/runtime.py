@@ -277,7 +277,7 @@ class Worker:
             partition,
             outcome.previous_offset,
             outcome.new_offset,
-            outcome.max_ts if outcome.max_ts is not None else -1,
+            outcome.max_ts,
             outcome.writes,
             outcome.seen,
             outcome.counts(),

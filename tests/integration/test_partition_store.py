@@ -42,3 +42,31 @@ def test_event_ids_are_stored_per_batch_read_back_and_forgotten_with_their_batch
     finally:
         for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
             redis_client.unlink(key)
+
+
+def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
+    redis_url: str, redis_client: redis.Redis, unique_name: str
+):
+    async def scenario() -> list[int | None]:
+        client = aioredis.Redis.from_url(redis_url)
+        store = PartitionStore(client, unique_name)
+        newest = []
+        try:
+            await store.apply_batch(0, None, 3, None, [], [])  # only invalid messages
+            newest.append((await store.load(0)).max_ts)
+            await store.apply_batch(0, 3, 5, 1_795_000_000_000, [], [])
+            await store.apply_batch(0, 5, 7, None, [], [])
+            newest.append((await store.load(0)).max_ts)
+            await store.apply_batch(0, 7, 9, 1_700_000_000_000, [], [])  # an older event
+            stored = await store.load(0)
+            newest.append(stored.max_ts)
+            assert stored.offset == 9
+        finally:
+            await client.aclose()
+        return newest
+
+    try:
+        assert asyncio.run(scenario()) == [None, 1_795_000_000_000, 1_795_000_000_000]
+    finally:
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
