@@ -12,9 +12,15 @@ STACK  := scripts/stack.sh
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-$(BIN)/.installed: pyproject.toml
+# The native core (native/, Rust) is built by maturin with rustup's cargo.
+export PATH := $(HOME)/.cargo/bin:$(PATH)
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/nsm_native.pyi $(wildcard native/src/*.rs)
+
+$(BIN)/.installed: pyproject.toml $(NATIVE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
+	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs) to build native/" >&2; exit 1; }
+	@$(BIN)/pip install -q ./native
 	@$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 

@@ -8,7 +8,7 @@ as a delta, and `merge_states` folds deltas or partitions together.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from processor.definitions.model import Catalog
@@ -61,12 +61,16 @@ class Deduplicator:
 
 
 class Engine:
-    def __init__(self, catalog: Catalog) -> None:
+    def __init__(self, catalog: Catalog, only: Collection[str] | None = None) -> None:
+        """An engine over every metric of the catalogue, or only over the metrics `only` names
+        (the worker keeps the others in its native core)."""
         self.catalog = catalog
         self._entities: dict[str, EntitiesMetric] = {}
         self._aggregates: dict[str, AggregateMetric] = {}
         self._formulas: dict[str, FormulaMetric] = {}
         for metric in catalog.metrics.values():
+            if only is not None and metric.name not in only:
+                continue
             if metric.kind == "entities":
                 self._entities[metric.name] = EntitiesMetric(metric)
             elif metric.kind == "aggregate":
@@ -111,6 +115,11 @@ class Engine:
             if term > horizon:
                 horizon = term
         return horizon
+
+    @property
+    def horizon_terms(self) -> tuple[tuple[int, int], ...]:
+        """(bucket size, longest window in buckets of that size): what `horizon` maximises."""
+        return self._horizon_terms
 
     @property
     def longest_window_ms(self) -> int:

@@ -210,7 +210,16 @@ class PartitionState:
         outcome.new_offset, outcome.max_ts = new_offset, max_ts
         if outcome.new_offset is None:
             return outcome
-        delta = self._scratch.take_states()
+        self._merge_python_delta(self._scratch.take_states(), outcome)
+        self._seen.update(batch_ids)
+        outcome.seen = list(batch_ids.items())
+        self.offset = outcome.new_offset
+        if outcome.max_ts is not None and (self.max_ts is None or outcome.max_ts > self.max_ts):
+            self.max_ts = outcome.max_ts
+        return outcome
+
+    def _merge_python_delta(self, delta: dict[str, MetricState], outcome: BatchOutcome) -> None:
+        """Merge a batch's delta into the mirror and list the changed fields to write."""
         _merge_delta(self.engine.states, delta)
         self._summarizer.touched(delta)
         for name, state in delta.items():
@@ -224,12 +233,6 @@ class PartitionState:
                         changed_fields(self.engine.states[name], state, bucket),
                     )
                 )
-        self._seen.update(batch_ids)
-        outcome.seen = list(batch_ids.items())
-        self.offset = outcome.new_offset
-        if outcome.max_ts is not None and (self.max_ts is None or outcome.max_ts > self.max_ts):
-            self.max_ts = outcome.max_ts
-        return outcome
 
     def summarize(self, as_of_ms: int) -> Summary:
         return self._summarizer.summarize(as_of_ms)

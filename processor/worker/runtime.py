@@ -34,6 +34,7 @@ from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
 from processor.store.namespaces import resolve_namespace
 from processor.store.partition_store import Fenced, PartitionStore
+from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, PartitionState
 from processor.worker.telemetry import Telemetry
 
@@ -181,7 +182,7 @@ class Worker:
             self.consumer.seek(tp, state.offset + 1)
 
     async def _restore(self, tp: TopicPartition) -> PartitionState:
-        state = PartitionState(self.catalog, tp.partition)
+        state = NativePartitionState(self.catalog, tp.partition)
         stored = await self.store.load(tp.partition)
         changed = state.restore(stored)
         for metric in changed:

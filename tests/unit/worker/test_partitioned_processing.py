@@ -12,6 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -20,6 +21,7 @@ from processor.engine.compute import ComputeResult
 from processor.engine.fields import label
 from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
 from processor.store.partition_store import StoredPartition
+from processor.worker.native import NativePartitionState
 from processor.worker.partition import Message, PartitionState
 from tests.strategies import KEY_FIELDS, Scenario, catalog_of, scenarios
 
@@ -116,9 +118,12 @@ class DictStore:
         )  # fmt: skip
 
 
+@pytest.mark.parametrize("state_class", [PartitionState, NativePartitionState])
 @settings(max_examples=80, deadline=None)
 @given(scenario=scenarios(), choose=st.data())
-def test_partitioned_batches_with_a_crash_equal_compute(scenario: Scenario, choose: st.DataObject):
+def test_partitioned_batches_with_a_crash_equal_compute(
+    state_class: type[PartitionState], scenario: Scenario, choose: st.DataObject
+):
     catalog = catalog_of(scenario.metrics)
     raw = copy.deepcopy(scenario.raw)
     now = scenario.now_ms
@@ -130,7 +135,7 @@ def test_partitioned_batches_with_a_crash_equal_compute(scenario: Scenario, choo
 
     states: list[PartitionState] = []
     for partition, messages in per_partition.items():
-        state, store = PartitionState(catalog, partition), DictStore()
+        state, store = state_class(catalog, partition), DictStore()
         position = 0
         crash_at = choose.draw(st.integers(0, len(messages)))
         crashed = False
@@ -145,7 +150,7 @@ def test_partitioned_batches_with_a_crash_equal_compute(scenario: Scenario, choo
                 store.expire(state.max_ts, state.forget_ids_until(state.max_ts))
             if not crashed and position >= crash_at:
                 crashed = True
-                state = PartitionState(catalog, partition)
+                state = state_class(catalog, partition)
                 state.restore(store.stored())
                 # Kafka redelivers what was not committed: it must be skipped, not counted twice.
                 redelivered = choose.draw(st.integers(0, position))

@@ -1,0 +1,219 @@
+"""A partition whose `entities` metrics live in the native core (native/, the nsm_native module).
+
+`PartitionState` (partition.py) is the reference: it runs every event through the Python engine.
+`NativePartitionState` gives the same outcome, state and summaries with the per-event work in
+native code. The native core decodes, validates, deduplicates and applies each event to the
+entities metrics whose conditions count or take distinct values; it stops at any event it cannot
+decide with certainty, and the Python engine applies that one (its cells are then merged into the
+native metrics). Aggregates and entities metrics with a `sum` stay in a Python engine, fed the
+events the native core lists for them. tests/unit/worker/test_native_partition.py checks both
+classes against each other on generated batches.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import orjson
+from nsm_native import Partition
+
+from processor.definitions.model import Catalog, Filter, FilterOps
+from processor.engine import Engine
+from processor.engine.entities import SUM, EntitiesMetric
+from processor.engine.state import EntitiesState, MetricState, merge_states
+from processor.engine.summary import Additive, Number, Summarizer, Summary
+from processor.events import InvalidEvent, parse_event
+from processor.store.codec import encode_cell
+from processor.store.partition_store import BucketWrite, StoredPartition
+from processor.worker.partition import BatchOutcome, InvalidMessage, PartitionState, Record
+
+
+def _tests(spec: Filter) -> list[dict[str, Any]]:
+    """A `where` entry as the native core reads it: operators that must all hold."""
+    if not isinstance(spec, FilterOps):
+        return [{"op": "eq", "value": spec}]
+    given = spec.model_fields_set
+    tests: list[dict[str, Any]] = []
+    if "in_" in given:
+        tests.append({"op": "in", "value": spec.in_ or []})
+    if "not_in" in given:
+        tests.append({"op": "not_in", "value": spec.not_in or []})
+    if "not_" in given:
+        tests.append({"op": "not", "value": spec.not_})
+    for op in ("gt", "gte", "lt", "lte"):
+        bound = getattr(spec, op)
+        if bound is not None:
+            tests.append({"op": op, "value": bound})
+    if spec.exists is not None:
+        tests.append({"op": "exists", "value": spec.exists})
+    return tests
+
+
+def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
+    """The native core's form of an entities metric, or None when it stays in Python."""
+    if any(c.kind == SUM for c in metric.conditions):
+        return None  # exact decimal sums stay with Python's Decimal
+    model = catalog[metric.name].entities
+    assert model is not None
+    spec = {
+        "name": metric.name,
+        "bucket_ms": metric.bucket_ms,
+        "buckets": metric.buckets_in_window,
+        "key": model.key,
+        "segments": list(metric.segment_fields),
+        "conditions": [
+            {
+                "types": None if compiled.types is None else sorted(compiled.types),
+                "where": [[name, _tests(spec)] for name, spec in written.where.items()],
+                "kind": compiled.kind,
+                "slot": compiled.slot,
+                "field": compiled.field,
+                "cap": compiled.cap,
+                "needed": compiled.needed,
+            }
+            for compiled, written in zip(metric.conditions, model.all, strict=True)
+        ],
+    }
+    try:
+        return orjson.dumps(spec)
+    except orjson.JSONEncodeError:
+        return None  # a bound JSON cannot carry (infinite, or an integer beyond 64 bits)
+
+
+class NativePartitionState(PartitionState):
+    def __init__(self, catalog: Catalog, partition: int) -> None:
+        super().__init__(catalog, partition)
+        full = Engine(catalog)
+        native: dict[str, bytes] = {}
+        for name, metric in full.entities_metrics.items():
+            spec = _native_metric(catalog, metric)
+            if spec is not None:
+                native[name] = spec
+        self.native_metrics = frozenset(native)
+        python = [m.name for m in catalog if m.kind != "formula" and m.name not in native]
+        python_types: list[list[str] | None] = []
+        for name in python:
+            if name in full.aggregate_metrics:
+                types = full.aggregate_metrics[name].types
+                python_types.append(None if types is None else sorted(types))
+            else:
+                for condition in full.entities_metrics[name].conditions:
+                    types = condition.types
+                    python_types.append(None if types is None else sorted(types))
+        spec = b'{"horizon":%b,"python_types":%b,"metrics":[%b]}' % (
+            orjson.dumps(full.horizon_terms),
+            orjson.dumps(python_types),
+            b",".join(native.values()),
+        )
+        self._native = Partition(spec.decode())
+        # Python keeps the other metrics; events the native core defers run through `_full`.
+        self.engine = Engine(catalog, only=python)
+        self._scratch = Engine(catalog, only=python)
+        self._summarizer = Summarizer(self.engine)
+        self._full = full
+        self._segments = {name: full.entities_metrics[name].segment_fields for name in native}
+
+    def restore(self, stored: StoredPartition) -> list[str]:
+        python_buckets = {
+            key: fields
+            for key, fields in stored.buckets.items()
+            if key[0] not in self.native_metrics
+        }
+        changed = super().restore(
+            StoredPartition(stored.offset, stored.max_ts, stored.definitions, python_buckets)
+        )
+        self._native.set_seen(list(stored.seen.items()))
+        for (metric, bucket), fields in stored.buckets.items():
+            if metric in self.native_metrics and metric not in changed:
+                self._native.load_bucket(metric, bucket, fields)
+        return changed
+
+    def apply_batch(
+        self,
+        messages: Sequence[Record],
+        now_ms: int,
+        max_future_skew_ms: int,
+        event_clock: bool,
+        drop_late: bool = True,
+    ) -> BatchOutcome:
+        native = self._native
+        outcome = BatchOutcome(previous_offset=self.offset)
+        records = messages if type(messages) is list else list(messages)
+        clock = self.max_ts if event_clock else now_ms
+        native.begin(self.offset, clock, event_clock, drop_late, now_ms, max_future_skew_ms)
+        late = outcome.late
+        index = native.run(records, 0)
+        while index < len(records):
+            message = records[index]
+            event = parse_event(message.value, now_ms, max_future_skew_ms)
+            if type(event) is InvalidEvent:
+                outcome.invalid.append(
+                    InvalidMessage(message.offset, message.value, event.reason, event.detail)
+                )
+            else:
+                assert not isinstance(event, InvalidEvent)
+                admitted, lateness_clock = native.admit(event.event_id, event.ts_ms)
+                if admitted:
+                    for metric in self._full.apply(event, message.offset, lateness_clock):
+                        late[metric] += 1
+            index = native.run(records, index + 1)
+        (applied, skipped, duplicates, new_offset, max_ts, native_late, python_events, seen) = (
+            native.finish()
+        )
+        late.update(native_late)
+        for index, lateness_clock in python_events:
+            message = records[index]
+            event = parse_event(message.value, now_ms, max_future_skew_ms)
+            assert not isinstance(event, InvalidEvent), "the native core took it as valid"
+            for metric in self._scratch.apply(event, message.offset, lateness_clock):
+                late[metric] += 1
+        outcome.applied, outcome.skipped, outcome.duplicates = applied, skipped, duplicates
+        outcome.new_offset, outcome.max_ts = new_offset, max_ts
+        if new_offset is None:
+            return outcome
+        delta = self._scratch.take_states()
+        self._take_deferred(delta)
+        self._merge_python_delta(delta, outcome)
+        for name, bucket, fields in native.writes():
+            bucket_ms, n = self._window_of[name]
+            outcome.writes.append(BucketWrite(name, bucket, (bucket + n) * bucket_ms, fields))
+        outcome.seen = seen
+        self.offset = new_offset
+        if max_ts is not None and (self.max_ts is None or max_ts > self.max_ts):
+            self.max_ts = max_ts
+        return outcome
+
+    def _take_deferred(self, delta: dict[str, MetricState]) -> None:
+        """The deferred events' states: entities cells into the native core, the rest into the
+        Python metrics' delta."""
+        for name, state in self._full.take_states().items():
+            if name not in self.native_metrics:
+                merge_states(delta[name], state)
+                continue
+            assert isinstance(state, EntitiesState)
+            for bucket, cells in state.buckets.items():
+                encoded = [(entity, encode_cell(cell)) for entity, cell in cells.items()]
+                self._native.merge_cells(name, bucket, encoded)
+
+    def summarize(self, as_of_ms: int) -> Summary:
+        summary = super().summarize(as_of_ms)
+        for name, (total, per_field) in self._native.summarize(as_of_ms).items():
+            breakdowns: dict[str, dict[str, Number]] = {
+                field: dict(counts)
+                for field, counts in zip(self._segments[name], per_field, strict=True)
+            }
+            summary[name] = Additive(total, breakdowns)
+        return summary
+
+    def expire(self, clock_ms: int) -> None:
+        self.engine.expire(clock_ms)
+        self._native.expire(clock_ms)
+        self._native.forget_ids(self.forget_ids_until(clock_ms))
+
+    def forget_ids_until(self, clock_ms: int) -> int:
+        return clock_ms - self._full.longest_window_ms + 1
+
+    @property
+    def seen_ids(self) -> int:
+        return int(self._native.seen_count())
