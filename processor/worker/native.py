@@ -211,9 +211,6 @@ class NativePartitionState(PartitionState):
         self._native.expire(clock_ms)
         self._native.forget_ids(self.forget_ids_until(clock_ms))
 
-    def forget_ids_until(self, clock_ms: int) -> int:
-        return clock_ms - self._full.longest_window_ms + 1
-
     @property
     def seen_ids(self) -> int:
         return int(self._native.seen_count())

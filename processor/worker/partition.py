@@ -128,6 +128,7 @@ class PartitionState:
             (m.name, m.bucket_ms, m.buckets_in_window) for m in catalog if m.kind != "formula"
         ]
         self._window_of = {name: (b, n) for name, b, n in self._windows}
+        self._longest_window_ms = self.engine.longest_window_ms
         self.fingerprints = {
             m.name: definition_fingerprint(m) for m in catalog if m.kind != "formula"
         }
@@ -245,9 +246,14 @@ class PartitionState:
         self._seen = {i: h for i, h in self._seen.items() if h > forget}
 
     def forget_ids_until(self, clock_ms: int) -> int:
-        """Ids whose horizon is at or before this may go: a repeat of one timestamped before
-        its horizon would now be late for every metric (docs/semantics.md, Dedup)."""
-        return clock_ms - self.engine.longest_window_ms + 1
+        """Ids whose horizon is at or before this may go (docs/semantics.md, Dedup).
+
+        Two longest windows back, not one: a repeat of a forgotten id timestamped before its
+        horizon is late for every metric, but it registers the id again with a horizon of its
+        own, up to a window later. One window back, that horizon could still reach the window
+        and make a later event a duplicate that `nsm compute` counts.
+        """
+        return clock_ms - 2 * self._longest_window_ms + 1
 
     @property
     def seen_ids(self) -> int:

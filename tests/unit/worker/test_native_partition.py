@@ -81,9 +81,7 @@ def _run_both(
         assert native.summarize(as_of) == python.summarize(as_of)
 
 
-@pytest.mark.parametrize(
-    ("event_clock", "drop_late"), [(True, True), (False, True), (True, False)]
-)
+@pytest.mark.parametrize(("event_clock", "drop_late"), [(True, True), (False, True), (True, False)])
 @settings(max_examples=60, deadline=None)
 @given(scenario=scenarios(), choose=st.data())
 def test_every_batch_and_summary_equal_the_python_engines(

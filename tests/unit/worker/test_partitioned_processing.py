@@ -167,3 +167,35 @@ def test_partitioned_batches_with_a_crash_equal_compute(
     worker_json = ComputeResult(as_of, values).to_json()
     expected = compute_metrics(copy.deepcopy(scenario.raw), catalog, now_ms=now).to_json()
     assert worker_json == expected
+
+
+@pytest.mark.parametrize("state_class", [PartitionState, NativePartitionState])
+def test_a_late_repeat_of_a_forgotten_id_does_not_hide_a_later_event(
+    state_class: type[PartitionState],
+):
+    """Found by a long run of the test above: an id forgotten one window back came again in a
+    late repeat, which registered it with a new horizon reaching into the window, and a later
+    event with that id, new by the rule, was then dropped as a duplicate."""
+    metrics = [
+        {"name": "reports", "tier": "north_star", "window": "3m", "bucket": "1m",
+         "aggregate": {"event": "report.sent", "count": True}},
+    ]  # fmt: skip
+    catalog = catalog_of(metrics)
+    minute = 60_000
+    start = 1_795_168_800_000  # a bucket boundary
+    raw = [
+        {"type": "report.sent", "timestamp": start + 3 * minute - 1},  # the clock
+        {"type": "report.sent", "timestamp": start - 3 * minute, "event_id": "e"},  # late
+        {"type": "report.sent", "timestamp": start - 2 * minute, "event_id": "e"},  # late repeat
+        {"type": "report.sent", "timestamp": start, "event_id": "e"},  # at the horizon: new
+    ]
+    messages = [Message(i, orjson.dumps(event)) for i, event in enumerate(raw)]
+    state = state_class(catalog, 0)
+    state.apply_batch(messages[:2], start, 300_000, event_clock=True)
+    assert state.max_ts is not None
+    state.expire(state.max_ts)
+    state.apply_batch(messages[2:], start, 300_000, event_clock=True)
+    values = finish(catalog, merge_summaries([state.summarize(state.max_ts)]))
+    expected = compute_metrics(raw, catalog, now_ms=start)
+    assert expected.values["reports"].value == 2
+    assert values["reports"].value == 2
