@@ -11,7 +11,7 @@ pub struct Shape {
     pub value_count_caps: Vec<i64>,
 }
 
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Debug)]
 pub struct Cell {
     pub ts: i64,
     pub seq: i64,
@@ -19,6 +19,8 @@ pub struct Cell {
     pub counts: Vec<i64>,
     pub sets: Vec<BTreeSet<String>>,
     pub value_counts: Vec<BTreeMap<String, i64>>,
+    /// Changed by the current batch and not yet encoded for writing (not part of the state).
+    pub unwritten: bool,
 }
 
 type Stored = (
@@ -47,6 +49,7 @@ impl Cell {
             counts: vec![0; shape.count_caps.len()],
             sets: vec![BTreeSet::new(); shape.set_caps.len()],
             value_counts: vec![BTreeMap::new(); shape.value_count_caps.len()],
+            unwritten: false,
         }
     }
 
@@ -134,6 +137,6 @@ impl Cell {
         {
             return Err("stored cell does not have the metric's shape".to_owned());
         }
-        Ok(Cell { ts, seq, labels, counts, sets, value_counts })
+        Ok(Cell { ts, seq, labels, counts, sets, value_counts, unwritten: false })
     }
 }

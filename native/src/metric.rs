@@ -74,7 +74,7 @@ pub struct Metric {
     pub shape: Shape,
     pub buckets: HashMap<i64, HashMap<String, Cell>>,
     /// The cells the current batch changed, by bucket: what the batch writes.
-    pub touched: HashMap<i64, HashSet<String>>,
+    pub touched: HashMap<i64, Vec<String>>,
     summary: Summary,
 }
 
@@ -150,30 +150,37 @@ impl Metric {
         labels: &[Cow<'_, str>],
     ) -> &mut Cell {
         let owned = || labels.iter().map(|l| l.to_string()).collect();
-        let touched = self.touched.entry(bucket).or_default();
-        if !touched.contains(entity) {
-            touched.insert(entity.to_owned());
-            self.summary.dirty.insert(entity.to_owned());
-        }
         let cells = self.buckets.entry(bucket).or_default();
         if !cells.contains_key(entity) {
             let cell = Cell::empty(&self.shape, ts, seq, owned());
-            return cells.entry(entity.to_owned()).or_insert(cell);
+            cells.insert(entity.to_owned(), cell);
+        } else {
+            cells.get_mut(entity).expect("present").see(ts, seq, owned);
         }
         let cell = cells.get_mut(entity).expect("present");
-        cell.see(ts, seq, owned);
+        if !cell.unwritten {
+            // First change of this cell in the batch: it is written, and its entity evaluated
+            // again at the next summary.
+            cell.unwritten = true;
+            self.touched.entry(bucket).or_default().push(entity.to_owned());
+            self.summary.dirty.insert(entity.to_owned());
+        }
         cell
     }
 
     pub fn merge_cell(&mut self, bucket: i64, entity: String, cell: Cell) {
-        self.touched.entry(bucket).or_default().insert(entity.clone());
-        self.summary.dirty.insert(entity.clone());
         let cells = self.buckets.entry(bucket).or_default();
-        match cells.get_mut(&entity) {
-            Some(existing) => existing.merge(&cell, &self.shape),
-            None => {
-                cells.insert(entity, cell);
+        let existing = match cells.get_mut(&entity) {
+            Some(existing) => {
+                existing.merge(&cell, &self.shape);
+                existing
             }
+            None => cells.entry(entity.clone()).or_insert(cell),
+        };
+        if !existing.unwritten {
+            existing.unwritten = true;
+            self.touched.entry(bucket).or_default().push(entity.clone());
+            self.summary.dirty.insert(entity);
         }
     }
 
