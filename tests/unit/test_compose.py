@@ -102,3 +102,13 @@ def test_state_lives_in_named_volumes():
     for name in ("kafka", "redis", "prometheus", "grafana"):
         sources = {v.split(":", 1)[0] for v in SERVICES[name]["volumes"]}
         assert sources & named, f"{name} keeps its data in no named volume"
+
+
+def test_the_worker_image_builds_the_native_core_with_pinned_images():
+    """The worker needs nsm-native, which is not on PyPI: the image builds it from native/."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    images = re.findall(r"^FROM (\S+)", dockerfile, flags=re.MULTILINE)
+    assert len(images) == 2 and all(":" in i and not i.endswith(":latest") for i in images)
+    copied = re.findall(r"^COPY (?:--from=\S+ )?(\S+)", dockerfile, flags=re.MULTILINE)
+    assert "native" in copied and (ROOT / "native" / "Cargo.toml").exists()
+    assert "pip install /wheels/*.whl ." in dockerfile
