@@ -258,6 +258,23 @@ impl Partition {
         }
     }
 
+    /// The records from `start` on, as (offset, bytes, or None for a value that is not bytes).
+    fn run_slices(&mut self, records: &[(i64, Option<&[u8]>)], start: usize) -> usize {
+        for (i, (offset, value)) in records.iter().enumerate() {
+            let index = start + i;
+            if self.batch.stored_offset.is_some_and(|s| *offset <= s) {
+                self.batch.skipped += 1;
+                continue;
+            }
+            self.batch.new_offset = Some(*offset);
+            let Some(raw) = value else { return index };
+            if self.event(raw, *offset, index).is_err() {
+                return index;
+            }
+        }
+        start + records.len()
+    }
+
     /// One record: applied here, or Defer.
     fn event(&mut self, raw: &[u8], offset: i64, index: usize) -> Result<(), Defer> {
         let Some(Json::Object(data)) = json::parse(raw) else { return Err(Defer) };
@@ -346,21 +363,31 @@ impl Partition {
 
     /// Apply records from `start` on; returns the index of the first one the Python engine
     /// must handle, or the number of records when all were handled.
+    ///
+    /// The records' bytes are gathered with the GIL held; the work runs without it, so that a
+    /// worker thread applies a batch while the event loop fetches and writes.
     fn run(&mut self, records: &Bound<'_, PyList>, start: usize) -> PyResult<usize> {
         let py = records.py();
-        for index in start..records.len() {
-            let record = records.get_item(index)?;
-            let offset: i64 = record.getattr(intern!(py, "offset"))?.extract()?;
-            if self.batch.stored_offset.is_some_and(|s| offset <= s) {
-                self.batch.skipped += 1;
-                continue;
+        // In growing chunks: a record handed to Python costs at most one small chunk gathered
+        // again, so a batch of invalid messages stays linear.
+        let (mut from, mut chunk) = (start, 64);
+        while from < records.len() {
+            let to = (from + chunk).min(records.len());
+            let mut values: Vec<(i64, Option<Bound<'_, PyBytes>>)> = Vec::with_capacity(to - from);
+            for index in from..to {
+                let record = records.get_item(index)?;
+                let offset: i64 = record.getattr(intern!(py, "offset"))?.extract()?;
+                let value = record.getattr(intern!(py, "value"))?;
+                values.push((offset, value.downcast_into::<PyBytes>().ok()));
             }
-            self.batch.new_offset = Some(offset);
-            let value = record.getattr(intern!(py, "value"))?;
-            let Ok(bytes) = value.downcast::<PyBytes>() else { return Ok(index) };
-            if self.event(bytes.as_bytes(), offset, index).is_err() {
-                return Ok(index);
+            let slices: Vec<(i64, Option<&[u8]>)> =
+                values.iter().map(|(o, v)| (*o, v.as_ref().map(|v| v.as_bytes()))).collect();
+            let stopped = py.allow_threads(|| self.run_slices(&slices, from));
+            if stopped < to {
+                return Ok(stopped);
             }
+            from = to;
+            chunk = (chunk * 2).min(4096);
         }
         Ok(records.len())
     }

@@ -15,10 +15,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -95,6 +97,11 @@ class Worker:
         self._committable: dict[TopicPartition, int] = {}
         # States of revoked partitions until the rebalance's assignment: kept if given back.
         self._parked: dict[int, PartitionState] = {}
+        # Batches are applied in threads, where the native core runs without the GIL, so the
+        # event loop goes on fetching and writing meanwhile. One batch per partition at a time:
+        # the lock also keeps the tick's expiry and summaries off a partition being applied.
+        self._appliers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsm-apply")
+        self._applying: dict[int, asyncio.Lock] = {}
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
@@ -141,6 +148,7 @@ class Worker:
             await self.consumer.stop()
         if self.producer is not None:
             await self.producer.stop()
+        self._appliers.shutdown(wait=True)
         await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
         log.info("worker stopped")
 
@@ -222,6 +230,7 @@ class Worker:
                 log.warning("kafka fetch failed", extra={"error": repr(exc)})
                 await asyncio.sleep(1)
                 continue
+            applying = []
             for tp, records in batches.items():
                 if not records:
                     continue
@@ -232,17 +241,25 @@ class Worker:
                                 extra={"partition": tp.partition})  # fmt: skip
                     await self._load(tp)
                     continue
-                await self.apply(tp, records)
+                applying.append(self.apply(tp, records))
+            # Partitions are independent: one's batch is applied while another's is written.
+            await asyncio.gather(*applying)
+
+    def _applying_lock(self, partition: int) -> asyncio.Lock:
+        return self._applying.setdefault(partition, asyncio.Lock())
 
     async def apply(self, tp: TopicPartition, records: list[Any]) -> None:
         started = time.perf_counter()
         state = self.partitions[tp.partition]
-        outcome = state.apply_batch(
+        apply = functools.partial(
+            state.apply_batch,
             records,
             now_ms(),
             self.settings.max_future_skew_ms,
             self.event_clock,
         )
+        async with self._applying_lock(tp.partition):
+            outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
         if outcome.new_offset is None:
             return
         if outcome.invalid:
@@ -330,12 +347,13 @@ class Worker:
             clock = await self._clock()
             for partition, state in list(self.partitions.items()):
                 local = state.max_ts if self.event_clock else clock
+                async with self._applying_lock(partition):
+                    if local is not None:
+                        state.expire(local)
+                    summary = encode_summary(clock, state.summarize(clock))
                 if local is not None:
-                    state.expire(local)
                     await self.store.expire(partition, local, state.forget_ids_until(local))
-                await self.store.write_summary(
-                    partition, encode_summary(clock, state.summarize(clock))
-                )
+                await self.store.write_summary(partition, summary)
             self._redis_ok()
             if 0 in self.partitions:
                 await self._export(clock)
