@@ -1,7 +1,8 @@
 //! A JSON value that borrows its strings from the message: decoding an event allocates one
 //! vector per object or array, and a string only when it holds escapes.
 //!
-//! Parsing is serde_json's, as strict as orjson's (RFC 8259, UTF-8, no NaN, nesting up to 128
+//! Parsing is serde_json's (with `float_roundtrip`, so floats are read exactly as orjson reads
+//! them), as strict as orjson's (RFC 8259, UTF-8, no NaN, nesting up to 128
 //! where orjson allows more; a message serde_json refuses goes to the Python decoder, which
 //! decides). Objects keep their members in order and a repeated key's last value wins, as in
 //! orjson's dicts.

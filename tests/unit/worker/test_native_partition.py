@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import copy
 import json
+import math
+import struct
 from typing import Any
 
 import orjson
@@ -226,3 +228,57 @@ def test_usual_events_never_reach_the_python_parser(monkeypatch: pytest.MonkeyPa
     # report.sent also feeds the `weekly_reports_sent` aggregate, kept in Python.
     assert [orjson.loads(p)["type"] for p in parsed] == ["report.sent"]
     assert native.native_metrics >= {"weekly_active_accounts_3plus_reports"}
+
+
+def _float_of_bits(bits: int) -> float:
+    return float(struct.unpack("<d", struct.pack("<Q", bits))[0])
+
+
+ANY_FLOAT = st.integers(0, 2**64 - 1).map(_float_of_bits).filter(math.isfinite)
+
+
+@settings(max_examples=800, deadline=None)
+@given(
+    values=st.lists(
+        st.one_of(
+            ANY_FLOAT,
+            st.floats(allow_nan=False, allow_infinity=False),
+            st.integers(-(2**64), 2**64),
+            st.sampled_from([0.1, 0.2, 0.30000000000000004, 1e-7, 2**53 + 1, 9007199254740993.0]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    digits=st.sampled_from(["repr", "17"]),
+    pick=st.data(),
+)
+def test_numbers_compare_in_filters_as_python_compares_them(
+    values: list[Any], digits: str, pick: Any
+):
+    """Decoded and compared exactly, as orjson and Python do: a float read one unit in the last
+    place off (serde_json's default float parsing did so for one float in ten of arbitrary bits),
+    or an int compared with a float through a rounding, would change a filter."""
+    bound = pick.draw(st.sampled_from(values))
+    operator = pick.draw(st.sampled_from(["gt", "gte", "lt", "lte", "in", "not"]))
+    if isinstance(bound, int) and abs(bound) >= 2**63:
+        bound = float(bound)  # a definition's bound is a 64-bit integer or a float
+    spec = [bound] if operator == "in" else bound
+    definitions = [
+        {"name": "scored", "tier": "north_star", "window": "1d", "bucket": "1h",
+         "entities": {"key": "account_id", "all": [
+             {"event": "*", "where": {"score": {operator: spec}}, "count_at_least": 1}]}},
+    ]  # fmt: skip
+    catalog = catalog_of(definitions)
+
+    def written(value: Any) -> str:
+        return f"{value:.17g}" if digits == "17" and isinstance(value, float) else repr(value)
+
+    messages = [
+        Message(i, (f'{{"type": "t", "timestamp": {BASE_MS}, "account_id": "a{i}", '
+                    f'"score": {written(value)}}}').encode())
+        for i, value in enumerate(values)
+    ]  # fmt: skip
+    python, native = PartitionState(catalog, 0), NativePartitionState(catalog, 0)
+    python.apply_batch(messages, BASE_MS, 300_000, event_clock=True)
+    native.apply_batch(messages, BASE_MS, 300_000, event_clock=True)
+    assert native.summarize(BASE_MS) == python.summarize(BASE_MS)
