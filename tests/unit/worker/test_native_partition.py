@@ -282,3 +282,45 @@ def test_numbers_compare_in_filters_as_python_compares_them(
     python.apply_batch(messages, BASE_MS, 300_000, event_clock=True)
     native.apply_batch(messages, BASE_MS, 300_000, event_clock=True)
     assert native.summarize(BASE_MS) == python.summarize(BASE_MS)
+
+
+BASE_MESSAGE = (
+    b'{"type": "report.sent", "timestamp": "2026-11-20T09:30:00.250Z", "event_id": "e\\u00e91",'
+    b' "account_id": "acc", "user_id": 12, "plan": true,'
+    b' "properties": {"plan": "pro", "score": 1.5e2, "list": [1, -0, "x"]}}'
+)
+EDIT_BYTES = b'"\\u{}[],:.-+eE0123456789 \t\n\r\x00\x1f\x7f\xc3\xa9\xed\xa0\x80\xff\xef\xbb\xbf'
+
+
+@settings(max_examples=1000, deadline=None)
+@given(
+    edits=st.lists(
+        st.tuples(
+            st.sampled_from(["replace", "insert", "delete"]),
+            st.integers(0, len(BASE_MESSAGE)),
+            st.sampled_from(list(EDIT_BYTES)),
+        ),
+        min_size=1,
+        max_size=3,
+    )
+)
+def test_damaged_messages_are_judged_as_python_judges_them(edits: list[tuple[str, int, int]]):
+    """Bytes edited at random into the usual shape: whatever the native decoder accepts must be
+    what orjson accepts, with the same content (else it would apply an invalid event)."""
+    raw = bytearray(BASE_MESSAGE)
+    for action, position, byte in edits:
+        position = min(position, len(raw))
+        if action == "replace" and position < len(raw):
+            raw[position] = byte
+        elif action == "insert":
+            raw.insert(position, byte)
+        elif position < len(raw):
+            del raw[position]
+    catalog = catalog_of(EDGE_DEFINITIONS)
+    messages = [Message(0, bytes(raw)), Message(1, BASE_MESSAGE)]
+    now = BASE_MS + 3_600_000
+    python, native = PartitionState(catalog, 0), NativePartitionState(catalog, 0)
+    expected = python.apply_batch(messages, now, 300_000, event_clock=True)
+    got = native.apply_batch(messages, now, 300_000, event_clock=True)
+    assert _comparable(got, native.native_metrics) == _comparable(expected, native.native_metrics)
+    assert native.summarize(now) == python.summarize(now)
