@@ -211,6 +211,10 @@ class NativePartitionState(PartitionState):
         self._native.expire(clock_ms)
         self._native.forget_ids(self.forget_ids_until(clock_ms))
 
+    def native_cells(self, metric: str) -> dict[int, dict[str, bytes]]:
+        """A native metric's cells as Redis holds them, {bucket: {entity: cell}}."""
+        return self._native.cells(metric)
+
     @property
     def seen_ids(self) -> int:
         return int(self._native.seen_count())

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from processor.definitions import load_definitions
+from processor.engine.state import EntitiesState
 from processor.store.codec import decode_cell
 from processor.worker import native as native_module
 from processor.worker.native import NativePartitionState
@@ -81,6 +82,14 @@ def _run_both(
             restart_at = len(messages) + 1
     for as_of in [BASE_MS, *(t for t in scenario.as_of if t is not None)]:
         assert native.summarize(as_of) == python.summarize(as_of)
+    for name in native.native_metrics:
+        state = python.engine.states[name]
+        assert isinstance(state, EntitiesState)
+        cells = {
+            bucket: {entity: decode_cell(raw) for entity, raw in encoded.items()}
+            for bucket, encoded in native.native_cells(name).items()
+        }
+        assert cells == {bucket: found for bucket, found in state.buckets.items() if found}
 
 
 @pytest.mark.parametrize(("event_clock", "drop_late"), [(True, True), (False, True), (True, False)])
