@@ -27,6 +27,7 @@ from benchmarks.data import BOOTSTRAP, forget_run
 from processor.definitions import load_definitions
 from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
+from processor.worker.runtime import MAX_FETCH_RECORDS
 from processor.worker.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,7 +45,7 @@ def bare_consume(topic: str, total: int) -> float:
         count, started = 0, None
         try:
             while count < total:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=20_000)
+                batches = await consumer.getmany(timeout_ms=1000, max_records=MAX_FETCH_RECORDS)
                 if started is None and batches:
                     started = time.perf_counter()
                 for records in batches.values():

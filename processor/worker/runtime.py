@@ -47,6 +47,10 @@ MAX_BACKOFF_S = 5.0
 # fetch does not fail while the broker is away, and these would only time out after the client's
 # request timeout (40 s), holding up the tick meanwhile.
 KAFKA_TICK_TIMEOUT_S = 5.0
+# Records per fetch, over the partitions held. Larger fetches give the two applying threads more
+# to share and cost fewer Redis steps and ticks per event (make bench: 0.60-0.67 x the bare
+# consume loop at 50,000, against 0.58 at 20,000).
+MAX_FETCH_RECORDS = 50_000
 
 
 def now_ms() -> int:
@@ -220,7 +224,7 @@ class Worker:
         assert self.consumer is not None
         while not self._stopping:
             try:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=20_000)
+                batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_FETCH_RECORDS)
                 if batches:
                     # An empty fetch proves nothing: it is also what a fetch gets while the
                     # broker is away. The tick checks Kafka when no records come.
