@@ -22,10 +22,10 @@ from processor.definitions.model import Catalog, Filter, FilterOps
 from processor.engine import Engine
 from processor.engine.entities import SUM, EntitiesMetric
 from processor.engine.state import EntitiesState, MetricState, merge_states
-from processor.engine.summary import Additive, Number, Summarizer, Summary
+from processor.engine.summary import Additive, Number, Summary
 from processor.events import InvalidEvent, parse_event
 from processor.store.codec import encode_cell
-from processor.store.partition_store import BucketWrite, StoredPartition
+from processor.store.partition_store import StoredPartition
 from processor.worker.partition import BatchOutcome, InvalidMessage, PartitionState, Record
 
 
@@ -83,7 +83,6 @@ def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
 
 class NativePartitionState(PartitionState):
     def __init__(self, catalog: Catalog, partition: int) -> None:
-        super().__init__(catalog, partition)
         full = Engine(catalog)
         native: dict[str, bytes] = {}
         for name, metric in full.entities_metrics.items():
@@ -92,6 +91,8 @@ class NativePartitionState(PartitionState):
                 native[name] = spec
         self.native_metrics = frozenset(native)
         python = [m.name for m in catalog if m.kind != "formula" and m.name not in native]
+        # Python keeps the other metrics; events the native core defers run through `_full`.
+        super().__init__(catalog, partition, held=python)
         python_types: list[list[str] | None] = []
         for name in python:
             if name in full.aggregate_metrics:
@@ -107,10 +108,6 @@ class NativePartitionState(PartitionState):
             b",".join(native.values()),
         )
         self._native = Partition(spec.decode())
-        # Python keeps the other metrics; events the native core defers run through `_full`.
-        self.engine = Engine(catalog, only=python)
-        self._scratch = Engine(catalog, only=python)
-        self._summarizer = Summarizer(self.engine)
         self._full = full
         self._segments = {name: full.entities_metrics[name].segment_fields for name in native}
 
@@ -175,13 +172,9 @@ class NativePartitionState(PartitionState):
         delta = self._scratch.take_states()
         self._take_deferred(delta)
         self._merge_python_delta(delta, outcome)
-        for name, bucket, fields in native.writes():
-            bucket_ms, n = self._window_of[name]
-            outcome.writes.append(BucketWrite(name, bucket, (bucket + n) * bucket_ms, fields))
+        outcome.writes.extend(self._write(*write) for write in native.writes())
         outcome.seen = seen
-        self.offset = new_offset
-        if max_ts is not None and (self.max_ts is None or max_ts > self.max_ts):
-            self.max_ts = max_ts
+        self._advance(outcome)
         return outcome
 
     def _take_deferred(self, delta: dict[str, MetricState]) -> None:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -21,7 +21,7 @@ from processor.engine import Engine
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, Summary
 from processor.events import InvalidEvent, parse_event
-from processor.store.codec import changed_fields, load_bucket
+from processor.store.codec import Fields, changed_fields, load_bucket
 from processor.store.partition_store import (
     APPLIED,
     DUPLICATES,
@@ -115,11 +115,15 @@ class BatchOutcome:
 
 
 class PartitionState:
-    def __init__(self, catalog: Catalog, partition: int) -> None:
+    def __init__(
+        self, catalog: Catalog, partition: int, held: Collection[str] | None = None
+    ) -> None:
+        """`held`: the metrics this state keeps in its Python engine (all when None; a subclass
+        keeps the others elsewhere)."""
         self.catalog = catalog
         self.partition = partition
-        self.engine = Engine(catalog)
-        self._scratch = Engine(catalog)
+        self.engine = Engine(catalog, only=held)
+        self._scratch = Engine(catalog, only=held)
         self._summarizer = Summarizer(self.engine)
         self.offset: int | None = None
         self.max_ts: int | None = None
@@ -128,7 +132,7 @@ class PartitionState:
             (m.name, m.bucket_ms, m.buckets_in_window) for m in catalog if m.kind != "formula"
         ]
         self._window_of = {name: (b, n) for name, b, n in self._windows}
-        self._longest_window_ms = self.engine.longest_window_ms
+        self._longest_window_ms = max((b * n for _, b, n in self._windows), default=0)
         self.fingerprints = {
             m.name: definition_fingerprint(m) for m in catalog if m.kind != "formula"
         }
@@ -214,26 +218,28 @@ class PartitionState:
         self._merge_python_delta(self._scratch.take_states(), outcome)
         self._seen.update(batch_ids)
         outcome.seen = list(batch_ids.items())
+        self._advance(outcome)
+        return outcome
+
+    def _advance(self, outcome: BatchOutcome) -> None:
+        """The batch is applied: its offset is the partition's, its newest event time counts."""
         self.offset = outcome.new_offset
         if outcome.max_ts is not None and (self.max_ts is None or outcome.max_ts > self.max_ts):
             self.max_ts = outcome.max_ts
-        return outcome
+
+    def _write(self, metric: str, bucket: int, fields: Fields) -> BucketWrite:
+        """A bucket's changed fields, stored until the bucket leaves the metric's window."""
+        bucket_ms, n = self._window_of[metric]
+        return BucketWrite(metric, bucket, (bucket + n) * bucket_ms, fields)
 
     def _merge_python_delta(self, delta: dict[str, MetricState], outcome: BatchOutcome) -> None:
         """Merge a batch's delta into the mirror and list the changed fields to write."""
         _merge_delta(self.engine.states, delta)
         self._summarizer.touched(delta)
         for name, state in delta.items():
-            bucket_ms, n = self._window_of[name]
             for bucket in state.buckets:
-                outcome.writes.append(
-                    BucketWrite(
-                        name,
-                        bucket,
-                        (bucket + n) * bucket_ms,
-                        changed_fields(self.engine.states[name], state, bucket),
-                    )
-                )
+                fields = changed_fields(self.engine.states[name], state, bucket)
+                outcome.writes.append(self._write(name, bucket, fields))
 
     def summarize(self, as_of_ms: int) -> Summary:
         return self._summarizer.summarize(as_of_ms)
