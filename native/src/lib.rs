@@ -52,7 +52,8 @@ struct Planned<'v> {
     late: bool,
     entity: Cow<'v, str>,
     labels: Vec<Cow<'v, str>>,
-    values: Vec<(usize, Option<Cow<'v, str>>)>,
+    /// Per matched condition: its kind, slot and cap, and the label it adds (none for a count).
+    values: Vec<(Kind, usize, i64, Option<Cow<'v, str>>)>,
 }
 
 #[derive(Default)]
@@ -188,7 +189,7 @@ impl Partition {
                         Some(v) => Some(label(v).ok_or(Defer)?),
                     },
                 };
-                values.push((c, value));
+                values.push((condition.kind, condition.slot, condition.cap, value));
             }
             planned.push(Planned { metric: *m, late: false, entity, labels, values });
         }
@@ -203,16 +204,9 @@ impl Partition {
             }
             let metric = &mut self.metrics[p.metric];
             let bucket = ts.div_euclid(metric.bucket_ms);
-            let kinds: Vec<(Kind, usize, i64)> = p
-                .values
-                .iter()
-                .map(|(c, _)| {
-                    let condition = &metric.conditions[*c];
-                    (condition.kind, condition.slot, condition.cap)
-                })
-                .collect();
             let cell = metric.cell(bucket, &p.entity, ts, seq, &p.labels);
-            for ((kind, slot, cap), (_, value)) in kinds.into_iter().zip(&p.values) {
+            for (kind, slot, cap, value) in &p.values {
+                let (slot, cap) = (*slot, *cap);
                 match (kind, value) {
                     (Kind::Count, _) => cell.count(slot, cap),
                     (Kind::Distinct, Some(v)) => cell.add_distinct(slot, cap as usize, v),
