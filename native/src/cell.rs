@@ -114,8 +114,14 @@ impl Cell {
     }
 
     pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        self.encode_into(&mut out);
+        out
+    }
+
+    pub fn encode_into(&self, out: &mut Vec<u8>) {
         let sums: [String; 0] = [];
-        serde_json::to_vec(&(
+        serde_json::to_writer(out, &(
             self.ts,
             self.seq,
             &self.labels,

@@ -10,6 +10,7 @@
 mod cell;
 mod json;
 mod metric;
+mod pack;
 mod time;
 mod values;
 
@@ -56,8 +57,48 @@ struct Planned<'v> {
     values: Vec<(Kind, usize, i64, Option<Cow<'v, str>>)>,
 }
 
+/// A batch's records, copied out of Python once so that the work runs without the GIL.
+#[derive(Default)]
+struct Records {
+    offsets: Vec<i64>,
+    /// Where each value lies in `bytes`; None for a value that is not bytes.
+    spans: Vec<Option<(usize, usize)>>,
+    bytes: Vec<u8>,
+}
+
+impl Records {
+    fn gather(records: &Bound<'_, PyList>) -> PyResult<Records> {
+        let py = records.py();
+        let mut gathered = Records {
+            offsets: Vec::with_capacity(records.len()),
+            spans: Vec::with_capacity(records.len()),
+            bytes: Vec::new(),
+        };
+        for record in records.iter() {
+            gathered.offsets.push(record.getattr(intern!(py, "offset"))?.extract()?);
+            let value = record.getattr(intern!(py, "value"))?;
+            let span = value.downcast::<PyBytes>().ok().map(|value| {
+                let start = gathered.bytes.len();
+                gathered.bytes.extend_from_slice(value.as_bytes());
+                (start, gathered.bytes.len())
+            });
+            gathered.spans.push(span);
+        }
+        Ok(gathered)
+    }
+
+    fn len(&self) -> usize {
+        self.offsets.len()
+    }
+
+    fn get(&self, index: usize) -> (i64, Option<&[u8]>) {
+        (self.offsets[index], self.spans[index].map(|(from, to)| &self.bytes[from..to]))
+    }
+}
+
 #[derive(Default)]
 struct Batch {
+    records: Records,
     stored_offset: Option<i64>,
     event_clock: bool,
     drop_late: bool,
@@ -252,21 +293,22 @@ impl Partition {
         }
     }
 
-    /// The records from `start` on, as (offset, bytes, or None for a value that is not bytes).
-    fn run_slices(&mut self, records: &[(i64, Option<&[u8]>)], start: usize) -> usize {
-        for (i, (offset, value)) in records.iter().enumerate() {
-            let index = start + i;
-            if self.batch.stored_offset.is_some_and(|s| *offset <= s) {
+    /// Apply the batch's records from `start` on; returns the index of the first one deferred,
+    /// or the number of records.
+    fn run_from(&mut self, start: usize) -> usize {
+        let records = std::mem::take(&mut self.batch.records);
+        let stopped = (start..records.len()).find(|&index| {
+            let (offset, value) = records.get(index);
+            if self.batch.stored_offset.is_some_and(|s| offset <= s) {
                 self.batch.skipped += 1;
-                continue;
+                return false;
             }
-            self.batch.new_offset = Some(*offset);
-            let Some(raw) = value else { return index };
-            if self.event(raw, *offset, index).is_err() {
-                return index;
-            }
-        }
-        start + records.len()
+            self.batch.new_offset = Some(offset);
+            value.is_none_or(|raw| self.event(raw, offset, index).is_err())
+        });
+        let end = records.len();
+        self.batch.records = records;
+        stopped.unwrap_or(end)
     }
 
     /// One record: applied here, or Defer.
@@ -332,18 +374,23 @@ impl Partition {
         })
     }
 
-    /// Start a batch: the stored offset, the clock it starts from and how lateness is judged.
-    #[pyo3(signature = (stored_offset, clock, event_clock, drop_late, now_ms, max_future_skew_ms))]
+    /// Start a batch of records (anything with `offset` and `value`, in offset order): the stored
+    /// offset, the clock it starts from and how lateness is judged. The records' values are
+    /// copied here, with the GIL held, once per batch.
+    #[pyo3(signature = (records, stored_offset, clock, event_clock, drop_late, now_ms, max_future_skew_ms))]
+    #[allow(clippy::too_many_arguments)]
     fn begin(
         &mut self,
+        records: &Bound<'_, PyList>,
         stored_offset: Option<i64>,
         clock: Option<i64>,
         event_clock: bool,
         drop_late: bool,
         now_ms: i64,
         max_future_skew_ms: i64,
-    ) {
+    ) -> PyResult<()> {
         self.batch = Batch {
+            records: Records::gather(records)?,
             stored_offset,
             event_clock,
             drop_late,
@@ -353,37 +400,13 @@ impl Partition {
             late: vec![0; self.metrics.len()],
             ..Batch::default()
         };
+        Ok(())
     }
 
-    /// Apply records from `start` on; returns the index of the first one the Python engine
-    /// must handle, or the number of records when all were handled.
-    ///
-    /// The records' bytes are gathered with the GIL held; the work runs without it, so that a
-    /// worker thread applies a batch while the event loop fetches and writes.
-    fn run(&mut self, records: &Bound<'_, PyList>, start: usize) -> PyResult<usize> {
-        let py = records.py();
-        // In growing chunks: a record handed to Python costs at most one small chunk gathered
-        // again, so a batch of invalid messages stays linear.
-        let (mut from, mut chunk) = (start, 64);
-        while from < records.len() {
-            let to = (from + chunk).min(records.len());
-            let mut values: Vec<(i64, Option<Bound<'_, PyBytes>>)> = Vec::with_capacity(to - from);
-            for index in from..to {
-                let record = records.get_item(index)?;
-                let offset: i64 = record.getattr(intern!(py, "offset"))?.extract()?;
-                let value = record.getattr(intern!(py, "value"))?;
-                values.push((offset, value.downcast_into::<PyBytes>().ok()));
-            }
-            let slices: Vec<(i64, Option<&[u8]>)> =
-                values.iter().map(|(o, v)| (*o, v.as_ref().map(|v| v.as_bytes()))).collect();
-            let stopped = py.allow_threads(|| self.run_slices(&slices, from));
-            if stopped < to {
-                return Ok(stopped);
-            }
-            from = to;
-            chunk = (chunk * 2).min(4096);
-        }
-        Ok(records.len())
+    /// Apply the records from `start` on, without the GIL; returns the index of the first one
+    /// the Python engine must handle, or the number of records when all were handled.
+    fn run(&mut self, py: Python<'_>, start: usize) -> usize {
+        py.allow_threads(|| self.run_from(start))
     }
 
     /// A valid event the Python engine decoded: dedup and clock as for any other. Returns
@@ -398,10 +421,14 @@ impl Partition {
     }
 
     /// What the batch did: (applied, skipped, duplicates, new offset, newest event time, late
-    /// per metric, the (index, clock) of events Python metrics need, new ids with horizons).
+    /// per metric, the (index, clock) of events Python metrics need, the new ids with their
+    /// horizons as (msgpack `[id, horizon, ...]`, newest horizon), and every cell the batch
+    /// changed packed for the Redis step as (members, items): msgpack `[expires_at, member,
+    /// [entity, cell, ...]]` concatenated, one per member (src/pack.rs)). Marks the cells written.
     #[allow(clippy::type_complexity)]
-    fn finish(
+    fn finish<'py>(
         &mut self,
+        py: Python<'py>,
     ) -> (
         i64,
         i64,
@@ -410,16 +437,25 @@ impl Partition {
         Option<i64>,
         HashMap<String, i64>,
         Vec<(usize, Option<i64>)>,
-        Vec<(String, i64)>,
+        (Bound<'py, PyBytes>, Option<i64>),
+        (Vec<String>, Bound<'py, PyBytes>),
     ) {
         let mut batch = std::mem::take(&mut self.batch);
-        if batch.repeated_ids {
-            // The last registration of an id is its horizon.
-            let mut kept = AHashSet::new();
-            batch.ids.reverse();
-            batch.ids.retain(|(id, _)| kept.insert(id.clone()));
-            batch.ids.reverse();
-        }
+        let (ids, newest_horizon, members, items) = py.allow_threads(|| {
+            if batch.repeated_ids {
+                // The last registration of an id is its horizon.
+                let mut kept = AHashSet::new();
+                batch.ids.reverse();
+                batch.ids.retain(|(id, _)| kept.insert(id.clone()));
+                batch.ids.reverse();
+            }
+            let newest_horizon = batch.ids.iter().map(|(_, horizon)| *horizon).max();
+            let (mut members, mut items) = (Vec::new(), Vec::new());
+            for metric in &mut self.metrics {
+                metric.pack_touched(&mut members, &mut items);
+            }
+            (pack::ids(&batch.ids), newest_horizon, members, items)
+        });
         let late = batch
             .late
             .iter()
@@ -435,7 +471,8 @@ impl Partition {
             batch.max_ts,
             late,
             batch.python_events,
-            batch.ids,
+            (PyBytes::new(py, &ids), newest_horizon),
+            (members, PyBytes::new(py, &items)),
         )
     }
 
@@ -447,26 +484,6 @@ impl Partition {
             self.metrics[m].merge_cell(bucket, entity, cell);
         }
         Ok(())
-    }
-
-    /// Every cell the batch changed, encoded: [(metric, bucket, {entity: cell})]. Clears them.
-    fn writes<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<(String, i64, Bound<'py, PyDict>)>> {
-        let mut out = Vec::new();
-        for metric in &mut self.metrics {
-            let touched = std::mem::take(&mut metric.touched);
-            for (bucket, entities) in touched {
-                let fields = PyDict::new(py);
-                let cells = metric.buckets.get_mut(&bucket).expect("a touched bucket");
-                for entity in entities {
-                    let cell = cells.get_mut(&entity).expect("a touched cell");
-                    cell.unwritten = false;
-                    let encoded = cell.encode();
-                    fields.set_item(PyBytes::new(py, entity.as_bytes()), PyBytes::new(py, &encoded))?;
-                }
-                out.push((metric.name.clone(), bucket, fields));
-            }
-        }
-        Ok(out)
     }
 
     /// Put one stored bucket into a metric (at restore).

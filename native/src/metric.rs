@@ -10,6 +10,7 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 use serde::Deserialize;
 
 use crate::cell::{Cell, Shape};
+use crate::pack;
 use crate::values::{Field, Test};
 
 #[derive(Deserialize)]
@@ -181,6 +182,32 @@ impl Metric {
             existing.unwritten = true;
             self.touched.entry(bucket).or_default().push(entity.clone());
             self.summary.dirty.insert(entity);
+        }
+    }
+
+    /// The cells the batch changed, as the Redis step's bucket writes: per touched bucket, its
+    /// member `<metric>:<bucket>` goes to `members` and the item `[expires_at, member,
+    /// [entity, cell, ...]]` to `items`. Marks the cells written.
+    pub fn pack_touched(&mut self, members: &mut Vec<String>, items: &mut Vec<u8>) {
+        let mut encoded = Vec::new();
+        for (bucket, entities) in std::mem::take(&mut self.touched) {
+            let member = format!("{}:{}", self.name, bucket);
+            // A string: Lua would print a large number in exponent notation.
+            let expires_at = ((bucket + self.buckets_in_window) * self.bucket_ms).to_string();
+            pack::array_len(items, 3);
+            pack::str(items, expires_at.as_bytes());
+            pack::str(items, member.as_bytes());
+            pack::array_len(items, 2 * entities.len());
+            let cells = self.buckets.get_mut(&bucket).expect("a touched bucket");
+            for entity in entities {
+                let cell = cells.get_mut(&entity).expect("a touched cell");
+                cell.unwritten = false;
+                encoded.clear();
+                cell.encode_into(&mut encoded);
+                pack::str(items, entity.as_bytes());
+                pack::str(items, &encoded);
+            }
+            members.push(member);
         }
     }
 

@@ -163,7 +163,7 @@ class Shard:
                     self.store.apply_batch(
                         partition, outcome.previous_offset, outcome.new_offset,
                         state.max_ts,
-                        outcome.writes, outcome.seen, counts,
+                        outcome.writes, outcome.ids, counts,
                     )
                 )  # fmt: skip
                 in_flight[partition] = (write, tally)

@@ -25,11 +25,13 @@ was already applied; a worker that lost the partition in a rebalance is fenced o
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import msgpack
 import redis.asyncio as aioredis
+
+from processor.store.payloads import NewIds, PackedWrites
 
 # ARGV: expected offset, new offset, max event time, then three msgpack arrays (Redis's Lua has
 # cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
@@ -38,7 +40,8 @@ import redis.asyncio as aioredis
 # any crash exactly); then the ids' newest horizon ("" when there are none). The ids go in as one
 # member per batch: a member per id cost Redis 1.9 s of CPU and 128 MB per million events.
 # Packed arguments instead of one argument per field: the client packs each argument in Python,
-# which cost more than the engine's own work per batch. HSET and ZADD take at most 1000 arguments
+# which cost more than the engine's own work per batch; the writes and ids come packed
+# (payloads.py), by the native core for its metrics. HSET and ZADD take at most 1000 arguments
 # per call (Lua's stack).
 APPLY_BATCH = """
 local current = redis.call('HGET', KEYS[1], 'offset')
@@ -122,18 +125,6 @@ class PartitionKeys:
 
 
 @dataclass
-class BucketWrite:
-    metric: str
-    bucket: int
-    expires_at_ms: int
-    fields: Mapping[bytes, bytes]
-
-    @property
-    def member(self) -> str:
-        return f"{self.metric}:{self.bucket}"
-
-
-@dataclass
 class StoredPartition:
     offset: int | None
     max_ts: int | None
@@ -159,34 +150,27 @@ class PartitionStore:
         expected_offset: int | None,
         new_offset: int,
         max_ts: int | None,
-        writes: Sequence[BucketWrite],
-        seen: Iterable[tuple[str, int]],
+        writes: PackedWrites,
+        ids: NewIds,
         counts: Mapping[str, int] | None = None,
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
         `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
         time only grows; `max_ts` None (no valid event in the batch) leaves it as it is."""
         keys = self.keys(partition)
-        packed_writes = [
-            # Scores as strings: Lua would print a large number in exponent notation.
-            [str(w.expires_at_ms), w.member, [x for item in w.fields.items() for x in item]]
-            for w in writes
-        ]
-        ids = [x for event_id, horizon in seen for x in (event_id, horizon)]
-        newest_horizon = max(ids[1::2], default=None)
         args = [
             "" if expected_offset is None else str(expected_offset),
             str(new_offset),
             "" if max_ts is None else str(max_ts),
-            msgpack.packb(packed_writes, use_bin_type=False),
-            msgpack.packb(ids, use_bin_type=False),
+            writes.as_array(),
+            ids.packed,
             msgpack.packb(
                 [x for item in (counts or {}).items() if item[1] for x in item], use_bin_type=False
             ),
-            "" if newest_horizon is None else str(newest_horizon),
+            "" if ids.newest is None else str(ids.newest),
         ]
         result = await self._apply(
-            keys=[keys.meta, keys.expiry, keys.ids, *(keys.bucket(w.member) for w in writes)],
+            keys=[keys.meta, keys.expiry, keys.ids, *map(keys.bucket, writes.members)],
             args=args,
         )
         if int(result[0]) != 1:

@@ -26,6 +26,7 @@ from processor.engine.summary import Additive, Number, Summary
 from processor.events import InvalidEvent, parse_event
 from processor.store.codec import encode_cell
 from processor.store.partition_store import StoredPartition
+from processor.store.payloads import NewIds, PackedWrites
 from processor.worker.partition import BatchOutcome, InvalidMessage, PartitionState, Record
 
 
@@ -138,9 +139,11 @@ class NativePartitionState(PartitionState):
         outcome = BatchOutcome(previous_offset=self.offset)
         records = messages if type(messages) is list else list(messages)
         clock = self.max_ts if event_clock else now_ms
-        native.begin(self.offset, clock, event_clock, drop_late, now_ms, max_future_skew_ms)
+        native.begin(
+            records, self.offset, clock, event_clock, drop_late, now_ms, max_future_skew_ms
+        )
         late = outcome.late
-        index = native.run(records, 0)
+        index = native.run(0)
         while index < len(records):
             message = records[index]
             event = parse_event(message.value, now_ms, max_future_skew_ms)
@@ -154,10 +157,10 @@ class NativePartitionState(PartitionState):
                 if admitted:
                     for metric in self._full.apply(event, message.offset, lateness_clock):
                         late[metric] += 1
-            index = native.run(records, index + 1)
-        (applied, skipped, duplicates, new_offset, max_ts, native_late, python_events, seen) = (
-            native.finish()
-        )
+            index = native.run(index + 1)
+        deferred = self._take_deferred()
+        (applied, skipped, duplicates, new_offset, max_ts, native_late, python_events, ids,
+         native_writes) = native.finish()  # fmt: skip
         late.update(native_late)
         for index, lateness_clock in python_events:
             message = records[index]
@@ -170,24 +173,26 @@ class NativePartitionState(PartitionState):
         if new_offset is None:
             return outcome
         delta = self._scratch.take_states()
-        self._take_deferred(delta)
-        self._merge_python_delta(delta, outcome)
-        outcome.writes.extend(self._write(*write) for write in native.writes())
-        outcome.seen = seen
+        for name, state in deferred.items():
+            merge_states(delta[name], state)
+        outcome.writes = self._merge_python_delta(delta) + PackedWrites(*native_writes)
+        outcome.ids = NewIds(*ids)
         self._advance(outcome)
         return outcome
 
-    def _take_deferred(self, delta: dict[str, MetricState]) -> None:
-        """The deferred events' states: entities cells into the native core, the rest into the
-        Python metrics' delta."""
+    def _take_deferred(self) -> dict[str, MetricState]:
+        """The deferred events' states: their cells of native metrics go into the native core
+        (before it packs the batch's writes); the states of Python metrics are returned."""
+        python: dict[str, MetricState] = {}
         for name, state in self._full.take_states().items():
             if name not in self.native_metrics:
-                merge_states(delta[name], state)
+                python[name] = state
                 continue
             assert isinstance(state, EntitiesState)
             for bucket, cells in state.buckets.items():
                 encoded = [(entity, encode_cell(cell)) for entity, cell in cells.items()]
                 self._native.merge_cells(name, bucket, encoded)
+        return python
 
     def summarize(self, as_of_ms: int) -> Summary:
         summary = super().summarize(as_of_ms)

@@ -22,13 +22,8 @@ from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, Summary
 from processor.events import InvalidEvent, parse_event
 from processor.store.codec import Fields, changed_fields, load_bucket
-from processor.store.partition_store import (
-    APPLIED,
-    DUPLICATES,
-    INVALID_PREFIX,
-    BucketWrite,
-    StoredPartition,
-)
+from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
+from processor.store.payloads import BucketWrite, NewIds, PackedWrites
 
 
 def definition_fingerprint(metric: Metric) -> str:
@@ -100,8 +95,8 @@ class BatchOutcome:
     duplicates: int = 0
     invalid: list[InvalidMessage] = field(default_factory=list)
     late: Counter[str] = field(default_factory=Counter)
-    writes: list[BucketWrite] = field(default_factory=list)
-    seen: list[tuple[str, int]] = field(default_factory=list)  # (event id, horizon)
+    writes: PackedWrites = field(default_factory=PackedWrites)
+    ids: NewIds = field(default_factory=NewIds)
     previous_offset: int | None = None
     new_offset: int | None = None
     max_ts: int | None = None
@@ -215,9 +210,9 @@ class PartitionState:
         outcome.new_offset, outcome.max_ts = new_offset, max_ts
         if outcome.new_offset is None:
             return outcome
-        self._merge_python_delta(self._scratch.take_states(), outcome)
+        outcome.writes = self._merge_python_delta(self._scratch.take_states())
         self._seen.update(batch_ids)
-        outcome.seen = list(batch_ids.items())
+        outcome.ids = NewIds.pack(batch_ids.items())
         self._advance(outcome)
         return outcome
 
@@ -232,14 +227,15 @@ class PartitionState:
         bucket_ms, n = self._window_of[metric]
         return BucketWrite(metric, bucket, (bucket + n) * bucket_ms, fields)
 
-    def _merge_python_delta(self, delta: dict[str, MetricState], outcome: BatchOutcome) -> None:
-        """Merge a batch's delta into the mirror and list the changed fields to write."""
+    def _merge_python_delta(self, delta: dict[str, MetricState]) -> PackedWrites:
+        """Merge a batch's delta into the mirror; returns the changed fields to write."""
         _merge_delta(self.engine.states, delta)
         self._summarizer.touched(delta)
-        for name, state in delta.items():
-            for bucket in state.buckets:
-                fields = changed_fields(self.engine.states[name], state, bucket)
-                outcome.writes.append(self._write(name, bucket, fields))
+        return PackedWrites.pack(
+            self._write(name, bucket, changed_fields(self.engine.states[name], state, bucket))
+            for name, state in delta.items()
+            for bucket in state.buckets
+        )
 
     def summarize(self, as_of_ms: int) -> Summary:
         return self._summarizer.summarize(as_of_ms)

@@ -301,7 +301,7 @@ class Worker:
             outcome.new_offset,
             outcome.max_ts,
             outcome.writes,
-            outcome.seen,
+            outcome.ids,
             outcome.counts(),
         )
 

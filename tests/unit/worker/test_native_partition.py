@@ -39,7 +39,7 @@ def _comparable(outcome: BatchOutcome, catalog: Catalog) -> dict[str, Any]:
     """An outcome with entity cells decoded: the order of a cell's value counts in its JSON is
     not part of the state (it follows the order in which merges met the values)."""
     writes = {}
-    for w in outcome.writes:
+    for w in outcome.writes.unpack():
         cells = catalog[w.metric].kind == "entities"
         fields = {key: decode_cell(value) if cells else value for key, value in w.fields.items()}
         writes[(w.metric, w.bucket)] = (w.expires_at_ms, fields)
@@ -48,7 +48,7 @@ def _comparable(outcome: BatchOutcome, catalog: Catalog) -> dict[str, Any]:
         "offsets": (outcome.previous_offset, outcome.new_offset, outcome.max_ts),
         "late": dict(outcome.late),
         "invalid": [(i.offset, i.reason, i.detail) for i in outcome.invalid],
-        "seen": sorted(outcome.seen),
+        "ids": (sorted(outcome.ids.unpack()), outcome.ids.newest),
         "writes": writes,
     }
 

@@ -97,10 +97,10 @@ class DictStore:
         self.max_ts: int | None = None
 
     def write(self, outcome: Any) -> None:
-        for w in outcome.writes:
+        for w in outcome.writes.unpack():
             self.buckets[(w.metric, w.bucket)].update(w.fields)
             self.expires[(w.metric, w.bucket)] = w.expires_at_ms
-        self.seen.update(outcome.seen)
+        self.seen.update(outcome.ids.unpack())
         if outcome.new_offset is not None:
             self.offset = outcome.new_offset
         if outcome.max_ts is not None:
