@@ -19,7 +19,8 @@ import functools
 import gc
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections import Counter
+from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -102,10 +103,12 @@ class Worker:
         # States of revoked partitions until the rebalance's assignment: kept if given back.
         self._parked: dict[int, PartitionState] = {}
         # Batches are applied in threads, where the native core runs without the GIL, so the
-        # event loop goes on fetching and writing meanwhile. One batch per partition at a time:
-        # the lock also keeps the tick's expiry and summaries off a partition being applied.
+        # event loop goes on fetching and writing meanwhile. One batch per partition at a time,
+        # applied then written: the lock also keeps the tick's expiry and summaries off it.
         self._appliers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsm-apply")
-        self._applying: dict[int, asyncio.Lock] = {}
+        self._locks: dict[int, asyncio.Lock] = {}
+        # Seeks per partition: a batch fetched before a seek is not applied (run, apply).
+        self._seeks: Counter[int] = Counter()
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
@@ -188,6 +191,7 @@ class Worker:
             state = await self._restore(tp)
         self.partitions[tp.partition] = state
         assert self.consumer is not None
+        self._seeks[tp.partition] += 1
         if state.offset is None:
             await self.consumer.seek_to_beginning(tp)
         else:
@@ -221,51 +225,93 @@ class Worker:
     # ---- the hot loop ----------------------------------------------------------------------
 
     async def run(self) -> None:
+        """Fetch, apply and write, with two fetches in hand: the batches of one are applied (in
+        threads) and written while the next is fetched and decoded. A partition's batches still
+        go one at a time and in order, each applied, then written (`_partition_lock`)."""
         assert self.consumer is not None
-        while not self._stopping:
-            try:
-                batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_FETCH_RECORDS)
-                if batches:
-                    # An empty fetch proves nothing: it is also what a fetch gets while the
-                    # broker is away. The tick checks Kafka when no records come.
-                    self._kafka_ok()
-            except KafkaError as exc:
-                self._kafka_down()
-                log.warning("kafka fetch failed", extra={"error": repr(exc)})
-                await asyncio.sleep(1)
-                continue
-            applying = []
-            for tp, records in batches.items():
-                if not records:
-                    continue
-                if tp.partition not in self.partitions:
-                    # Assigned, but its state did not load: load it and seek back to just past
-                    # its stored offset; these records are fetched again from there.
-                    log.warning("records for a partition without state; loading it",
-                                extra={"partition": tp.partition})  # fmt: skip
-                    await self._load(tp)
-                    continue
-                applying.append(self.apply(tp, records))
-            # Partitions are independent: one's batch is applied while another's is written.
-            await asyncio.gather(*applying)
+        in_flight: list[asyncio.Task[None]] = []
+        started: list[asyncio.Task[None]] = []
+        try:
+            while not self._stopping:
+                started = [asyncio.create_task(step) for step in await self._fetch()]
+                await asyncio.gather(*in_flight)
+                in_flight, started = started, []
+            await asyncio.gather(*in_flight)
+        except BaseException:
+            # Cancelled or failed: no step outlives the loop (each is an atomic, fenced write).
+            for task in (*in_flight, *started):
+                task.cancel()
+            raise
 
-    def _applying_lock(self, partition: int) -> asyncio.Lock:
-        return self._applying.setdefault(partition, asyncio.Lock())
+    async def _fetch(self) -> list[Coroutine[Any, Any, None]]:
+        """The next fetch's batches, each as the step that applies and writes it."""
+        assert self.consumer is not None
+        try:
+            batches = await self.consumer.getmany(timeout_ms=200, max_records=MAX_FETCH_RECORDS)
+            if batches:
+                # An empty fetch proves nothing: it is also what a fetch gets while the broker is
+                # away. The tick checks Kafka when no records come.
+                self._kafka_ok()
+        except KafkaError as exc:
+            self._kafka_down()
+            log.warning("kafka fetch failed", extra={"error": repr(exc)})
+            await asyncio.sleep(1)
+            return []
+        steps = []
+        for tp, records in batches.items():
+            if not records:
+                continue
+            state = self.partitions.get(tp.partition)
+            if state is None:
+                # Assigned, but its state did not load: load it and seek back to just past its
+                # stored offset; these records are fetched again from there.
+                log.warning("records for a partition without state; loading it",
+                            extra={"partition": tp.partition})  # fmt: skip
+                await self._load(tp)
+                continue
+            steps.append(self._apply_fetched(tp, records, state, self._seeks[tp.partition]))
+        return steps
+
+    def _partition_lock(self, partition: int) -> asyncio.Lock:
+        return self._locks.setdefault(partition, asyncio.Lock())
 
     async def apply(self, tp: TopicPartition, records: list[Any]) -> None:
-        started = time.perf_counter()
-        state = self.partitions[tp.partition]
-        apply = functools.partial(
-            state.apply_batch,
-            records,
-            now_ms(),
-            self.settings.max_future_skew_ms,
-            self.event_clock,
+        """Apply a batch of a partition as it is held now, and write it."""
+        await self._apply_fetched(
+            tp, records, self.partitions[tp.partition], self._seeks[tp.partition]
         )
-        async with self._applying_lock(tp.partition):
+
+    async def _apply_fetched(
+        self, tp: TopicPartition, records: list[Any], state: PartitionState, seeks: int
+    ) -> None:
+        """Apply a fetched batch to `state` and write it, unless the partition was revoked or
+        sought since the fetch (`seeks` counts the seeks): then what it holds is read again from
+        where the consumer was sought to, and this batch is dropped."""
+        started = time.perf_counter()
+        async with self._partition_lock(tp.partition):
+            if self.partitions.get(tp.partition) is not state or self._seeks[tp.partition] != seeks:
+                return
+            apply = functools.partial(
+                state.apply_batch,
+                records,
+                now_ms(),
+                self.settings.max_future_skew_ms,
+                self.event_clock,
+            )
             outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
-        if outcome.new_offset is None:
-            return
+            if outcome.new_offset is None or not await self._write_batch(
+                tp, records, state, outcome
+            ):
+                return
+        self._count(outcome)
+        self.telemetry.batch_events.observe(len(records))
+        self.telemetry.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _write_batch(
+        self, tp: TopicPartition, records: list[Any], state: PartitionState, outcome: BatchOutcome
+    ) -> bool:
+        """The batch's invalid messages to the dead-letter topic, then its atomic Redis step;
+        False when another worker wrote the partition meanwhile (it is reloaded)."""
         if outcome.invalid:
             keys = {r.offset: r.key for r in records}
             rejected = [(keys.get(m.offset), m.value, m.offset, m.reason, m.detail)
@@ -283,15 +329,14 @@ class Worker:
                 extra={"partition": tp.partition, "stored_offset": fenced.stored_offset},
             )
             await self._load(tp)
-            return
+            return False
         self._redis_ok()
         # A rebalance may have revoked the partition while the batch was written (the write
         # itself is fenced): count the batch, but commit only for partitions still held.
         if self.partitions.get(tp.partition) is state:
+            assert outcome.new_offset is not None
             self._committable[tp] = outcome.new_offset + 1
-        self._count(outcome)
-        self.telemetry.batch_events.observe(len(records))
-        self.telemetry.batch_seconds.observe(time.perf_counter() - started)
+        return True
 
     async def _write(self, partition: int, outcome: BatchOutcome) -> None:
         assert outcome.new_offset is not None
@@ -351,7 +396,7 @@ class Worker:
             clock = await self._clock()
             for partition, state in list(self.partitions.items()):
                 local = state.max_ts if self.event_clock else clock
-                async with self._applying_lock(partition):
+                async with self._partition_lock(partition):
                     if local is not None:
                         state.expire(local)
                     summary = encode_summary(clock, state.summarize(clock))

@@ -6,6 +6,8 @@
   rebalance is provoked exactly there, in the write, since a real one lands there only by chance.
 - Revoked and given back (an eager rebalance revokes every partition): the state in memory is
   kept when nobody wrote the partition in between, and reloaded from Redis when someone did.
+- Revoked or sought after a fetch whose batch still waits (the worker applies one fetch while it
+  makes the next): the batch is dropped, since what it holds is read again from the new position.
 """
 
 from __future__ import annotations
@@ -72,6 +74,41 @@ def test_a_partition_revoked_during_its_write_is_counted_not_committed_and_nothi
         assert sample("nsm_events_processed_total") == len(records)
         # The write itself went through, fenced as always: the next owner continues from it.
         assert redis_client.hget(PartitionKeys(unique_name, 0).meta, "offset") == b"4"
+    finally:
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
+
+
+def test_a_batch_fetched_before_its_partition_was_sought_or_revoked_is_dropped(
+    redis_url: str, redis_client: redis.Redis, unique_name: str
+):
+    catalog = load_definitions(EXAMPLE_DEFINITIONS)
+    settings = Settings(redis_url=redis_url, namespace=unique_name, topic=f"{unique_name}-t",
+                        clock="events")  # fmt: skip
+    tp = TopicPartition(settings.topic, 0)
+    meta = PartitionKeys(unique_name, 0).meta
+
+    async def scenario() -> list[bytes | None]:
+        worker = Worker(settings, catalog, Telemetry(catalog))
+        stored = []
+        try:
+            fetched_by = worker.partitions[0] = PartitionState(catalog, 0)
+            seeks = worker._seeks[0]
+            worker._seeks[0] += 1  # sought (a reload) after the fetch
+            await worker._apply_fetched(tp, _records(0, 5), fetched_by, seeks)
+            stored.append(redis_client.hget(meta, "offset"))
+            worker.partitions[0] = PartitionState(catalog, 0)  # revoked, then assigned again
+            await worker._apply_fetched(tp, _records(0, 5), fetched_by, worker._seeks[0])
+            stored.append(redis_client.hget(meta, "offset"))
+            assert fetched_by.offset is None
+            await worker._apply_fetched(tp, _records(0, 5), worker.partitions[0], worker._seeks[0])
+            stored.append(redis_client.hget(meta, "offset"))
+        finally:
+            await worker.redis.aclose()
+        return stored
+
+    try:
+        assert asyncio.run(scenario()) == [None, None, b"4"]
     finally:
         for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
             redis_client.unlink(key)
