@@ -27,6 +27,7 @@ from benchmarks.data import BOOTSTRAP, forget_run
 from processor.definitions import load_definitions
 from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
+from processor.engine.summary import decode_summary
 from processor.worker.runtime import MAX_FETCH_RECORDS
 from processor.worker.telemetry import Telemetry
 
@@ -129,7 +130,8 @@ def worker(topic: str, total: int, partitions: int, workers: int = 1) -> dict[st
         rate = (total - first) / (time.perf_counter() - started)
         if workers > 1:
             return {"workers": workers, "events_per_s": round(rate)}
-        time.sleep(3)  # one tick: summaries and export of the final state
+        _await_final_summaries(client, namespace, partitions)
+        time.sleep(1)  # the export follows the summaries in the same tick
         scrape_s, series = _scrape(ports[0])
         memory = _memory_per_entity_metric(
             client, namespace, load_definitions(ROOT / "definitions")
@@ -145,6 +147,21 @@ def worker(topic: str, total: int, partitions: int, workers: int = 1) -> dict[st
             client.unlink(key)
         client.close()
         forget_run(f"nsm-{namespace}")
+
+
+def _await_final_summaries(client: redis.Redis, namespace: str, partitions: int) -> None:
+    """Until every partition's stored summary is as of the newest event (the event clock), so
+    that expiry has run and the export is final: the tick summarises at most a fifth of the time,
+    so under load the last summaries may be seconds old when the last batch lands."""
+    metas = [f"nsm:{namespace}:{{{namespace}.p{p}}}:" for p in range(partitions)]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        newest = max(int(client.hget(m + "meta", "max_ts") or 0) for m in metas)
+        summaries = [client.get(m + "summary") for m in metas]
+        if all(s is not None and decode_summary(s)[0] == newest for s in summaries):
+            return
+        time.sleep(0.2)
+    raise RuntimeError("the worker's summaries did not reach the newest event within 60 s")
 
 
 def _holds_partitions(port: int) -> bool:
