@@ -67,13 +67,12 @@ struct Records {
 }
 
 impl Records {
-    fn gather(records: &Bound<'_, PyList>) -> PyResult<Records> {
+    /// The records' offsets and values, in buffers kept from the last batch.
+    fn gather(records: &Bound<'_, PyList>, mut gathered: Records) -> PyResult<Records> {
         let py = records.py();
-        let mut gathered = Records {
-            offsets: Vec::with_capacity(records.len()),
-            spans: Vec::with_capacity(records.len()),
-            bytes: Vec::new(),
-        };
+        gathered.offsets.clear();
+        gathered.spans.clear();
+        gathered.bytes.clear();
         for record in records.iter() {
             gathered.offsets.push(record.getattr(intern!(py, "offset"))?.extract()?);
             let value = record.getattr(intern!(py, "value"))?;
@@ -130,6 +129,16 @@ struct Partition {
     routes: Vec<Route>,
     seen: AHashMap<String, i64>,
     batch: Batch,
+    /// The last batch's buffers, kept for the next: growing fresh ones batch after batch had
+    /// the kernel zeroing new pages for a fifth of the time.
+    spare: Spare,
+}
+
+#[derive(Default)]
+struct Spare {
+    records: Records,
+    items: Vec<u8>,
+    ids: Vec<u8>,
 }
 
 fn error(message: impl Into<String>) -> PyErr {
@@ -371,6 +380,7 @@ impl Partition {
             routes: Vec::new(),
             seen: AHashMap::new(),
             batch: Batch::default(),
+            spare: Spare::default(),
         })
     }
 
@@ -390,7 +400,7 @@ impl Partition {
         max_future_skew_ms: i64,
     ) -> PyResult<()> {
         self.batch = Batch {
-            records: Records::gather(records)?,
+            records: Records::gather(records, std::mem::take(&mut self.spare.records))?,
             stored_offset,
             event_clock,
             drop_late,
@@ -441,7 +451,7 @@ impl Partition {
         (Vec<String>, Bound<'py, PyBytes>),
     ) {
         let mut batch = std::mem::take(&mut self.batch);
-        let (ids, newest_horizon, members, items) = py.allow_threads(|| {
+        let (newest_horizon, members) = py.allow_threads(|| {
             if batch.repeated_ids {
                 // The last registration of an id is its horizon.
                 let mut kept = AHashSet::new();
@@ -450,12 +460,15 @@ impl Partition {
                 batch.ids.reverse();
             }
             let newest_horizon = batch.ids.iter().map(|(_, horizon)| *horizon).max();
-            let (mut members, mut items) = (Vec::new(), Vec::new());
+            let (mut members, items, ids) = (Vec::new(), &mut self.spare.items, &mut self.spare.ids);
+            items.clear();
+            pack::ids(&batch.ids, ids);
             for metric in &mut self.metrics {
-                metric.pack_touched(&mut members, &mut items);
+                metric.pack_touched(&mut members, items);
             }
-            (pack::ids(&batch.ids), newest_horizon, members, items)
+            (newest_horizon, members)
         });
+        self.spare.records = std::mem::take(&mut batch.records);
         let late = batch
             .late
             .iter()
@@ -471,8 +484,8 @@ impl Partition {
             batch.max_ts,
             late,
             batch.python_events,
-            (PyBytes::new(py, &ids), newest_horizon),
-            (members, PyBytes::new(py, &items)),
+            (PyBytes::new(py, &self.spare.ids), newest_horizon),
+            (members, PyBytes::new(py, &self.spare.items)),
         )
     }
 

@@ -22,12 +22,11 @@ pub fn int(out: &mut Vec<u8>, value: i64) {
 }
 
 /// A batch's new event ids as the ids zset member holds them: `[id, horizon, ...]`.
-pub fn ids(ids: &[(String, i64)]) -> Vec<u8> {
-    let mut out = Vec::with_capacity(ids.len() * 32 + 5);
-    array_len(&mut out, 2 * ids.len());
+pub fn ids(ids: &[(String, i64)], out: &mut Vec<u8>) {
+    out.clear();
+    array_len(out, 2 * ids.len());
     for (id, horizon) in ids {
-        str(&mut out, id.as_bytes());
-        int(&mut out, *horizon);
+        str(out, id.as_bytes());
+        int(out, *horizon);
     }
-    out
 }
