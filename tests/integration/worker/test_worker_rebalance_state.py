@@ -8,6 +8,7 @@
   kept when nobody wrote the partition in between, and reloaded from Redis when someone did.
 - Revoked or sought after a fetch whose batch still waits (the worker applies one fetch while it
   makes the next): the batch is dropped, since what it holds is read again from the new position.
+- Stopped with batches in hand: they are written before the clients close.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from processor.worker.partition import Message, PartitionState
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS
-from tests.integration.worker.harness import create_topic, delete_groups, delete_topics
+from tests.integration.worker.harness import Producer, create_topic, delete_groups, delete_topics
 
 NEWEST_MS = 1_795_000_000_000
 
@@ -168,6 +169,63 @@ def test_a_partition_given_back_keeps_its_state_unless_another_worker_wrote_it_m
         asyncio.run(scenario())
     finally:
         delete_groups(kafka_bootstrap, [group])
+        delete_topics(kafka_bootstrap, topic)
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
+
+
+def test_stop_lets_the_batches_in_hand_be_written_before_the_clients_close(
+    redis_url: str, redis_client: redis.Redis, kafka_bootstrap: str, unique_name: str
+):
+    """A worker stopped under load (SIGTERM in a deployment) has a batch being written and the
+    next fetched: both are written before Redis and Kafka close, instead of a write retrying on a
+    closed connection while the process exits."""
+    catalog = load_definitions(EXAMPLE_DEFINITIONS)
+    topic = f"{unique_name}-t"
+    create_topic(kafka_bootstrap, topic, 1)
+    producer = Producer(kafka_bootstrap, topic)
+    producer.send((0, None, m.value) for m in _records(0, 600))
+    producer.close()
+    settings = Settings(redis_url=redis_url, namespace=unique_name, topic=topic, clock="events",
+                        kafka_bootstrap=kafka_bootstrap)  # fmt: skip
+    tp = TopicPartition(topic, 0)
+    group = f"{unique_name}-g"
+
+    async def scenario() -> tuple[asyncio.Task[None], int | None]:
+        worker = Worker(settings, catalog, Telemetry(catalog))
+        # Small fetches, so that there are several; a group, for the commit when stopping.
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
+                                    enable_auto_commit=False,
+                                    max_partition_fetch_bytes=20_000)  # fmt: skip
+        await consumer.start()
+        consumer.assign([tp])
+        worker.consumer = consumer
+        await worker.acquire({tp})
+        real_write = worker.store.apply_batch
+        writing = asyncio.Event()
+
+        async def slow_write(*args: Any, **kwargs: Any) -> None:
+            writing.set()
+            await asyncio.sleep(0.5)
+            await real_write(*args, **kwargs)
+
+        worker.store.apply_batch = slow_write  # type: ignore[method-assign]
+        loop = asyncio.create_task(worker.run())
+        await asyncio.wait([loop, asyncio.ensure_future(writing.wait())], timeout=30,
+                           return_when=asyncio.FIRST_COMPLETED)  # fmt: skip
+        assert writing.is_set(), loop
+        await worker.stop()
+        return loop, worker.partitions[0].offset
+
+    try:
+        loop, applied = asyncio.run(scenario())
+        assert loop.done() and not loop.cancelled() and loop.exception() is None
+        assert applied is not None and applied > 0
+        # Everything applied in memory reached Redis.
+        assert (
+            redis_client.hget(PartitionKeys(unique_name, 0).meta, "offset") == str(applied).encode()
+        )
+    finally:
         delete_topics(kafka_bootstrap, topic)
         for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
             redis_client.unlink(key)
