@@ -111,6 +111,7 @@ class Worker:
         self._locks: dict[int, asyncio.Lock] = {}
         # Seeks per partition: a batch fetched before a seek is not applied (run, apply).
         self._seeks: Counter[int] = Counter()
+        self._loading: set[int] = set()  # assigned partitions whose state is being loaded
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
@@ -171,6 +172,9 @@ class Worker:
     # ---- partitions come and go ------------------------------------------------------------
 
     async def acquire(self, assigned: set[TopicPartition]) -> None:
+        # The consumer fetches for the new partitions while they load, one after the other; the
+        # batch loop leaves their records to be read again after the load's seek (`_fetch`).
+        self._loading.update(tp.partition for tp in assigned)
         for tp in sorted(assigned, key=lambda t: t.partition):
             try:
                 await self._load(tp)
@@ -178,6 +182,8 @@ class Worker:
                 # The batch loop loads a partition it has no state for before applying anything
                 # of it, so a failure here delays that partition; it never skips its events.
                 log.exception("loading a partition failed", extra={"partition": tp.partition})
+            finally:
+                self._loading.discard(tp.partition)
         self._parked.clear()  # the partitions that went to other workers
         self.telemetry.partitions.set(len(self.partitions))
         log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
@@ -269,19 +275,21 @@ class Worker:
             log.warning("kafka fetch failed", extra={"error": repr(exc)})
             await asyncio.sleep(1)
             return []
+        # What each partition is now, before anything here awaits (a load seeks).
+        fetched = [(tp, records, self.partitions.get(tp.partition), self._seeks[tp.partition])
+                   for tp, records in batches.items() if records]  # fmt: skip
         steps = []
-        for tp, records in batches.items():
-            if not records:
-                continue
-            state = self.partitions.get(tp.partition)
+        for tp, records, state, seeks in fetched:
             if state is None:
+                if tp.partition in self._loading:
+                    continue  # read again from where its load seeks to
                 # Assigned, but its state did not load: load it and seek back to just past its
                 # stored offset; these records are fetched again from there.
                 log.warning("records for a partition without state; loading it",
                             extra={"partition": tp.partition})  # fmt: skip
                 await self._load(tp)
                 continue
-            steps.append(self._apply_fetched(tp, records, state, self._seeks[tp.partition]))
+            steps.append(self._apply_fetched(tp, records, state, seeks))
         return steps
 
     def _partition_lock(self, partition: int) -> asyncio.Lock:

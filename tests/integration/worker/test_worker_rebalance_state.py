@@ -9,6 +9,7 @@
 - Revoked or sought after a fetch whose batch still waits (the worker applies one fetch while it
   makes the next): the batch is dropped, since what it holds is read again from the new position.
 - Stopped with batches in hand: they are written before the clients close.
+- Records fetched for a partition the rebalance is still loading: left to that load.
 """
 
 from __future__ import annotations
@@ -174,6 +175,19 @@ def test_a_partition_given_back_keeps_its_state_unless_another_worker_wrote_it_m
             redis_client.unlink(key)
 
 
+def _one_partition_topic(
+    redis_url: str, kafka_bootstrap: str, unique_name: str, records: int
+) -> Settings:
+    """A topic of one partition holding `records` events, and a worker's settings for it."""
+    topic = f"{unique_name}-t"
+    create_topic(kafka_bootstrap, topic, 1)
+    producer = Producer(kafka_bootstrap, topic)
+    producer.send((0, None, m.value) for m in _records(0, records))
+    producer.close()
+    return Settings(redis_url=redis_url, namespace=unique_name, topic=topic, clock="events",
+                    kafka_bootstrap=kafka_bootstrap)  # fmt: skip
+
+
 def test_stop_lets_the_batches_in_hand_be_written_before_the_clients_close(
     redis_url: str, redis_client: redis.Redis, kafka_bootstrap: str, unique_name: str
 ):
@@ -181,13 +195,8 @@ def test_stop_lets_the_batches_in_hand_be_written_before_the_clients_close(
     next fetched: both are written before Redis and Kafka close, instead of a write retrying on a
     closed connection while the process exits."""
     catalog = load_definitions(EXAMPLE_DEFINITIONS)
-    topic = f"{unique_name}-t"
-    create_topic(kafka_bootstrap, topic, 1)
-    producer = Producer(kafka_bootstrap, topic)
-    producer.send((0, None, m.value) for m in _records(0, 600))
-    producer.close()
-    settings = Settings(redis_url=redis_url, namespace=unique_name, topic=topic, clock="events",
-                        kafka_bootstrap=kafka_bootstrap)  # fmt: skip
+    settings = _one_partition_topic(redis_url, kafka_bootstrap, unique_name, records=600)
+    topic = settings.topic
     tp = TopicPartition(topic, 0)
     group = f"{unique_name}-g"
 
@@ -225,6 +234,55 @@ def test_stop_lets_the_batches_in_hand_be_written_before_the_clients_close(
         assert (
             redis_client.hget(PartitionKeys(unique_name, 0).meta, "offset") == str(applied).encode()
         )
+    finally:
+        delete_topics(kafka_bootstrap, topic)
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
+
+
+def test_records_of_a_partition_still_loading_are_left_to_its_load(
+    redis_url: str, redis_client: redis.Redis, kafka_bootstrap: str, unique_name: str
+):
+    """The consumer fetches for newly assigned partitions while the rebalance loads them one
+    after the other. Their records are left to be read again after the load's seek: loading them
+    from the batch loop too restored each such partition twice, with a warning at every start."""
+    catalog = load_definitions(EXAMPLE_DEFINITIONS)
+    settings = _one_partition_topic(redis_url, kafka_bootstrap, unique_name, records=5)
+    topic = settings.topic
+    tp = TopicPartition(topic, 0)
+
+    async def fetch_until_read(worker: Worker, consumer: AIOKafkaConsumer) -> list[Any]:
+        for _ in range(50):
+            steps = await worker._fetch()
+            if await consumer.position(tp) > 0:
+                return steps
+        raise AssertionError("nothing fetched")
+
+    async def scenario() -> None:
+        worker = Worker(settings, catalog, Telemetry(catalog))
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
+        await consumer.start()
+        consumer.assign([tp])
+        await consumer.seek_to_beginning(tp)
+        worker.consumer = consumer
+        try:
+            worker._loading.add(0)  # being loaded by the rebalance
+            assert await fetch_until_read(worker, consumer) == []
+            assert 0 not in worker.partitions and worker._seeks[0] == 0  # left to its load
+            worker._loading.clear()  # its load failed: the batch loop loads it
+            consumer.seek(tp, 0)
+            for _ in range(50):
+                steps = await worker._fetch()
+                if 0 in worker.partitions:
+                    break
+            assert steps == [] and worker._seeks[0] == 1  # loaded and sought; nothing applied
+            assert worker.partitions[0].offset is None
+        finally:
+            await consumer.stop()
+            await worker.redis.aclose()
+
+    try:
+        asyncio.run(scenario())
     finally:
         delete_topics(kafka_bootstrap, topic)
         for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
