@@ -32,12 +32,12 @@ class BucketWrite:
 
 @dataclass(frozen=True)
 class PackedWrites:
-    """Bucket writes: `items` holds one msgpack `[expires_at, member, [field, value, ...]]` per
-    member, concatenated in the order of `members` (without an array header, so that packed
-    writes join by concatenation)."""
+    """Bucket writes: one msgpack `[expires_at, member, [field, value, ...]]` per member, in the
+    order of `members`, concatenated over `chunks` (no array header, so that packed writes join
+    without copying: `as_array` copies them once, into the script's argument)."""
 
     members: Sequence[str] = ()
-    items: bytes = b""
+    chunks: tuple[bytes, ...] = ()
 
     @classmethod
     def pack(cls, writes: Iterable[BucketWrite]) -> PackedWrites:
@@ -48,14 +48,15 @@ class PackedWrites:
             # The time as a string: Lua would print a large number in exponent notation.
             fields = [x for item in w.fields.items() for x in item]
             items.append(_packb([str(w.expires_at_ms), w.member, fields]))
-        return cls(members, b"".join(items))
+        return cls(members, tuple(items))
 
     def __add__(self, other: PackedWrites) -> PackedWrites:
-        return PackedWrites([*self.members, *other.members], self.items + other.items)
+        return PackedWrites([*self.members, *other.members], self.chunks + other.chunks)
 
     def as_array(self) -> bytes:
         """The whole msgpack array, as the script takes it."""
-        return msgpack.Packer().pack_array_header(len(self.members)) + self.items
+        header = msgpack.Packer().pack_array_header(len(self.members))
+        return b"".join((header, *self.chunks))
 
     def unpack(self) -> list[BucketWrite]:
         writes = []

@@ -175,7 +175,8 @@ class NativePartitionState(PartitionState):
         delta = self._scratch.take_states()
         for name, state in deferred.items():
             merge_states(delta[name], state)
-        outcome.writes = self._merge_python_delta(delta) + PackedWrites(*native_writes)
+        members, items = native_writes
+        outcome.writes = self._merge_python_delta(delta) + PackedWrites(members, (items,))
         outcome.ids = NewIds(*ids)
         self._advance(outcome)
         return outcome
