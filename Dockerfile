@@ -1,12 +1,12 @@
 # The NSM worker image. `docker compose up` builds it; see docker-compose.yml.
 
-# The native core (native/, Rust) as an abi3 wheel for CPython 3.11+.
+# The engine (native/, a cargo workspace) as an abi3 wheel of its bindings for CPython 3.11+.
 FROM rust:1.86-slim-bookworm AS native
 RUN apt-get update && apt-get install -y --no-install-recommends python3 python3-venv \
     && rm -rf /var/lib/apt/lists/* \
     && python3 -m venv /maturin && /maturin/bin/pip install --no-cache-dir "maturin>=1.5,<2"
 COPY native /native
-RUN /maturin/bin/maturin build --release --manifest-path /native/Cargo.toml --out /wheels
+RUN /maturin/bin/maturin build --release --manifest-path /native/python/Cargo.toml --out /wheels
 
 FROM python:3.11-slim-bookworm
 

@@ -12,15 +12,16 @@ STACK  := scripts/stack.sh
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
 
-# The native core (native/, Rust) is built by maturin with rustup's cargo.
+# The engine (native/, a cargo workspace: native/engine and its Python bindings native/python)
+# is built by maturin with rustup's cargo.
 export PATH := $(HOME)/.cargo/bin:$(PATH)
-NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock native/pyproject.toml native/nsm_native.pyi $(wildcard native/src/*.rs)
+NATIVE_SOURCES := native/Cargo.toml native/Cargo.lock $(wildcard native/*/Cargo.toml) native/python/pyproject.toml native/python/nsm_native.pyi $(shell find native/engine/src native/python/src -name '*.rs')
 
 $(BIN)/.installed: pyproject.toml $(NATIVE_SOURCES)
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install -q --upgrade pip
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs) to build native/" >&2; exit 1; }
-	@$(BIN)/pip install -q ./native
+	@$(BIN)/pip install -q ./native/python
 	@$(BIN)/pip install -q -e '.[dev]'
 	@touch $@
 
@@ -36,14 +37,17 @@ down: ## stop the local services started by `make up`
 status: ## show which local services are running, with pid and port
 	@$(STACK) status
 
-lint: $(BIN)/.installed ## ruff (lint + format check) and mypy
+lint: $(BIN)/.installed ## ruff (lint + format check), mypy, rustfmt and clippy
 	$(BIN)/ruff check processor tests benchmarks scripts
 	$(BIN)/ruff format --check processor tests benchmarks scripts
 	$(BIN)/mypy
+	cargo fmt --manifest-path native/Cargo.toml --all --check
+	cargo clippy --manifest-path native/Cargo.toml --workspace --all-targets -q -- -D warnings
 
-format: $(BIN)/.installed ## apply ruff's formatting and safe fixes
+format: $(BIN)/.installed ## apply ruff's and rustfmt's formatting and safe fixes
 	$(BIN)/ruff check --fix processor tests benchmarks scripts
 	$(BIN)/ruff format processor tests benchmarks scripts
+	cargo fmt --manifest-path native/Cargo.toml --all
 
 generate: $(BIN)/.installed ## regenerate dashboards, alert rules, their promtool tests and the runbook from definitions/
 	$(BIN)/nsm grafana --definitions definitions --out grafana
@@ -54,13 +58,15 @@ rules-test: install ## promtool: check the alert rules and run their unit tests 
 	promtool check rules prometheus/rules/*.yml
 	promtool test rules prometheus/tests/*.yml
 
-test-unit: $(BIN)/.installed ## fast tests of pure logic, no services
+test-unit: $(BIN)/.installed ## fast tests of pure logic, no services (the engine's cargo tests too)
+	cargo test --manifest-path native/Cargo.toml --workspace -q
 	$(BIN)/pytest tests/unit -q
 
 test-integration: up ## tests against the real Kafka, Redis and Prometheus
 	$(BIN)/pytest tests/integration -q
 
-test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, unit and integration tests
+test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, cargo and Python tests
+	cargo test --manifest-path native/Cargo.toml --workspace -q
 	$(BIN)/pytest tests -q
 
 demo: up ## run the pipeline: services, the worker, a generated stream and the north stars live

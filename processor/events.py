@@ -28,7 +28,8 @@ INVALID_REASONS = (
 
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,  # RFC 3339 digits are ASCII (docs/semantics.md, Timestamps)
 )
 _EPOCH_MS = re.compile(r"-?\d+")
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()

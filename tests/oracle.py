@@ -26,7 +26,8 @@ MISSING: Any = object()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # RFC 3339 section 5.6: "T" and "Z" may be lower case, and a space may separate date and time.
 RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,  # RFC 3339 digits are ASCII only
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -43,7 +44,7 @@ def parse_timestamp(value: Any) -> int | None:
         return value
     if not isinstance(value, str):
         return None
-    match = RFC3339.match(value)
+    match = RFC3339.fullmatch(value)
     if not match:
         return None
     y, mo, d, h, mi, s = (int(match.group(i)) for i in range(1, 7))

@@ -10,7 +10,7 @@ use std::cmp::Ordering;
 use serde::Deserialize;
 use serde_json::Number;
 
-use crate::json::{Json, Object};
+use crate::legacy::json::{Json, Object};
 
 /// A field a metric reads: a plain name (top level, then `properties`) or a dotted path.
 pub enum Field {
@@ -138,8 +138,9 @@ fn equals(expected: &Scalar, value: Option<&Json>) -> bool {
     match (expected, value) {
         (Scalar::Bool(e), Some(Json::Bool(v))) => e == v,
         (Scalar::Str(e), Some(Json::Str(v))) => e == v,
-        (Scalar::Number(e), Some(v)) => Num::of_json(v)
-            .is_some_and(|v| compare(v, Num::of(e)) == Some(Ordering::Equal)),
+        (Scalar::Number(e), Some(v)) => {
+            Num::of_json(v).is_some_and(|v| compare(v, Num::of(e)) == Some(Ordering::Equal))
+        }
         _ => false,
     }
 }

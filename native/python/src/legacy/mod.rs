@@ -1,4 +1,5 @@
-//! NSM's native core: the per-event work of a partition's `entities` metrics.
+//! The worker's first native core (kept until the worker runs on nsm-engine): the per-event
+//! work of a partition's `entities` metrics.
 //!
 //! The Python worker hands a batch of Kafka records to `Partition.run`, which decodes, validates,
 //! deduplicates and applies them to the metrics it holds, exactly as processor/worker/partition.py
@@ -27,8 +28,8 @@ use pyo3::types::{PyBytes, PyDict, PyList};
 use serde::Deserialize;
 
 use cell::Cell;
-use metric::{Kind, Metric, MetricSpec};
 use json::{Json, Object};
+use metric::{Kind, Metric, MetricSpec};
 use values::label;
 
 #[derive(Deserialize)]
@@ -120,7 +121,7 @@ struct Batch {
 struct Defer;
 
 #[pyclass(module = "nsm_native")]
-struct Partition {
+pub struct Partition {
     metrics: Vec<Metric>,
     by_name: HashMap<String, usize>,
     horizon: Vec<(i64, i64)>,
@@ -460,7 +461,8 @@ impl Partition {
                 batch.ids.reverse();
             }
             let newest_horizon = batch.ids.iter().map(|(_, horizon)| *horizon).max();
-            let (mut members, items, ids) = (Vec::new(), &mut self.spare.items, &mut self.spare.ids);
+            let (mut members, items, ids) =
+                (Vec::new(), &mut self.spare.items, &mut self.spare.ids);
             items.clear();
             pack::ids(&batch.ids, ids);
             for metric in &mut self.metrics {
@@ -490,7 +492,12 @@ impl Partition {
     }
 
     /// Merge cells the Python engine built (encoded as in Redis) into a metric's bucket.
-    fn merge_cells(&mut self, name: &str, bucket: i64, cells: Vec<(String, Vec<u8>)>) -> PyResult<()> {
+    fn merge_cells(
+        &mut self,
+        name: &str,
+        bucket: i64,
+        cells: Vec<(String, Vec<u8>)>,
+    ) -> PyResult<()> {
         let m = self.metric_index(name)?;
         for (entity, raw) in cells {
             let cell = Cell::decode(&raw, &self.metrics[m].shape).map_err(error)?;
@@ -500,7 +507,12 @@ impl Partition {
     }
 
     /// Put one stored bucket into a metric (at restore).
-    fn load_bucket(&mut self, name: &str, bucket: i64, fields: HashMap<Vec<u8>, Vec<u8>>) -> PyResult<()> {
+    fn load_bucket(
+        &mut self,
+        name: &str,
+        bucket: i64,
+        fields: HashMap<Vec<u8>, Vec<u8>>,
+    ) -> PyResult<()> {
         let m = self.metric_index(name)?;
         let metric = &mut self.metrics[m];
         let cells = metric.buckets.entry(bucket).or_default();
@@ -551,15 +563,4 @@ impl Partition {
     fn summarize(&mut self, as_of_ms: i64) -> HashMap<String, (i64, Vec<BTreeMap<String, i64>>)> {
         self.metrics.iter_mut().map(|m| (m.name.clone(), m.summarize(as_of_ms))).collect()
     }
-}
-
-// Decoding an event allocates many small short-lived objects; glibc's allocator spent a tenth of
-// the time on them.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
-#[pymodule]
-fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
-    module.add_class::<Partition>()?;
-    Ok(())
 }

@@ -121,15 +121,10 @@ impl Cell {
 
     pub fn encode_into(&self, out: &mut Vec<u8>) {
         let sums: [String; 0] = [];
-        serde_json::to_writer(out, &(
-            self.ts,
-            self.seq,
-            &self.labels,
-            &self.counts,
-            &self.sets,
-            &self.value_counts,
-            sums,
-        ))
+        serde_json::to_writer(
+            out,
+            &(self.ts, self.seq, &self.labels, &self.counts, &self.sets, &self.value_counts, sums),
+        )
         .expect("a cell is plain data")
     }
 

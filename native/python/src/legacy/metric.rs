@@ -9,9 +9,9 @@ use ahash::{AHashMap as HashMap, AHashSet as HashSet};
 
 use serde::Deserialize;
 
-use crate::cell::{Cell, Shape};
-use crate::pack;
-use crate::values::{Field, Test};
+use crate::legacy::cell::{Cell, Shape};
+use crate::legacy::pack;
+use crate::legacy::values::{Field, Test};
 
 #[derive(Deserialize)]
 pub struct ConditionSpec {

@@ -1,0 +1,437 @@
+//! `entities` metrics: the distinct entities for which every condition holds inside the window.
+//!
+//! Per entity (a row of the entity table of the metric's key field), the metric keeps, per
+//! bucket, its newest matching event (time, arrival sequence, segment labels: the entity's
+//! segment value is the label on its most recent matching event in the window), and each
+//! condition keeps its own state (condition/). An entity takes part in the window when it has a
+//! matching event there.
+
+use std::collections::{BTreeMap, HashSet};
+
+use ahash::AHashMap;
+
+use crate::buckets::{entry, expire, within, BucketReader, BucketWriter};
+use crate::codec::{put_int, put_str, put_uint, FormatError, Reader};
+use crate::condition::{self, Condition, LegacyList, Row};
+use crate::fields::{Captures, FieldId, Paths};
+use crate::filter::Filter;
+use crate::label::segment_label;
+use crate::legacy::LegacyCell;
+use crate::spec::{event_types, MetricSpec, SpecError};
+use crate::summary::{Number, Part};
+use crate::window::{Span, Window};
+
+/// The newest matching event of an entity in one bucket.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Latest {
+    pub ts: i64,
+    pub seq: i64,
+    pub labels: Vec<String>,
+}
+
+impl Latest {
+    fn is_after(&self, other: &Latest) -> bool {
+        (self.ts, self.seq, &self.labels) > (other.ts, other.seq, &other.labels)
+    }
+}
+
+/// An entity's window result: whether it qualifies, and its segment labels.
+pub type Outcome = (bool, Vec<String>);
+
+pub struct EntitiesMetric {
+    pub name: String,
+    pub window: Window,
+    pub key: FieldId,
+    pub segments: Vec<FieldId>,
+    conditions: Vec<Box<dyn Condition>>,
+    accepts: Vec<Option<HashSet<String>>>,
+    filters: Vec<Filter>,
+    latest: Vec<Vec<(i64, Latest)>>,
+    tally: Tally,
+    /// The first bucket of the window at the last expiry.
+    expired_before: Option<i64>,
+}
+
+/// The metric's part as of the last summary, kept up to date entity by entity.
+#[derive(Default)]
+struct Tally {
+    span: Option<Span>,
+    results: Vec<Option<Outcome>>,
+    total: i64,
+    /// Per segment field: label -> (entities with it in the window, of which qualifying).
+    labels: Vec<AHashMap<String, (i64, i64)>>,
+    dirty: Vec<Row>,
+    is_dirty: Vec<bool>,
+}
+
+impl Tally {
+    fn add(&mut self, outcome: &Outcome, sign: i64) {
+        let hit = if outcome.0 { sign } else { 0 };
+        self.total += hit;
+        for (labels, label) in self.labels.iter_mut().zip(&outcome.1) {
+            let counts = labels.entry(label.clone()).or_insert((0, 0));
+            counts.0 += sign;
+            counts.1 += hit;
+            if counts.0 == 0 {
+                labels.remove(label);
+            }
+        }
+    }
+
+    fn set(&mut self, row: Row, outcome: Option<Outcome>) {
+        if self.results.len() <= row {
+            self.results.resize(row + 1, None);
+        }
+        if let Some(old) = self.results[row].take() {
+            self.add(&old, -1);
+        }
+        if let Some(new) = &outcome {
+            self.add(new, 1);
+        }
+        self.results[row] = outcome;
+    }
+}
+
+impl EntitiesMetric {
+    pub fn new(
+        spec: &MetricSpec,
+        window: Window,
+        field: &mut dyn FnMut(&str) -> FieldId,
+    ) -> Result<EntitiesMetric, SpecError> {
+        let entities =
+            spec.entities.as_ref().ok_or_else(|| SpecError::new("not an entities metric"))?;
+        if entities.all.len() > 64 {
+            return Err(SpecError::new("an entities metric has at most 64 conditions"));
+        }
+        let key = field(&entities.key);
+        let segments = spec.segments.iter().map(|s| field(s)).collect();
+        let mut conditions = Vec::new();
+        let mut accepts = Vec::new();
+        let mut filters = Vec::new();
+        for written in &entities.all {
+            accepts.push(event_types(written)?);
+            filters.push(Filter::new(written.get("where"), &mut *field)?);
+            conditions.push(condition::build(written, field)?);
+        }
+        Ok(EntitiesMetric {
+            name: spec.name.clone(),
+            window,
+            key,
+            segments,
+            conditions,
+            accepts,
+            filters,
+            latest: Vec::new(),
+            tally: Tally { labels: vec![AHashMap::new(); spec.segments.len()], ..Tally::default() },
+            expired_before: None,
+        })
+    }
+
+    /// The conditions that accept an event type, as a bit mask.
+    pub fn accepting(&self, event_type: &str) -> u64 {
+        let mut mask = 0;
+        for (i, types) in self.accepts.iter().enumerate() {
+            if types.as_ref().is_none_or(|t| t.contains(event_type)) {
+                mask |= 1 << i;
+            }
+        }
+        mask
+    }
+
+    /// Of the conditions in `accepting`, those whose `where` holds for the event.
+    pub fn matching(&self, accepting: u64, paths: &Paths, captures: &Captures) -> u64 {
+        let mut matched = 0;
+        let mut rest = accepting;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            if self.filters[i].holds(paths, captures) {
+                matched |= 1 << i;
+            }
+        }
+        matched
+    }
+
+    pub fn reserve(&mut self, rows: usize) {
+        if self.latest.len() < rows {
+            self.latest.resize_with(rows, Vec::new);
+            for c in &mut self.conditions {
+                c.reserve(rows);
+            }
+        }
+    }
+
+    /// Apply a matching event of the entity (`matched`: the conditions it matches).
+    pub fn apply(
+        &mut self,
+        row: Row,
+        ts: i64,
+        seq: i64,
+        matched: u64,
+        paths: &Paths,
+        captures: &Captures,
+    ) {
+        let bucket = self.window.bucket(ts);
+        let segments = &self.segments;
+        let labels = || {
+            segments.iter().map(|s| segment_label(paths.get(captures, *s)).into_owned()).collect()
+        };
+        let mut created = false;
+        let latest = entry(&mut self.latest[row], bucket, || {
+            created = true;
+            Latest { ts, seq, labels: labels() }
+        });
+        if !created && (ts, seq) > (latest.ts, latest.seq) {
+            latest.ts = ts;
+            latest.seq = seq;
+            for (kept, field) in latest.labels.iter_mut().zip(segments) {
+                let now = segment_label(paths.get(captures, *field));
+                if kept.as_str() != now.as_ref() {
+                    *kept = now.into_owned();
+                }
+            }
+        }
+        let mut rest = matched;
+        while rest != 0 {
+            let i = rest.trailing_zeros() as usize;
+            rest &= rest - 1;
+            let condition = &mut self.conditions[i];
+            let value = condition.field().and_then(|f| paths.get(captures, f));
+            condition.apply(row, bucket, value);
+        }
+        self.touch(row);
+    }
+
+    /// Whether the metric holds anything of the entity.
+    pub fn has(&self, row: Row) -> bool {
+        self.latest.get(row).is_some_and(|l| !l.is_empty())
+    }
+
+    /// The entity's result over a window; None when it has no matching event there.
+    pub fn evaluate(&self, row: Row, span: Span) -> Option<Outcome> {
+        let (_, newest) = within(self.latest.get(row)?, span).last()?;
+        let qualifies = self.conditions.iter().all(|c| c.holds(row, span));
+        Some((qualifies, newest.labels.clone()))
+    }
+
+    /// Keep only what decides the windows that end at or after the bucket of `settled_ms`.
+    pub fn prune(&mut self, row: Row, settled_ms: i64) {
+        let settled = self.window.bucket(settled_ms);
+        let latest = &mut self.latest[row];
+        let settled_end = latest.partition_point(|(b, _)| *b <= settled);
+        if settled_end > 1 {
+            latest.drain(..settled_end - 1);
+        }
+        for c in &mut self.conditions {
+            c.prune(row, settled);
+        }
+    }
+
+    /// Drop everything before the window as of `clock_ms`; the entity leaves the metric when
+    /// nothing of it is left in the window. True when something was dropped.
+    pub fn expire(&mut self, row: Row, clock_ms: i64) -> bool {
+        let first = self.window.span(clock_ms).first;
+        let mut dropped = expire(&mut self.latest[row], first);
+        for c in &mut self.conditions {
+            dropped |= c.expire(row, first);
+        }
+        if self.latest[row].is_empty() {
+            self.clear(row);
+        }
+        if dropped {
+            self.touch(row);
+        }
+        dropped
+    }
+
+    /// The first bucket of the window as of `clock_ms`, when it moved since the last call
+    /// (expiry has nothing to do otherwise).
+    pub fn window_moved(&mut self, clock_ms: i64) -> bool {
+        let first = self.window.span(clock_ms).first;
+        let moved = self.expired_before.is_none_or(|before| first > before);
+        if moved {
+            self.expired_before = Some(first);
+        }
+        moved
+    }
+
+    pub fn clear(&mut self, row: Row) {
+        if row < self.latest.len() {
+            self.latest[row].clear();
+            for c in &mut self.conditions {
+                c.clear(row);
+            }
+            self.touch(row);
+        }
+    }
+
+    /// The first bucket holding anything of any entity.
+    pub fn first_bucket(&self) -> Option<i64> {
+        self.latest.iter().filter_map(|l| l.first().map(|(b, _)| *b)).min()
+    }
+
+    /// The buckets with a matching event of the entity (the moments its result may change).
+    pub fn buckets(&self, row: Row) -> impl Iterator<Item = i64> + '_ {
+        self.latest[row].iter().map(|(b, _)| *b)
+    }
+
+    /// The entity's result over windows whose ends never move backwards (None: not in it);
+    /// the labels borrowed from its state.
+    pub fn evaluate_over(&self, row: Row, spans: &[Span]) -> Vec<Option<(bool, &[String])>> {
+        let mut holds = vec![true; spans.len()];
+        let mut one = Vec::with_capacity(spans.len());
+        for c in &self.conditions {
+            one.clear();
+            c.holds_over(row, spans, &mut one);
+            for (all, this) in holds.iter_mut().zip(&one) {
+                *all &= *this;
+            }
+        }
+        let latest = &self.latest[row];
+        spans
+            .iter()
+            .zip(holds)
+            .map(|(span, qualifies)| {
+                within(latest, *span)
+                    .last()
+                    .map(|(_, newest)| (qualifies, newest.labels.as_slice()))
+            })
+            .collect()
+    }
+
+    // ---- stored form ------------------------------------------------------------------------
+
+    /// The entity's state: its newest events per bucket, then each condition's state.
+    pub fn encode(&self, row: Row, out: &mut Vec<u8>) {
+        let latest = &self.latest[row];
+        put_uint(out, latest.len() as u64);
+        let mut buckets = BucketWriter::new();
+        let mut previous: Option<&Vec<String>> = None;
+        for (bucket, newest) in latest {
+            buckets.put(out, *bucket);
+            put_int(out, newest.ts - bucket * self.window.bucket_ms);
+            put_int(out, newest.seq);
+            if previous == Some(&newest.labels) {
+                out.push(0);
+            } else {
+                out.push(1);
+                for label in &newest.labels {
+                    put_str(out, label);
+                }
+            }
+            previous = Some(&newest.labels);
+        }
+        for c in &self.conditions {
+            c.encode(row, out);
+        }
+    }
+
+    /// Add stored state of the entity (into an empty row: load it).
+    pub fn decode(&mut self, row: Row, input: &mut Reader) -> Result<(), FormatError> {
+        let n = input.len()?;
+        let mut buckets = BucketReader::new();
+        let mut labels: Vec<String> = Vec::new();
+        for _ in 0..n {
+            let bucket = buckets.get(input)?;
+            let ts = bucket
+                .checked_mul(self.window.bucket_ms)
+                .and_then(|start| start.checked_add(input.int().ok()?))
+                .ok_or_else(|| FormatError::new("a stored event time is out of range"))?;
+            let seq = input.int()?;
+            if input.byte()? == 1 {
+                labels = (0..self.segments.len())
+                    .map(|_| input.str().map(str::to_owned))
+                    .collect::<Result<_, _>>()?;
+            }
+            self.see(row, bucket, Latest { ts, seq, labels: labels.clone() });
+        }
+        for c in &mut self.conditions {
+            c.decode(row, input)?;
+        }
+        self.touch(row);
+        Ok(())
+    }
+
+    fn see(&mut self, row: Row, bucket: i64, newest: Latest) {
+        let mut fresh = Some(newest);
+        let kept = entry(&mut self.latest[row], bucket, || fresh.take().expect("taken once"));
+        if let Some(newest) = fresh {
+            if newest.is_after(kept) {
+                *kept = newest;
+            }
+        }
+    }
+
+    /// Add a cell of the first stored format (one entity, one bucket).
+    pub fn load_legacy(
+        &mut self,
+        row: Row,
+        bucket: i64,
+        cell: &LegacyCell,
+    ) -> Result<(), FormatError> {
+        if cell.labels.len() != self.segments.len() {
+            return Err(FormatError::new("a stored cell does not have the metric's segments"));
+        }
+        self.see(row, bucket, Latest { ts: cell.ts, seq: cell.seq, labels: cell.labels.clone() });
+        let mut slots: BTreeMap<LegacyList, usize> = BTreeMap::new();
+        for c in &mut self.conditions {
+            let Some(list) = c.legacy_list() else {
+                return Err(FormatError::new("a condition kind the first format did not have"));
+            };
+            let slot = slots.entry(list).or_insert(0);
+            c.load_legacy(row, bucket, cell, *slot)?;
+            *slot += 1;
+        }
+        self.touch(row);
+        Ok(())
+    }
+
+    // ---- the part, incrementally ------------------------------------------------------------
+
+    /// Mark an entity to evaluate again at the next part.
+    pub fn touch(&mut self, row: Row) {
+        let tally = &mut self.tally;
+        if tally.is_dirty.len() <= row {
+            tally.is_dirty.resize(row + 1, false);
+        }
+        if !tally.is_dirty[row] {
+            tally.is_dirty[row] = true;
+            tally.dirty.push(row);
+        }
+    }
+
+    /// The metric's part over a window: every entity again when the window moved, else only the
+    /// entities changed since the last part.
+    pub fn part(&mut self, span: Span) -> Part {
+        if self.tally.span != Some(span) {
+            let segments = self.tally.labels.len();
+            self.tally = Tally {
+                labels: vec![AHashMap::new(); segments],
+                span: Some(span),
+                ..Tally::default()
+            };
+            for row in 0..self.latest.len() {
+                if !self.latest[row].is_empty() {
+                    let outcome = self.evaluate(row, span);
+                    self.tally.set(row, outcome);
+                }
+            }
+            self.tally.is_dirty.clear();
+        } else {
+            let dirty = std::mem::take(&mut self.tally.dirty);
+            for &row in &dirty {
+                self.tally.is_dirty[row] = false;
+                let outcome = if self.has(row) { self.evaluate(row, span) } else { None };
+                self.tally.set(row, outcome);
+            }
+        }
+        self.tally.dirty.clear();
+        let breakdowns = self
+            .tally
+            .labels
+            .iter()
+            .map(|labels| labels.iter().map(|(l, (_, q))| (l.clone(), Number::Int(*q))).collect())
+            .collect();
+        Part::Additive { total: Number::Int(self.tally.total), breakdowns }
+    }
+}

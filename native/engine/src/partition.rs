@@ -1,0 +1,415 @@
+//! One Kafka partition's state and how a batch of its messages changes it (the worker and the
+//! replay). No I/O: a batch returns what to write, which the store writes in one atomic step with
+//! the new offset.
+//!
+//! Per batch: messages at or below the stored offset are skipped (already applied before a
+//! restart); each other one is decoded, deduplicated against the ids kept, and applied with its
+//! offset as arrival sequence, late events counted per metric when `drop_late`. The lateness
+//! clock is the wall clock, or with the event clock the newest event time of the partition.
+//!
+//! Then the state is pruned as of that clock (docs/semantics.md, Compact state), unless it keeps
+//! its history (a replay, whose history sweep evaluates past times), and the records of the
+//! entities the batch changed, the aggregate items it changed and its new ids are encoded.
+
+use ahash::AHashMap;
+
+use crate::codec::{FormatError, Reader};
+use crate::dedup::Seen;
+use crate::engine::Engine;
+use crate::engine::MetricKind;
+use crate::event::{decode, event_id_of, EventId, Reason};
+use crate::fields::Captures;
+use crate::legacy::{LegacyCell, LegacyField};
+use crate::spec::{CatalogSpec, SpecError};
+use crate::state::{
+    aggregate_key, pack_ids, record, record_key, record_parts, split_aggregate_key,
+    split_record_key, unpack_ids,
+};
+use crate::summary::Summary;
+
+#[derive(Clone, Copy, Debug)]
+pub struct BatchOptions {
+    pub now_ms: i64,
+    pub max_future_skew_ms: i64,
+    pub event_clock: bool,
+    pub drop_late: bool,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidMessage {
+    pub index: usize,
+    pub offset: i64,
+    pub reason: Reason,
+    pub detail: String,
+}
+
+/// Stored items to write: (field, bytes) or (field, None) to delete.
+pub type Items = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+
+#[derive(Default, Debug)]
+pub struct Writes {
+    pub records: Items,
+    pub aggregates: Items,
+}
+
+impl Writes {
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty() && self.aggregates.is_empty()
+    }
+}
+
+#[derive(Default, Debug)]
+pub struct Outcome {
+    pub applied: i64,
+    pub skipped: i64,
+    pub duplicates: i64,
+    pub invalid: Vec<InvalidMessage>,
+    /// Late events per metric (catalogue index).
+    pub late: Vec<(usize, i64)>,
+    pub previous_offset: Option<i64>,
+    pub new_offset: Option<i64>,
+    pub max_ts: Option<i64>,
+    pub writes: Writes,
+    /// The batch's new ids (state.rs), and the newest of their horizons.
+    pub ids: Vec<u8>,
+    pub newest_horizon: Option<i64>,
+}
+
+pub struct Partition {
+    pub engine: Engine,
+    seen: Seen,
+    pub offset: Option<i64>,
+    pub max_ts: Option<i64>,
+    /// Keep complete state (no pruning): a replay's history evaluates past times.
+    keep_history: bool,
+    /// The latest clock the state was pruned as of: summaries are never taken before it.
+    settled: Option<i64>,
+    /// Per catalogue metric, its stored id (None: not stored yet).
+    metric_ids: Vec<Option<u32>>,
+    by_id: AHashMap<u32, usize>,
+}
+
+impl Partition {
+    pub fn new(spec: &CatalogSpec, keep_history: bool) -> Result<Partition, SpecError> {
+        let engine = Engine::new(spec)?;
+        let metrics = engine.metrics.len();
+        Ok(Partition {
+            engine,
+            seen: Seen::default(),
+            offset: None,
+            max_ts: None,
+            keep_history,
+            settled: None,
+            metric_ids: vec![None; metrics],
+            by_id: AHashMap::new(),
+        })
+    }
+
+    /// The stored ids of the metrics (by name); a metric without one is not read from, nor
+    /// written to, stored state.
+    pub fn set_metric_ids(&mut self, ids: &[(String, u32)]) {
+        self.metric_ids = vec![None; self.engine.metrics.len()];
+        self.by_id.clear();
+        for (name, id) in ids {
+            if let Some(index) = self.engine.metrics.iter().position(|m| &m.name == name) {
+                self.metric_ids[index] = Some(*id);
+                self.by_id.insert(*id, index);
+            }
+        }
+    }
+
+    pub fn seen_ids(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn settled(&self) -> Option<i64> {
+        self.settled
+    }
+
+    // ---- restoring stored state ------------------------------------------------------------
+
+    /// One stored entity record (format 2). Parts of metrics without a current id are ignored
+    /// (a definition that changed); they vanish when the record is next written.
+    pub fn restore_record(&mut self, key: &[u8], value: &[u8]) -> Result<(), FormatError> {
+        let (key_field, label) = split_record_key(key)?;
+        let Some(t) = self.engine.tables.iter().position(|t| t.key == key_field) else {
+            return Ok(());
+        };
+        for (id, state) in record_parts(value)? {
+            let Some(&index) = self.by_id.get(&id) else { continue };
+            let MetricKind::Entities(m) = self.engine.metrics[index].kind else {
+                return Err(FormatError::new(
+                    "a stored entity record names another kind of metric",
+                ));
+            };
+            if self.engine.table_of(m) != t {
+                return Err(FormatError::new("a stored entity record is filed under another key"));
+            }
+            let row = self.engine.tables[t].row(label);
+            let rows = self.engine.tables[t].rows();
+            self.engine.entities[m].reserve(rows);
+            self.engine.entities[m].decode(row, &mut Reader::new(state))?;
+        }
+        Ok(())
+    }
+
+    /// One stored aggregate item (format 2).
+    pub fn restore_aggregate(&mut self, key: &[u8], value: &[u8]) -> Result<(), FormatError> {
+        let (id, item) = split_aggregate_key(key)?;
+        let Some(&index) = self.by_id.get(&id) else { return Ok(()) };
+        let MetricKind::Aggregate(a) = self.engine.metrics[index].kind else {
+            return Err(FormatError::new("a stored aggregate item names another kind of metric"));
+        };
+        self.engine.aggregates[a].kind.load(item, value)
+    }
+
+    /// One batch's stored ids (format 2).
+    pub fn restore_ids(&mut self, packed: &[u8]) -> Result<(), FormatError> {
+        for (id, horizon) in unpack_ids(packed)? {
+            self.seen.keep(id, horizon);
+        }
+        Ok(())
+    }
+
+    /// An event id of the first format (its label), with its horizon.
+    pub fn restore_legacy_id(&mut self, label: &str, horizon: i64) {
+        self.seen.keep(event_id_of(label), horizon);
+    }
+
+    /// A cell of the first format: metric `name`, `bucket`, entity `label`.
+    pub fn restore_legacy_cell(
+        &mut self,
+        name: &str,
+        bucket: i64,
+        label: &str,
+        raw: &[u8],
+    ) -> Result<(), FormatError> {
+        let Some(index) = self.engine.metrics.iter().position(|m| m.name == name) else {
+            return Ok(());
+        };
+        let MetricKind::Entities(m) = self.engine.metrics[index].kind else {
+            return Err(FormatError::new(format!(
+                "{name}: an entity cell for another kind of metric"
+            )));
+        };
+        let cell = LegacyCell::decode(raw)?;
+        let t = self.engine.table_of(m);
+        let row = self.engine.tables[t].row(label);
+        let rows = self.engine.tables[t].rows();
+        self.engine.entities[m].reserve(rows);
+        self.engine.entities[m].load_legacy(row, bucket, &cell)
+    }
+
+    /// A field of an aggregate bucket of the first format.
+    pub fn restore_legacy_field(
+        &mut self,
+        name: &str,
+        bucket: i64,
+        field: &[u8],
+        value: &[u8],
+    ) -> Result<(), FormatError> {
+        let Some(index) = self.engine.metrics.iter().position(|m| m.name == name) else {
+            return Ok(());
+        };
+        let MetricKind::Aggregate(a) = self.engine.metrics[index].kind else {
+            return Err(FormatError::new(format!(
+                "{name}: an aggregate field for another kind of metric"
+            )));
+        };
+        let field = LegacyField::decode(field)?;
+        let segments = self.engine.metrics[index].segments.clone();
+        self.engine.aggregates[a].kind.load_legacy(bucket, &field, value, &segments)
+    }
+
+    /// After restoring: whatever was loaded counts as written (nothing to write back), pruned as
+    /// of `clock` unless the history is kept.
+    pub fn restored(&mut self, clock: Option<i64>) {
+        if let Some(clock) = clock.filter(|_| !self.keep_history) {
+            self.prune_all(clock);
+        }
+        for t in 0..self.engine.tables.len() {
+            self.engine.tables[t].take_dirty();
+        }
+        self.engine.aggregate_changes(false);
+    }
+
+    // ---- one batch --------------------------------------------------------------------------
+
+    /// Apply a batch (records in offset order, a value None for a message without one).
+    pub fn apply_batch(
+        &mut self,
+        records: &[(i64, Option<&[u8]>)],
+        options: BatchOptions,
+    ) -> Outcome {
+        let mut outcome = Outcome { previous_offset: self.offset, ..Outcome::default() };
+        let mut clock = if options.event_clock { self.max_ts } else { Some(options.now_ms) };
+        let mut batch_ids: Vec<(EventId, i64)> = Vec::new();
+        let mut captures = Captures::new();
+        for (index, (offset, value)) in records.iter().enumerate() {
+            if self.offset.is_some_and(|stored| *offset <= stored) {
+                outcome.skipped += 1;
+                continue;
+            }
+            outcome.new_offset = Some(*offset);
+            let Some(raw) = value else {
+                outcome.invalid.push(InvalidMessage {
+                    index,
+                    offset: *offset,
+                    reason: Reason::NotJson,
+                    detail: "the message has no value (a tombstone)".into(),
+                });
+                continue;
+            };
+            let header = match decode(
+                &self.engine.paths,
+                raw,
+                options.now_ms,
+                options.max_future_skew_ms,
+                &mut captures,
+            ) {
+                Ok(header) => header,
+                Err(invalid) => {
+                    outcome.invalid.push(InvalidMessage {
+                        index,
+                        offset: *offset,
+                        reason: invalid.reason,
+                        detail: invalid.detail,
+                    });
+                    continue;
+                }
+            };
+            let ts = header.ts;
+            if let Some(id) = header.id {
+                let horizon = self.engine.horizon.of(ts);
+                if !self.seen.first_time(id, ts, horizon) {
+                    outcome.duplicates += 1;
+                    continue;
+                }
+                batch_ids.push((id, horizon));
+            }
+            if options.event_clock && clock.is_none_or(|c| ts > c) {
+                clock = Some(ts);
+            }
+            let lateness = if options.drop_late { clock } else { None };
+            self.engine.apply(&captures, header, *offset, lateness);
+            outcome.applied += 1;
+            outcome.max_ts = Some(outcome.max_ts.map_or(ts, |m| m.max(ts)));
+        }
+        outcome.late = self.engine.take_late();
+        if outcome.new_offset.is_none() {
+            return outcome;
+        }
+        if let Some(clock) = clock.filter(|_| !self.keep_history) {
+            self.prune_dirty(clock);
+        }
+        outcome.writes = self.writes(false);
+        // A repeat registered anew within the batch: its last registration is its horizon.
+        let mut last: AHashMap<EventId, i64> = AHashMap::with_capacity(batch_ids.len());
+        for (id, horizon) in &batch_ids {
+            last.insert(*id, *horizon);
+        }
+        let ids: Vec<(EventId, i64)> =
+            if last.len() == batch_ids.len() { batch_ids } else { last.into_iter().collect() };
+        outcome.newest_horizon = ids.iter().map(|(_, h)| *h).max();
+        outcome.ids = pack_ids(&ids);
+        self.offset = outcome.new_offset;
+        if let Some(ts) = outcome.max_ts {
+            self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
+        }
+        outcome
+    }
+
+    fn prune_dirty(&mut self, clock: i64) {
+        for t in 0..self.engine.tables.len() {
+            let rows: Vec<usize> = self.engine.tables[t].dirty_rows().to_vec();
+            self.engine.prune_rows(t, &rows, clock);
+        }
+        self.engine.prune_aggregates(clock);
+        self.settled = Some(self.settled.map_or(clock, |s| s.max(clock)));
+    }
+
+    fn prune_all(&mut self, clock: i64) {
+        for t in 0..self.engine.tables.len() {
+            let rows: Vec<usize> = self.engine.tables[t].live_rows().collect();
+            self.engine.prune_rows(t, &rows, clock);
+        }
+        self.engine.prune_aggregates(clock);
+        self.settled = Some(self.settled.map_or(clock, |s| s.max(clock)));
+    }
+
+    /// The records of the entities changed since the last writes, and the aggregate items.
+    fn writes(&mut self, everything: bool) -> Writes {
+        let mut writes = Writes::default();
+        for t in 0..self.engine.tables.len() {
+            let (mut rows, gone) = self.engine.tables[t].take_dirty();
+            if everything {
+                rows = self.engine.tables[t].live_rows().collect();
+            }
+            let key = self.engine.tables[t].key.clone();
+            for label in gone {
+                writes.records.push((record_key(&key, &label), None));
+            }
+            for row in rows {
+                let mut parts = Vec::new();
+                for &m in &self.engine.tables[t].metrics {
+                    let metric = &self.engine.entities[m];
+                    let Some(id) = self.metric_ids[self.engine.entities_index(m)] else { continue };
+                    if metric.has(row) {
+                        let mut state = Vec::new();
+                        metric.encode(row, &mut state);
+                        parts.push((id, state));
+                    }
+                }
+                let label = self.engine.tables[t].label(row).expect("a live row");
+                writes.records.push((record_key(&key, label), record(&parts)));
+            }
+        }
+        for (a, changes) in self.engine.aggregate_changes(everything) {
+            let Some(id) = self.metric_ids[self.engine.aggregate_index(a)] else { continue };
+            for (item, value) in changes {
+                writes.aggregates.push((aggregate_key(id, &item), value));
+            }
+        }
+        writes
+    }
+
+    // ---- time passing -----------------------------------------------------------------------
+
+    /// Expiry as of `clock`: buckets before every window go, entities with nothing left are
+    /// deleted, ids two longest windows back are forgotten. Returns what to write.
+    pub fn expire(&mut self, clock: i64) -> Writes {
+        self.engine.expire(clock);
+        if !self.keep_history {
+            self.prune_dirty(clock);
+        }
+        self.seen.forget(self.engine.horizon.forget_until(clock));
+        self.writes(false)
+    }
+
+    /// Stop keeping the history: prune everything as of `clock`, expire, and write it all (the
+    /// end of a replay).
+    pub fn compact(&mut self, clock: i64) -> Writes {
+        self.keep_history = false;
+        self.prune_all(clock);
+        self.engine.expire(clock);
+        self.seen.forget(self.engine.horizon.forget_until(clock));
+        self.writes(true)
+    }
+
+    /// Everything, as stored (migration from the first format).
+    pub fn all_writes(&mut self) -> Writes {
+        self.writes(true)
+    }
+
+    /// Ids whose horizon is at or before this may go at `clock` (docs/semantics.md, Dedup).
+    pub fn forget_ids_until(&self, clock: i64) -> i64 {
+        self.engine.horizon.forget_until(clock)
+    }
+
+    /// Every metric's part as of `as_of_ms`, or as of the clock the state was pruned at when that
+    /// is later (a pruned state decides only windows ending at or after it). Its `as_of` says which.
+    pub fn summarize(&mut self, as_of_ms: i64) -> Summary {
+        let as_of = self.settled.map_or(as_of_ms, |s| s.max(as_of_ms));
+        self.engine.summarize(as_of)
+    }
+}

@@ -1,0 +1,100 @@
+//! `nsm compute`: a stream of raw events through the engine, every metric as of a time out.
+
+use std::collections::BTreeMap;
+
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use nsm_engine::compute::{self, Verdict};
+use nsm_engine::event::Reason;
+use nsm_engine::fields::Captures;
+
+use crate::catalog::Catalog;
+use crate::values::{results, MetricResult};
+
+/// Applies events in arrival order: `feed_lines` (JSON Lines, whole lines) or `feed` (one
+/// message each). The work runs without the GIL.
+#[pyclass(module = "nsm_native")]
+pub struct Compute {
+    inner: compute::Compute,
+    names: Vec<String>,
+}
+
+#[pymethods]
+impl Compute {
+    #[new]
+    #[pyo3(signature = (catalog, at_ms, now_ms, max_future_skew_ms))]
+    fn new(
+        catalog: &Catalog,
+        at_ms: Option<i64>,
+        now_ms: i64,
+        max_future_skew_ms: i64,
+    ) -> PyResult<Compute> {
+        let inner = compute::Compute::new(&catalog.spec, at_ms, now_ms, max_future_skew_ms)
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        Ok(Compute { inner, names: catalog.names() })
+    }
+
+    /// Whole lines of JSON Lines; blank lines are not events.
+    fn feed_lines(&mut self, py: Python<'_>, chunk: &Bound<'_, PyBytes>) {
+        let bytes = chunk.as_bytes();
+        py.allow_threads(|| self.inner.lines(bytes));
+    }
+
+    /// Messages, one each (None: a message without a value). Returns, per message, its event
+    /// time when applied, else None.
+    fn feed(&mut self, py: Python<'_>, messages: Vec<Option<Vec<u8>>>) -> Vec<Option<i64>> {
+        py.allow_threads(|| {
+            let mut captures = Captures::new();
+            messages
+                .iter()
+                .map(|raw| {
+                    match self.inner.message(raw.as_deref().unwrap_or(b"\xff"), &mut captures) {
+                        Verdict::Applied(ts) => Some(ts),
+                        _ => None,
+                    }
+                })
+                .collect()
+        })
+    }
+
+    #[getter]
+    fn applied(&self) -> i64 {
+        self.inner.applied
+    }
+
+    #[getter]
+    fn duplicates(&self) -> i64 {
+        self.inner.duplicates
+    }
+
+    /// Invalid messages per reason (only reasons that occurred).
+    #[getter]
+    fn invalid(&self) -> BTreeMap<&'static str, i64> {
+        self.inner.invalid.iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.as_str(), *n)).collect()
+    }
+
+    #[getter]
+    fn as_of_ms(&self) -> i64 {
+        self.inner.as_of()
+    }
+
+    #[getter]
+    fn newest_ms(&self) -> Option<i64> {
+        self.inner.newest
+    }
+
+    /// Every metric as of `as_of_ms` (default: `as_of_ms`), in catalogue order.
+    #[pyo3(signature = (as_of_ms=None))]
+    fn evaluate(&mut self, py: Python<'_>, as_of_ms: Option<i64>) -> PyResult<Vec<MetricResult>> {
+        let as_of = as_of_ms.unwrap_or_else(|| self.inner.as_of());
+        let values = py.allow_threads(|| self.inner.engine.evaluate(as_of));
+        results(py, self.names.clone(), &values)
+    }
+}
+
+/// The reasons a message can be invalid, in the order of the checks.
+#[pyfunction]
+pub fn invalid_reasons() -> Vec<&'static str> {
+    Reason::ALL.iter().map(|r| r.as_str()).collect()
+}
