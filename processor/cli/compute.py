@@ -12,7 +12,6 @@ from processor.cli.options import (
     TIME,
     definitions_option,
     events_option,
-    json_lines,
     load_or_exit,
 )
 from processor.definitions import (
@@ -20,8 +19,7 @@ from processor.definitions import (
 )
 from processor.definitions.model import TIERS
 from processor.durations import parse_duration_ms
-from processor.engine import ComputeResult, compute_metrics
-from processor.engine.segments import Value
+from processor.engine import ComputeResult, Value, compute_stream
 from processor.events import format_time
 
 
@@ -76,9 +74,7 @@ def command(
     """
     catalog = load_or_exit(ctx, definitions_path)
     with click.open_file(events_path, "rb") as stream:
-        result = compute_metrics(
-            json_lines(stream), catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms
-        )
+        result = compute_stream(stream, catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms)
     if output_format == "json":
         out = click.get_binary_stream("stdout")
         out.write(orjson.dumps(result.to_json()) + b"\n")

@@ -1,8 +1,8 @@
-"""The exact engine: pure, I/O-free, shared by the worker, the replay and `nsm compute`."""
+"""The exact engine's Python side: the engine itself is native/engine (the nsm_native module)."""
 
-from processor.engine.compute import ComputeResult, compute_metrics
+from processor.engine.compute import ComputeResult, compute_metrics, compute_stream
 from processor.engine.engine import Deduplicator, Engine
-from processor.engine.segments import MetricValue, Value
+from processor.engine.values import MetricValue, Value
 
 __all__ = [
     "ComputeResult",
@@ -11,4 +11,5 @@ __all__ = [
     "MetricValue",
     "Value",
     "compute_metrics",
+    "compute_stream",
 ]

@@ -16,17 +16,11 @@ from typing import Protocol
 
 from processor.definitions.formula import Formula
 from processor.engine.state import EXACT
+from processor.engine.values import MetricValue, Value
+
+__all__ = ["MetricValue", "Value"]
 
 OTHER = "other"
-
-Value = int | Decimal | None
-"""Counts are int, sums and formulas Decimal, no value (a division by zero) None."""
-
-
-@dataclass(frozen=True, slots=True)
-class MetricValue:
-    value: Value
-    segments: dict[str, dict[str, Value]] = field(default_factory=dict)
 
 
 class Breakdown(Protocol):
