@@ -1,11 +1,11 @@
 """Where metric values come from: a `ValueSource` gives every metric's value as of given times,
 computed from events (`EventsSource`) or read from a replayed namespace's history (`HistorySource`).
 
-`EventsSource` computes them from events with the exact engine, in one pass: events are
-deduplicated in arrival order (exactly as `nsm compute` does), then applied in time order with their
-arrival sequence number, which the engine's state does not depend on. Evaluating as of T needs
-every event up to the end of T's buckets; later events are outside every window as of T, so one
-pass serves a whole series of times, and the state is expired as it goes.
+`EventsSource` computes them from events with the engine, in one pass: events are validated and
+deduplicated in arrival order (exactly as `nsm compute` does, `read_event_log`), applied with their
+arrival sequence numbers to a state kept whole per bucket, and every metric is then evaluated at
+each time in one sweep (the windows only move forward from one time to the next): what `nsm
+compute --at T` gives at each T.
 """
 
 from __future__ import annotations
@@ -18,12 +18,18 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any, Protocol
 
+from nsm_native import Compute
+
 from processor.definitions.model import Catalog
-from processor.engine import Deduplicator, Engine, MetricValue
-from processor.events import Event, InvalidEvent, parse_event
+from processor.engine import MetricValue
+from processor.engine.compute import message_bytes
+from processor.engine.spec import compile_catalog
 
 Snapshot = dict[str, MetricValue]
 """Every metric's value as of one time."""
+
+# Kept events were judged valid when read: applying them again needs no clock.
+_ANY_TIME_MS = 2**62
 
 
 class ValueSource(Protocol):
@@ -36,7 +42,7 @@ class ValueSource(Protocol):
 class LoggedEvent:
     ts_ms: int
     seq: int  # arrival order, which breaks ties of event time in the engine
-    event: Event
+    raw: bytes  # the message as read (nsm_native.FieldReader reads its fields)
 
 
 @dataclass(slots=True)
@@ -62,49 +68,37 @@ def read_event_log(
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
 ) -> EventLog:
-    """Parse and deduplicate in arrival order, with the horizon rule of the catalogue's windows."""
+    """Validate and deduplicate in arrival order, with the horizon rule of the catalogue's
+    windows (the engine decides, as for `nsm compute`)."""
     clock = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    dedup = Deduplicator(Engine(catalog).horizon)
-    kept: list[LoggedEvent] = []
-    invalid: Counter[str] = Counter()
-    duplicates = 0
-    for seq, raw in enumerate(raw_events):
-        event = parse_event(raw, clock, max_future_skew_ms)
-        if isinstance(event, InvalidEvent):
-            invalid[event.reason] += 1
-            continue
-        if not dedup.first_time(event.event_id, event.ts_ms):
-            duplicates += 1
-            continue
-        kept.append(LoggedEvent(event.ts_ms, seq, event))
+    engine = Compute(compile_catalog(catalog), None, clock, max_future_skew_ms)
+    messages = [message_bytes(raw) for raw in raw_events]
+    times = engine.feed(messages)
+    kept = [
+        LoggedEvent(ts, seq, raw)
+        for seq, (raw, ts) in enumerate(zip(messages, times, strict=True))
+        if ts is not None and raw is not None
+    ]
     kept.sort(key=lambda item: (item.ts_ms, item.seq))
-    return EventLog(kept, invalid, duplicates)
+    return EventLog(kept, Counter(engine.invalid), engine.duplicates)
 
 
 class EventsSource:
-    """Metric values computed from an event log with the exact engine."""
+    """Metric values computed from an event log with the engine."""
 
     def __init__(self, log: EventLog, catalog: Catalog) -> None:
         self.log = log
         self.catalog = catalog
 
     def values_at(self, times_ms: Sequence[int]) -> dict[int, Snapshot]:
-        engine = Engine(self.catalog)
-        bucket_sizes = [m.bucket_ms for m in engine.entities_metrics.values()]
-        bucket_sizes += [m.bucket_ms for m in engine.aggregate_metrics.values()]
+        engine = Compute(compile_catalog(self.catalog), None, _ANY_TIME_MS, 0)
         events = self.log.events
-        position = 0
-        result: dict[int, Snapshot] = {}
-        for at_ms in sorted(set(times_ms)):
-            # Every event in a bucket up to T's own bucket, for each metric's bucket size.
-            until_ms = max(((at_ms // b + 1) * b for b in bucket_sizes), default=at_ms + 1)
-            while position < len(events) and events[position].ts_ms < until_ms:
-                item = events[position]
-                engine.apply(item.event, item.seq)
-                position += 1
-            result[at_ms] = engine.evaluate(at_ms)
-            engine.expire(at_ms)
-        return result
+        engine.feed_kept([e.raw for e in events], [e.seq for e in events])
+        times = sorted(set(times_ms))
+        return {
+            at_ms: {r.name: MetricValue(r.value, r.segments) for r in results}
+            for at_ms, results in zip(times, engine.sweep(times), strict=True)
+        }
 
 
 class HistorySource:

@@ -16,9 +16,9 @@ from processor.engine.aggregates import AggregateMetric
 from processor.engine.entities import CompiledCondition, EntitiesMetric
 from processor.engine.fields import make_flattener
 from processor.engine.formulas import FormulaMetric
-from processor.engine.segments import MetricValue
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, finish
+from processor.engine.values import MetricValue
 from processor.engine.windows import Windowed, window_bounds
 
 if TYPE_CHECKING:

@@ -23,8 +23,8 @@ import redis.asyncio as aioredis
 
 from processor.config import Settings
 from processor.engine.compute import ComputeResult
-from processor.engine.segments import MetricValue
 from processor.engine.summary import Summary, finish, merge_summaries
+from processor.engine.values import MetricValue
 from processor.replay import guard
 from processor.replay.export import store_history
 from processor.replay.history import history_step_ms

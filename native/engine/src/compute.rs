@@ -88,6 +88,30 @@ impl Compute {
         Verdict::Applied(header.ts)
     }
 
+    /// An event already judged valid and new (a log's kept event), with its arrival sequence:
+    /// applied without deduplication. False when it is not valid after all.
+    pub fn apply_kept<'a>(&mut self, raw: &'a [u8], seq: i64, captures: &mut Captures<'a>) -> bool {
+        match decode(&self.engine.paths, raw, self.now_ms, self.max_future_skew_ms, captures) {
+            Ok(header) => {
+                self.engine.apply(captures, header, seq, self.at_ms);
+                self.applied += 1;
+                self.newest = Some(self.newest.map_or(header.ts, |n| n.max(header.ts)));
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Every metric at each of `times` (ascending), from the complete state.
+    pub fn sweep(
+        &self,
+        spec: &CatalogSpec,
+        times: &[i64],
+    ) -> Result<Vec<Vec<MetricValue>>, SpecError> {
+        let summaries = crate::history::sweep(spec, &[&self.engine], times)?;
+        Ok(summaries.iter().map(|s| self.engine.finish(s)).collect())
+    }
+
     /// The lines of a JSON Lines chunk (whole lines), blank ones skipped.
     pub fn lines(&mut self, chunk: &[u8]) {
         let mut captures = Captures::new();

@@ -89,7 +89,7 @@ pub fn sweep(
         times.iter().map(|t| Summary { as_of: *t, parts: Vec::new() }).collect();
     let Some(first) = engines.first() else { return Ok(summaries) };
     let mut scratch: Option<Engine> = None;
-    for (index, info) in first.metrics.iter().enumerate() {
+    for info in &first.metrics {
         let Some(window) = info.window else {
             summaries.iter_mut().for_each(|s| s.parts.push(None));
             continue;
@@ -155,7 +155,6 @@ pub fn sweep(
         for (summary, part) in summaries.iter_mut().zip(parts) {
             summary.parts.push(Some(part));
         }
-        let _ = index;
     }
     Ok(summaries)
 }

@@ -1,6 +1,7 @@
 //! `nsm compute`: a stream of raw events through the engine, every metric as of a time out.
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -8,6 +9,7 @@ use pyo3::types::PyBytes;
 use nsm_engine::compute::{self, Verdict};
 use nsm_engine::event::Reason;
 use nsm_engine::fields::Captures;
+use nsm_engine::spec::CatalogSpec;
 
 use crate::catalog::Catalog;
 use crate::values::{results, MetricResult};
@@ -18,6 +20,7 @@ use crate::values::{results, MetricResult};
 pub struct Compute {
     inner: compute::Compute,
     names: Vec<String>,
+    spec: Arc<CatalogSpec>,
 }
 
 #[pymethods]
@@ -32,7 +35,7 @@ impl Compute {
     ) -> PyResult<Compute> {
         let inner = compute::Compute::new(&catalog.spec, at_ms, now_ms, max_future_skew_ms)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
-        Ok(Compute { inner, names: catalog.names() })
+        Ok(Compute { inner, names: catalog.names(), spec: catalog.spec.clone() })
     }
 
     /// Whole lines of JSON Lines; blank lines are not events.
@@ -56,6 +59,28 @@ impl Compute {
                 })
                 .collect()
         })
+    }
+
+    /// Events already judged valid and new (a log's), with their arrival sequence numbers:
+    /// applied without deduplication. Returns how many were valid.
+    fn feed_kept(&mut self, py: Python<'_>, messages: Vec<Vec<u8>>, seqs: Vec<i64>) -> usize {
+        py.allow_threads(|| {
+            let mut captures = Captures::new();
+            messages
+                .iter()
+                .zip(seqs)
+                .filter(|(raw, seq)| self.inner.apply_kept(raw, *seq, &mut captures))
+                .count()
+        })
+    }
+
+    /// Every metric at each of `times_ms` (ascending), from the state kept whole.
+    fn sweep(&self, py: Python<'_>, times_ms: Vec<i64>) -> PyResult<Vec<Vec<MetricResult>>> {
+        let spec = self.spec.clone();
+        let swept = py
+            .allow_threads(|| self.inner.sweep(&spec, &times_ms))
+            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        swept.iter().map(|values| results(py, self.names.clone(), values)).collect()
     }
 
     #[getter]

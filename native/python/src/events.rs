@@ -69,3 +69,56 @@ pub fn label(value: &[u8]) -> PyResult<Option<String>> {
 pub fn float_repr(value: f64) -> String {
     nsm_engine::number::python_repr(value)
 }
+
+/// Reads fields of messages, as the engine looks them up (docs/semantics.md, Fields).
+#[pyclass(module = "nsm_native", frozen)]
+pub struct FieldReader {
+    paths: Paths,
+}
+
+#[pymethods]
+impl FieldReader {
+    #[new]
+    fn new(names: Vec<String>) -> FieldReader {
+        FieldReader { paths: Paths::new(names.iter().map(String::as_str)) }
+    }
+
+    /// Per message, each field's label (None: missing or null, or the message is not a JSON
+    /// object), and whether it is a JSON number, with its value as a float.
+    #[allow(clippy::type_complexity)]
+    fn read(
+        &self,
+        py: Python<'_>,
+        messages: Vec<Vec<u8>>,
+    ) -> Vec<Vec<(Option<String>, Option<f64>)>> {
+        py.allow_threads(|| {
+            let mut captures = Captures::new();
+            let fields = self.paths.names().len();
+            messages
+                .iter()
+                .map(|raw| {
+                    let captured = json::text(raw).ok().and_then(|text| {
+                        let mut scanner = Scanner::new(text);
+                        scanner.ws();
+                        (scanner.peek() == Some(b'{')).then_some(())?;
+                        self.paths.capture(&mut scanner, &mut captures).ok()
+                    });
+                    (0..fields)
+                        .map(|f| match captured.and_then(|()| self.paths.get(&captures, f)) {
+                            None => (None, None),
+                            Some(value) => {
+                                let number = match value {
+                                    json::Value::Int(i) => Some(*i as f64),
+                                    json::Value::UInt(u) => Some(*u as f64),
+                                    json::Value::Float(x) => Some(*x),
+                                    _ => None,
+                                };
+                                (Some(nsm_engine::label::label(value).into_owned()), number)
+                            }
+                        })
+                        .collect()
+                })
+                .collect()
+        })
+    }
+}

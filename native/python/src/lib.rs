@@ -21,6 +21,7 @@ fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<values::MetricResult>()?;
     module.add_function(wrap_pyfunction!(compute::invalid_reasons, module)?)?;
     module.add_class::<events::EventCheck>()?;
+    module.add_class::<events::FieldReader>()?;
     module.add_function(wrap_pyfunction!(events::check_event, module)?)?;
     module.add_function(wrap_pyfunction!(events::label, module)?)?;
     module.add_function(wrap_pyfunction!(events::float_repr, module)?)?;

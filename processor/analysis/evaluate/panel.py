@@ -24,10 +24,11 @@ from bisect import bisect_right
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 
+from nsm_native import FieldReader
+
 from processor.analysis.source import EventLog, EventsSource
 from processor.definitions.formula import parse_formula
 from processor.definitions.model import Catalog, Metric
-from processor.engine.fields import label, lookup
 
 DAY_MS = 86_400_000
 WEEK_MS = 7 * DAY_MS
@@ -117,11 +118,6 @@ def per_account_catalog(catalog: Catalog, candidates: Iterable[str]) -> Catalog:
     return Catalog(metrics=metrics)
 
 
-def _account_of(data: dict[str, object]) -> str | None:
-    value = lookup(data, ACCOUNT_FIELD)
-    return None if value is None else label(value)
-
-
 def account_lives(log: EventLog, active_types: Collection[str] | None) -> dict[str, AccountLife]:
     """Every active account's lifecycle; activity is any event of `active_types` (None: any
     type). Churn is the first `subscription.churned`; revenue the `amount` of `invoice.paid`."""
@@ -129,19 +125,17 @@ def account_lives(log: EventLog, active_types: Collection[str] | None) -> dict[s
     days: dict[str, set[int]] = {}
     churns: dict[str, int] = {}
     invoices: dict[str, list[tuple[int, float]]] = {}
-    for item in log.events:
-        event = item.event
-        account = _account_of(event.data)
+    # The engine reads the fields, as it looks them up and labels them for the metrics.
+    fields = FieldReader(["type", ACCOUNT_FIELD, "amount"]).read([item.raw for item in log.events])
+    for item, ((event_type, _), (account, _), (_, amount)) in zip(log.events, fields, strict=True):
         if account is None:
             continue
-        if event.type == CHURN_EVENT:
+        if event_type == CHURN_EVENT:
             churns.setdefault(account, item.ts_ms)
             continue
-        if event.type == INVOICE_EVENT:
-            amount = lookup(event.data, "amount")
-            if isinstance(amount, int | float) and not isinstance(amount, bool):
-                invoices.setdefault(account, []).append((item.ts_ms, float(amount)))
-        if active_types is not None and event.type not in active_types:
+        if event_type == INVOICE_EVENT and amount is not None:
+            invoices.setdefault(account, []).append((item.ts_ms, amount))
+        if active_types is not None and event_type not in active_types:
             continue
         life = lives.get(account)
         if life is None:

@@ -23,7 +23,7 @@ from processor.analysis.explain.attribution import (
 from processor.analysis.source import Snapshot
 from processor.definitions.formula import Formula, parse_formula
 from processor.definitions.model import Catalog, Metric
-from processor.engine.segments import MetricValue, Value
+from processor.engine.values import MetricValue, Value
 
 BreakdownKind = Literal["additive", "ratio", "changes"]
 # Decomposition totals are floats over the segments; the engine's totals are exact. They must
