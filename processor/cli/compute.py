@@ -40,7 +40,7 @@ def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
     "at_ms",
     default=None,
     type=TIME,
-    help="Compute as of this time: RFC 3339 with a zone, or epoch milliseconds. "
+    help="Compute as of this TIME (RFC 3339, a date, epoch ms, 7d ago or now). "
     "Default: the largest event time among the applied events.",
 )
 @click.option(

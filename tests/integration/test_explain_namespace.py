@@ -18,9 +18,9 @@ from processor.cli import main
 from processor.definitions import load_definitions
 from processor.engine import MetricValue
 from processor.generate import Drop, iter_events, plan_history
-from processor.generate.config import parse_time_ms
 from processor.replay.export import store_history
 from processor.store.namespaces import history_key
+from processor.times import parse_time as parse_time_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 METRIC = "weekly_active_accounts_3plus_reports"

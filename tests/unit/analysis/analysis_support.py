@@ -11,7 +11,7 @@ from typing import Any
 import orjson
 
 from processor.generate import iter_events, plan_history
-from processor.generate.config import parse_time_ms
+from processor.times import parse_time as parse_time_ms
 
 END_MS = parse_time_ms("2026-11-20T00:00:00Z")  # a Friday
 DROP_FROM = "2026-11-13T00:00:00Z"
