@@ -10,7 +10,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from processor.cli.options import TIME, definitions_option, load_or_exit
-from processor.cli.output import TableData, print_tables
+from processor.cli.output import TableData, print_tables, progress_status
 from processor.events import format_time
 from processor.replay.cli_support import live_option, redis_option, run_with_redis
 from processor.replay.compare import Difference, differences, namespace_values, newest_event
@@ -102,7 +102,8 @@ def diff_command(
         notes += [f"{right}: {m} was built from another definition" for m in changed_b]
         return when, differences(a, b), notes
 
-    when, found, notes = run_with_redis(redis_url, work)
+    with progress_status(f"reading and comparing {left} and {right}"):
+        when, found, notes = run_with_redis(redis_url, work)
     for note in notes:
         click.echo(f"nsm namespace diff: {note} (compared as empty)", err=True)
     if output_format == "json":

@@ -145,9 +145,11 @@ def command(
 ) -> None:
     """Print Prometheus alert rules for the metric definitions.
 
-    Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`) and
-    a floor; for the processor, down or absent workers, stale data, growing consumer lag and a
-    high share of invalid events. Redirect to a rule file, e.g.
+    Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`), a
+    floor, and with `anomaly:` a comparison with the same hour of the week over the last 4 weeks
+    (recording rules of the seasonal median and robust spread); for the processor, down or absent
+    workers, stale data, growing consumer lag and a high share of invalid events. Every metric
+    alert carries the `nsm explain` command that explains it. Redirect to a rule file, e.g.
     `nsm rules > prometheus/rules/nsm.yml`, then check it with `promtool check rules`.
     """
     catalog = load_or_exit(ctx, definitions_path)
