@@ -88,4 +88,4 @@ def test_explain_from_a_namespace_equals_explain_from_events(redis_url: str, uni
 def test_explain_needs_exactly_one_source():
     result = CliRunner().invoke(main, ["explain", METRIC, "--from", BEFORE, "--to", AFTER])
     assert result.exit_code == 2
-    assert "exactly one of --events FILE and --namespace NAME" in result.output
+    assert "exactly one of --prometheus URL, --events FILE and --namespace NAME" in result.output
