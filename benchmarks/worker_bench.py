@@ -1,7 +1,7 @@
 """The streaming worker's sustained events/s on a pre-filled topic, against two baselines over the
 same topic in the same run: (a) a bare aiokafka consume-and-decode loop, (b) a naive faust agent
-making one Redis round trip per event. Also Redis memory per active (entity, metric) and the
-/metrics scrape time."""
+making one Redis round trip per event. Also Redis memory: the state per active (entity, metric),
+and the dedup ids per id kept; and the /metrics scrape time."""
 
 from __future__ import annotations
 
@@ -27,7 +27,7 @@ from benchmarks.data import BOOTSTRAP, forget_run
 from processor.definitions import load_definitions
 from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
-from processor.engine.summary import decode_summary
+from processor.engine.summaries import stored_as_of
 from processor.worker.runtime import MAX_FETCH_RECORDS
 from processor.worker.telemetry import Telemetry
 
@@ -158,7 +158,7 @@ def _await_final_summaries(client: redis.Redis, namespace: str, partitions: int)
     while time.monotonic() < deadline:
         newest = max(int(client.hget(m + "meta", "max_ts") or 0) for m in metas)
         summaries = [client.get(m + "summary") for m in metas]
-        if all(s is not None and decode_summary(s)[0] == newest for s in summaries):
+        if all(s is not None and stored_as_of(s) == newest for s in summaries):
             return
         time.sleep(0.2)
     raise RuntimeError("the worker's summaries did not reach the newest event within 60 s")
@@ -188,26 +188,65 @@ def _scrape(port: int) -> tuple[float, int]:
     return statistics.median(timings), series
 
 
+def _uint(data: bytes, at: int) -> tuple[int, int]:
+    """An unsigned varint of the stored format (docs/state.md) at `at`, and where it ends."""
+    value, shift = 0, 0
+    while True:
+        byte = data[at]
+        value |= (byte & 0x7F) << shift
+        at += 1
+        if byte < 0x80:
+            return value, at
+        shift += 7
+
+
+def _record_metrics(record: bytes) -> list[int]:
+    """The stored ids of the metrics an entity's record holds (format 2)."""
+    ids, at = [], 1
+    while at < len(record):
+        metric_id, at = _uint(record, at)
+        length, at = _uint(record, at)
+        ids.append(metric_id)
+        at += length
+    return ids
+
+
+def _ids_in(member: bytes) -> int:
+    """How many event ids a batch's member of the ids zset holds (format 2)."""
+    packed = member.partition(b":")[2]
+    count, at = 0, 1
+    while at < len(packed):
+        _, at = _uint(packed, at)  # the group's horizon (zigzag)
+        n, at = _uint(packed, at)
+        count += n
+        at += 16 * n
+    return count
+
+
 def _memory_per_entity_metric(
     client: redis.Redis, namespace: str, catalog: Catalog
 ) -> dict[str, Any]:
-    """Bytes of the namespace's keys per distinct (entity, metric) with state in any bucket."""
-    entity_metrics = {m.name for m in catalog if m.kind == "entities"}
-    total_bytes, pairs, cells = 0, set(), 0
+    """Redis bytes of the namespace's state per active (entity, metric) with state, and of its
+    event ids per id kept for dedup (each key as `MEMORY USAGE` counts it)."""
+    state_bytes, id_bytes, ids_kept, pairs = 0, 0, 0, 0
     for key in client.scan_iter(f"nsm:{namespace}:*", count=1000):
-        total_bytes += client.memory_usage(key, samples=0) or 0
+        size = client.memory_usage(key, samples=0) or 0
         name = key.decode()
-        if ":m:" in name:
-            metric = name.split(":m:", 1)[1].rsplit(":", 1)[0]
-            if metric in entity_metrics:
-                for entity in client.hkeys(key):
-                    pairs.add((metric, entity))
-                    cells += 1
+        if name.endswith(":ids"):
+            id_bytes += size
+            ids_kept += sum(_ids_in(m) for m in client.zrange(key, 0, -1))
+            continue
+        state_bytes += size
+        if name.endswith(":e"):
+            for record in client.hvals(key):
+                pairs += len(_record_metrics(record))
     return {
-        "redis_bytes": total_bytes,
-        "active_entity_metric_pairs": len(pairs),
-        "entity_bucket_cells": cells,
-        "redis_bytes_per_entity_metric": round(total_bytes / max(1, len(pairs))),
+        "redis_state_bytes": state_bytes,
+        "active_entity_metric_pairs": pairs,
+        "redis_state_bytes_per_entity_metric": round(state_bytes / max(1, pairs)),
+        "redis_id_bytes": id_bytes,
+        "event_ids_kept": ids_kept,
+        "redis_bytes_per_event_id": round(id_bytes / max(1, ids_kept), 1),
     }
 
 

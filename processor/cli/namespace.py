@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from processor.cli.options import TIME, definitions_option, load_or_exit
 from processor.cli.output import TableData, print_tables, progress_status
 from processor.events import format_time
+from processor.partition.state import fingerprints
 from processor.replay.cli_support import live_option, redis_option, run_with_redis
 from processor.replay.compare import Difference, differences, namespace_values, newest_event
 from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
-from processor.worker.partition import PartitionState
 
 
 @click.group(name="namespace")
@@ -156,7 +156,7 @@ def swap_command(
     back undoes the swap.
     """
     catalog = load_or_exit(click.get_current_context(), definitions_path)
-    wanted = PartitionState(catalog, 0).fingerprints
+    wanted = fingerprints(catalog)
 
     async def work(client: aioredis.Redis) -> tuple[str, str]:
         ns.check_name(name)

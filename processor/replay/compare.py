@@ -13,11 +13,11 @@ import redis.asyncio as aioredis
 
 from processor.definitions.model import Catalog
 from processor.engine.compute import ComputeResult
-from processor.engine.summary import finish, merge_summaries
+from processor.engine.summaries import finish, merge_summaries
+from processor.partition.state import PartitionState
 from processor.store import namespaces as ns
 from processor.store.namespaces import NamespaceError
 from processor.store.partition_store import PartitionStore
-from processor.worker.partition import PartitionState
 
 Number = int | float | None
 
@@ -51,7 +51,7 @@ async def namespace_values(
         state = PartitionState(catalog, partition)
         changed.update(state.restore(await store.load(partition)))
         summaries.append(state.summarize(at_ms))
-    values = finish(catalog, merge_summaries(summaries))
+    values = finish(catalog, merge_summaries(catalog, summaries))
     return ComputeResult(at_ms, values).to_json(), sorted(changed)
 
 

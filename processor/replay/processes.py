@@ -25,7 +25,7 @@ from typing import Any
 import redis.asyncio as aioredis
 
 from processor.config import Settings
-from processor.engine.summary import Summary
+from processor.engine.summaries import Summary
 from processor.replay.request import ReplayRequest
 from processor.replay.shard import Consumed, Report, Shard, Tally
 from processor.replay.source import OffsetPlan

@@ -23,8 +23,10 @@ import redis.asyncio as aioredis
 
 from processor.config import Settings
 from processor.engine.compute import ComputeResult
-from processor.engine.summary import Summary, finish, merge_summaries
+from processor.engine.summaries import Summary, finish, merge_summaries
 from processor.engine.values import MetricValue
+from processor.partition.state import fingerprints as definition_versions
+from processor.partition.state import first_metric_ids
 from processor.replay import guard
 from processor.replay.export import store_history
 from processor.replay.history import history_step_ms
@@ -36,7 +38,6 @@ from processor.replay.source import OffsetPlan, new_consumer, parse_from, plan_o
 from processor.store import namespaces as ns
 from processor.store.namespaces import InfoField, NamespaceError
 from processor.store.partition_store import PartitionStore
-from processor.worker.partition import PartitionState
 
 __all__ = ["ReplayReport", "ReplayRequest", "replay"]
 
@@ -117,14 +118,15 @@ async def replay(
     info = await guard.prepare(client, name, request.resume, request.discard)
     resumed = info is not None
     store = PartitionStore(client, name)
-    fingerprints = PartitionState(catalog, 0).fingerprints
+    fingerprints = definition_versions(catalog)
     if info is not None:
         plan = _resumed_plan(info, fingerprints)
     else:
         plan = await _plan(request, settings)
         info = await _start_info(client, request, plan, fingerprints)
+        ids = first_metric_ids(catalog)
         for partition in plan.start:
-            await store.set_definitions(partition, fingerprints)
+            await store.set_definitions(partition, fingerprints, ids, len(ids) + 1)
     remaining = await _remaining(store, plan, resumed)
     processes = process_count(request.processes, len(plan.start), remaining)
     counters = _Counters(await store.counts(plan.start))
@@ -254,7 +256,8 @@ async def _finish(
     as_of = max(newest) if newest else ns.now_ms()
     summaries = await asyncio.gather(*(shard.summarize(as_of) for shard in shards))
     counters.total = Tally.of(await store.counts(partitions))
-    values = finish(catalog, merge_summaries(s for partitions in summaries for s in partitions))
+    merged = merge_summaries(catalog, (s for partitions in summaries for s in partitions))
+    values = finish(catalog, merged)
     total = counters.total
     result = ComputeResult(as_of, values, total.invalid, total.duplicates, total.applied)
     points, history_seconds = int(info.get(InfoField.HISTORY_POINTS, "0")), 0.0
@@ -297,5 +300,6 @@ async def _history(
             return
         t = points[0][0]
         assert all(p is not None and p[0] == t for p in points), "shards swept out of step"
-        summary = points[0][1] if len(points) == 1 else merge_summaries(p[1] for p in points)  # type: ignore[index]
+        swept = [p[1] for p in points if p is not None]
+        summary = swept[0] if len(swept) == 1 else merge_summaries(request.catalog, swept)
         yield t, finish(request.catalog, summary)

@@ -1,13 +1,14 @@
 """One replay process's share of a topic's partitions, read and applied as the worker would.
 
-Per partition, the same steps as the worker: `PartitionState.apply_batch`, then
-`PartitionStore.apply_batch`, one fenced atomic step per batch that also stores the partition's
+Per partition, the worker's own step (processor/partition/step.py): apply the batch to the
+partition's state, then one fenced atomic store step per batch that also stores the partition's
 applied offset. So an interrupted replay resumes from what it stored (load, seek to offset + 1),
 and a worker that is pointed at the namespace continues where the replay stopped.
 
-Nothing expires while consuming: out-of-order events of any age are applied, and the full state
-is there for the exact history sweep (replay/history.py). The replay (run.py) drives its shards
-through the same steps whether they run in its own process or in others (processes.py).
+Nothing expires or is pruned while consuming: out-of-order events of any age are applied, and the
+whole state is there for the exact history sweep (replay/history.py); at the end it is pruned and
+expired as of the newest event, and written whole (`expire`). The replay (run.py) drives its
+shards through the same steps whether they run in its own process or in others (processes.py).
 """
 
 from __future__ import annotations
@@ -21,14 +22,14 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from processor.config import Settings
-from processor.engine.summary import Summary, encode_summary
-from processor.engine.windows import Windowed
+from processor.engine.summaries import Summary, encode_summary
+from processor.partition.state import PartitionState
+from processor.partition.step import BatchStep, StepOptions
 from processor.replay.history import sweep_summaries
 from processor.replay.request import ReplayRequest
 from processor.replay.source import OffsetPlan, batches, new_consumer
 from processor.store import namespaces as ns
 from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
-from processor.worker.partition import PartitionState
 
 
 @dataclass
@@ -81,6 +82,8 @@ class Shard:
         self.client, self.settings, self.request = client, settings, request
         self.plan, self.resumed = plan, resumed
         self.store = PartitionStore(client, request.namespace)
+        options = StepOptions(request.max_future_skew_ms, event_clock=True, drop_late=False)
+        self.step = BatchStep(self.store, options)
         self.states: dict[int, PartitionState] = {}
 
     async def consume(self, report: Report) -> Consumed:
@@ -103,27 +106,29 @@ class Shard:
         for partition, state in self.states.items():
             summary = state.summarize(as_of_ms)
             summaries.append(summary)
-            await self.store.write_summary(partition, encode_summary(as_of_ms, summary))
+            await self.store.write_summary(partition, encode_summary(self.request.catalog, summary))
         return summaries
 
     async def history(self, first_ms: int, as_of_ms: int) -> AsyncIterator[tuple[int, Summary]]:
         """This shard's summary at every history point (each valid until the next is taken)."""
-        engines = [s.engine for s in self.states.values()]
-        for point in sweep_summaries(self.request.catalog, engines, first_ms, as_of_ms):
+        states = list(self.states.values())
+        for point in sweep_summaries(self.request.catalog, states, first_ms, as_of_ms):
             yield point
 
     async def close(self, interrupt: bool = False) -> None:
         """Nothing to stop in this process (a `ProcessShard` stops its child)."""
 
     async def expire(self, as_of_ms: int) -> None:
+        """The end: each partition's state pruned and expired as of the newest event, written
+        whole, and the ids nobody needs any more forgotten."""
         for partition, state in self.states.items():
-            state.expire(as_of_ms)
-            await self.store.expire(partition, as_of_ms, state.forget_ids_until(as_of_ms))
+            await self.store.write_state(partition, state.offset, state.compact(as_of_ms))
+            await self.store.expire(partition, state.forget_ids_until(as_of_ms))
 
     async def _load(self) -> dict[int, int]:
         positions = {}
         for partition, start in self.plan.start.items():
-            state = PartitionState(self.request.catalog, partition)
+            state = PartitionState(self.request.catalog, partition, keep_history=True)
             position = start
             if self.resumed:
                 stored = await self.store.load(partition)
@@ -140,14 +145,13 @@ class Shard:
         # the previous one's script; a partition's writes stay in offset order (the fence needs it).
         # A batch is reported once its write is done, so the counts match what Redis holds.
         in_flight: dict[int, tuple[asyncio.Future[None], Tally]] = {}
-        skew = self.request.max_future_skew_ms
         try:
             plan, max_records = self.plan, self.request.max_records
             async for partition, records in batches(consumer, plan.topic, positions, plan.end,
                                                     max_records):  # fmt: skip
                 state = self.states[partition]
                 # Records have the `offset` and `value` a Message has: no copy per record.
-                outcome = state.apply_batch(records, ns.now_ms(), skew, True, drop_late=False)
+                outcome = self.step.apply(state, records, ns.now_ms())
                 counts = outcome.counts()
                 tally = Tally.of(counts, events=len(records))
                 previous = in_flight.get(partition)
@@ -159,13 +163,7 @@ class Shard:
                 if outcome.new_offset is None:
                     report(tally)
                     continue
-                write = asyncio.ensure_future(
-                    self.store.apply_batch(
-                        partition, outcome.previous_offset, outcome.new_offset,
-                        state.max_ts,
-                        outcome.writes, outcome.ids, counts,
-                    )
-                )  # fmt: skip
+                write = asyncio.ensure_future(self.step.write(state, outcome))
                 in_flight[partition] = (write, tally)
         except BaseException:
             # Whatever stopped the replay, what was applied in memory reaches Redis with its
@@ -181,15 +179,5 @@ class Shard:
 
     def _first_bucket_start(self) -> int | None:
         """The start of the earliest bucket holding data (where the history starts by default)."""
-        starts = []
-        for partition in self.states.values():
-            engine = partition.engine
-            windowed: list[tuple[str, Windowed]] = [
-                *engine.entities_metrics.items(),
-                *engine.aggregate_metrics.items(),
-            ]
-            for name, metric in windowed:
-                buckets = engine.states[name].buckets
-                if buckets:
-                    starts.append(min(buckets) * metric.bucket_ms)
+        starts = [s.first_bucket_ms for s in self.states.values() if s.first_bucket_ms is not None]
         return min(starts) if starts else None

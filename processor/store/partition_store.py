@@ -1,21 +1,26 @@
 """One Kafka partition's state in Redis, written in one atomic, fenced step per batch.
 
-Keys (every key starts with `nsm:<namespace>:`, CONTRACT §4; `{<namespace>.p<N>}` is a Redis
-Cluster hash tag, so all keys of one partition live in one slot and the atomic step works there):
+Keys of format 2 (docs/state.md; every key starts with `nsm:<namespace>:`, CONTRACT §4;
+`{<namespace>.p<N>}` is a Redis Cluster hash tag, so all keys of one partition live in one slot
+and the atomic step works there):
 
-    nsm:<ns>:{<ns>.pN}:meta                 hash: offset (last applied), max_ts, def:<metric>,
-                                            and the counts of what the batches held: applied,
-                                            duplicates, invalid:<reason>
-    nsm:<ns>:{<ns>.pN}:m:<metric>:<bucket>  hash: one bucket of one metric (see codec.py)
-    nsm:<ns>:{<ns>.pN}:expiry               zset: "<metric>:<bucket>" scored by the time (ms)
-                                            the bucket leaves its window
-    nsm:<ns>:{<ns>.pN}:ids                  zset: the event ids of each batch, as one member
-                                            "<offset>:<msgpack [id, horizon, ...]>" scored by the
-                                            batch's newest horizon (ms); a repeat of an id
-                                            timestamped before its horizon is a duplicate
-    nsm:<ns>:{<ns>.pN}:seen                 zset: event ids scored by their horizon, one member
-                                            per id (written by earlier versions; read, trimmed)
-    nsm:<ns>:{<ns>.pN}:summary              string: the partition's window summary (export)
+    nsm:<ns>:{<ns>.pN}:meta      hash: offset (last applied), max_ts, format (2), def:<metric>
+                                 (the definition version its state was built with), mid:<metric>
+                                 (the id its state is filed under), next_mid, and the counts of
+                                 what the batches held: applied, duplicates, invalid:<reason>
+    nsm:<ns>:{<ns>.pN}:e         hash: one record per entity for all its metrics (the engine's
+                                 native/engine/src/state.rs)
+    nsm:<ns>:{<ns>.pN}:a         hash: the aggregates' items (a bucket of a count or sum, a value
+                                 of a distinct)
+    nsm:<ns>:{<ns>.pN}:ids       zset: the event ids of each batch as one member
+                                 "<offset>:<128-bit hashes grouped by horizon>" scored by the
+                                 batch's newest horizon (ms)
+    nsm:<ns>:{<ns>.pN}:summary   string: the partition's window summary (export)
+
+State written by earlier versions (the first format: no `format` in meta; `m:<metric>:<bucket>`
+hashes listed in an `expiry` zset, `ids` members holding msgpack, a per-id `seen` zset) is read
+and migrated to format 2 in one atomic step when a partition is loaded (`migrate`); a format this
+version does not know is refused, never misread.
 
 Crash safety: the batch's state changes, its event ids and the partition's last applied offset
 change in one Lua script, which first checks that the stored offset is the one this worker loaded
@@ -29,37 +34,39 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 import msgpack
+import nsm_native
 import redis.asyncio as aioredis
+from nsm_native import StateWrites
 
-from processor.store.payloads import NewIds, PackedWrites
+from processor.store.payloads import NewIds
 
-# ARGV: expected offset, new offset, max event time, then three msgpack arrays (Redis's Lua has
-# cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
-# hash of the k-th, the ids, `[id, horizon, ...]` (stored whole, not read by the script), and the
-# counts to add to the meta hash, `[field, n, ...]` (with the state they describe, so they survive
-# any crash exactly); then the ids' newest horizon ("" when there are none). The ids go in as one
-# member per batch: a member per id cost Redis 1.9 s of CPU and 128 MB per million events.
-# Packed arguments instead of one argument per field: the client packs each argument in Python,
-# which cost more than the engine's own work per batch; the writes and ids come packed
-# (payloads.py), by the native core for its metrics. HSET and ZADD take at most 1000 arguments
-# per call (Lua's stack).
+FORMAT = "2"
+
+# ARGV: expected offset, new offset ("" keeps the offset: expiry), max event time, then msgpack
+# arrays (Redis's Lua has cmsgpack): records to set `[field, value, ...]` and to delete
+# `[field, ...]`, aggregate items to set and to delete, then the batch's ids (stored whole, not
+# read by the script), the counts to add to the meta hash `[field, n, ...]` (with the state they
+# describe, so they survive any crash exactly), and the ids' newest horizon ("" for none). The
+# ids go in as one member per batch: a member per id cost Redis 1.9 s of CPU and 128 MB per
+# million events. HSET, HDEL and ZADD take at most 1000 arguments per call (Lua's stack).
 APPLY_BATCH = """
 local current = redis.call('HGET', KEYS[1], 'offset')
 if current == false then current = '' end
 if current ~= ARGV[1] then return {0, current} end
-local writes = cmsgpack.unpack(ARGV[4])
-for k = 1, #writes do
-  local write = writes[k]
-  redis.call('ZADD', KEYS[2], write[1], write[2])
-  local fields = write[3]
-  for s = 1, #fields, 1000 do
-    redis.call('HSET', KEYS[k + 3], unpack(fields, s, math.min(s + 999, #fields)))
+local function each(packed, command, key)
+  local items = cmsgpack.unpack(packed)
+  for s = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
   end
 end
-if ARGV[7] ~= '' then
-  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2] .. ':' .. ARGV[5])
+each(ARGV[4], 'HSET', KEYS[3])
+each(ARGV[5], 'HDEL', KEYS[3])
+each(ARGV[6], 'HSET', KEYS[4])
+each(ARGV[7], 'HDEL', KEYS[4])
+if ARGV[10] ~= '' then
+  redis.call('ZADD', KEYS[2], ARGV[10], ARGV[2] .. ':' .. ARGV[8])
 end
-local counts = cmsgpack.unpack(ARGV[6])
+local counts = cmsgpack.unpack(ARGV[9])
 for s = 1, #counts, 2 do
   redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
 end
@@ -68,14 +75,45 @@ local stored = redis.call('HGET', KEYS[1], 'max_ts')
 if stored ~= false and (newest == nil or tonumber(stored) > newest) then
   newest = tonumber(stored)
 end
-redis.call('HSET', KEYS[1], 'offset', ARGV[2])
+if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'format', '2') end
 if newest ~= nil then redis.call('HSET', KEYS[1], 'max_ts', tostring(newest)) end
-return {1, ARGV[2]}
+return {1, current}
+"""
+
+# The first format migrated to format 2, fenced like a batch (and refused once migrated): KEYS
+# meta, ids, e, a, the old expiry and seen zsets, then every old bucket hash; ARGV: the expected
+# offset, the records and aggregate items (msgpack `[field, value, ...]`), the old ids members to
+# remove (`[member, ...]`) and the new ones to add (`[score, member, ...]`).
+MIGRATE = """
+local current = redis.call('HGET', KEYS[1], 'offset')
+if current == false then current = '' end
+if current ~= ARGV[1] or redis.call('HEXISTS', KEYS[1], 'format') == 1 then
+  return {0, current}
+end
+local function each(packed, command, key)
+  local items = cmsgpack.unpack(packed)
+  for s = 1, #items, 1000 do
+    redis.call(command, key, unpack(items, s, math.min(s + 999, #items)))
+  end
+end
+for k = 5, #KEYS do redis.call('DEL', KEYS[k]) end
+each(ARGV[4], 'ZREM', KEYS[2])
+each(ARGV[5], 'ZADD', KEYS[2])
+each(ARGV[2], 'HSET', KEYS[3])
+each(ARGV[3], 'HSET', KEYS[4])
+redis.call('HSET', KEYS[1], 'format', '2')
+return {1, current}
 """
 
 
 APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
 COUNT_FIELDS = (APPLIED, DUPLICATES)
+DEFINITION_PREFIX, METRIC_ID_PREFIX, NEXT_METRIC_ID = "def:", "mid:", "next_mid"
+
+
+def _packb(value: object) -> bytes:
+    # Fields and values go as msgpack strings (no bin type), which Lua reads as byte strings.
+    return msgpack.packb(value, use_bin_type=False)
 
 
 class Fenced(Exception):
@@ -87,6 +125,10 @@ class Fenced(Exception):
         )
         self.partition = partition
         self.stored_offset = stored_offset
+
+
+class UnknownFormat(Exception):
+    """The stored state was written by a newer NSM: upgrade to read it (it is never misread)."""
 
 
 @dataclass(frozen=True)
@@ -103,34 +145,82 @@ class PartitionKeys:
         return self.prefix + "meta"
 
     @property
-    def expiry(self) -> str:
-        return self.prefix + "expiry"
+    def records(self) -> str:
+        return self.prefix + "e"
+
+    @property
+    def aggregates(self) -> str:
+        return self.prefix + "a"
 
     @property
     def ids(self) -> str:
         return self.prefix + "ids"
 
     @property
-    def seen(self) -> str:
-        """The per-id set of earlier versions."""
-        return self.prefix + "seen"
-
-    @property
     def summary(self) -> str:
         return self.prefix + "summary"
 
+    # The first format's keys (read to migrate them).
+
+    @property
+    def expiry(self) -> str:
+        return self.prefix + "expiry"
+
+    @property
+    def seen(self) -> str:
+        return self.prefix + "seen"
+
     def bucket(self, member: str) -> str:
-        """The hash of `member` = "<metric>:<bucket>"."""
+        """The first format's hash of `member` = "<metric>:<bucket>"."""
         return self.prefix + "m:" + member
+
+
+@dataclass
+class LegacyBatch:
+    """One `ids` member of the first format: its batch's ids (label, horizon)."""
+
+    member: bytes
+    score: float
+    ids: list[tuple[str, int]]
+
+
+@dataclass
+class LegacyState:
+    """What the first format held: the fields of its bucket hashes (metric, bucket, field,
+    value), its event ids (label, horizon: every batch's, and the `seen` zset's), and the keys the
+    migration replaces."""
+
+    fields: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
+    ids: list[tuple[str, int]] = field(default_factory=list)
+    batches: list[LegacyBatch] = field(default_factory=list)
+    seen: list[tuple[str, int]] = field(default_factory=list)
+    bucket_keys: list[str] = field(default_factory=list)
 
 
 @dataclass
 class StoredPartition:
     offset: int | None
     max_ts: int | None
-    definitions: dict[str, str]
-    buckets: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+    definitions: dict[str, str] = field(default_factory=dict)
+    metric_ids: dict[str, int] = field(default_factory=dict)
+    next_metric_id: int = 1
+    records: list[tuple[bytes, bytes]] = field(default_factory=list)
+    aggregates: list[tuple[bytes, bytes]] = field(default_factory=list)
+    ids: list[bytes] = field(default_factory=list)
+    # The first format's state, to migrate (None: format 2).
+    legacy: LegacyState | None = None
+
+
+def _unless_fenced(partition: int, result: list[object]) -> None:
+    """A step's answer: `{1, ...}` applied, `{0, stored offset}` fenced off."""
+    if int(str(result[0])) != 1:
+        stored = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+        raise Fenced(partition, stored)
+
+
+def _members_of(packed_ids: bytes) -> tuple[int, bytes]:
+    offset, _, payload = packed_ids.partition(b":")
+    return int(offset), payload
 
 
 class PartitionStore:
@@ -140,9 +230,39 @@ class PartitionStore:
         self.client = client
         self.namespace = namespace
         self._apply = client.register_script(APPLY_BATCH)
+        self._migrate = client.register_script(MIGRATE)
 
     def keys(self, partition: int) -> PartitionKeys:
         return PartitionKeys(self.namespace, partition)
+
+    async def _step(
+        self,
+        partition: int,
+        expected_offset: int | None,
+        new_offset: int | None,
+        max_ts: int | None,
+        writes: StateWrites | None,
+        ids: NewIds,
+        counts: Mapping[str, int] | None,
+    ) -> None:
+        keys = self.keys(partition)
+        empty = _packb([])
+        args: list[bytes | str] = [
+            "" if expected_offset is None else str(expected_offset),
+            "" if new_offset is None else str(new_offset),
+            "" if max_ts is None else str(max_ts),
+            empty if writes is None else writes.records,
+            empty if writes is None else writes.record_deletes,
+            empty if writes is None else writes.aggregates,
+            empty if writes is None else writes.aggregate_deletes,
+            ids.packed,
+            _packb([x for item in (counts or {}).items() if item[1] for x in item]),
+            "" if ids.newest is None else str(ids.newest),
+        ]
+        result = await self._apply(
+            keys=[keys.meta, keys.ids, keys.records, keys.aggregates], args=args
+        )
+        _unless_fenced(partition, result)
 
     async def apply_batch(
         self,
@@ -150,39 +270,66 @@ class PartitionStore:
         expected_offset: int | None,
         new_offset: int,
         max_ts: int | None,
-        writes: PackedWrites,
+        writes: StateWrites | None,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
         `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
         time only grows; `max_ts` None (no valid event in the batch) leaves it as it is."""
-        keys = self.keys(partition)
-        args = [
-            "" if expected_offset is None else str(expected_offset),
-            str(new_offset),
-            "" if max_ts is None else str(max_ts),
-            writes.as_array(),
-            ids.packed,
-            msgpack.packb(
-                [x for item in (counts or {}).items() if item[1] for x in item], use_bin_type=False
-            ),
-            "" if ids.newest is None else str(ids.newest),
-        ]
-        result = await self._apply(
-            keys=[keys.meta, keys.expiry, keys.ids, *map(keys.bucket, writes.members)],
-            args=args,
-        )
-        if int(result[0]) != 1:
-            stored = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
-            raise Fenced(partition, stored)
+        await self._step(partition, expected_offset, new_offset, max_ts, writes, ids, counts)
 
-    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
-        """Record which version of each definition the stored state was built with."""
-        if fingerprints:
-            mapping: dict[str | bytes, bytes | float | int | str] = {
-                f"def:{name}": value for name, value in fingerprints.items()
-            }
+    async def write_state(self, partition: int, offset: int | None, writes: StateWrites) -> None:
+        """State changes without a batch (expiry, the end of a replay), fenced like a batch:
+        only while the stored offset is `offset`."""
+        if writes.changes:
+            await self._step(partition, offset, None, None, writes, NewIds(), None)
+
+    async def migrate(self, partition: int, stored: StoredPartition, writes: StateWrites) -> None:
+        """Replace the first format's keys with format 2 (`writes`: the whole state, as the
+        engine loaded it), atomically and fenced by the stored offset. Each batch of ids is
+        repacked under its own member and score; the per-id `seen` set becomes one member."""
+        assert stored.legacy is not None
+        keys = self.keys(partition)
+        legacy = stored.legacy
+        added: list[object] = []
+        for batch in legacy.batches:
+            offset, _ = _members_of(batch.member)
+            added += [batch.score, f"{offset}:".encode() + nsm_native.pack_ids(batch.ids)]
+        if legacy.seen:
+            newest = max(horizon for _, horizon in legacy.seen)
+            added += [newest, b"-1:" + nsm_native.pack_ids(legacy.seen)]
+        args: list[bytes | str] = [
+            "" if stored.offset is None else str(stored.offset),
+            writes.records,
+            writes.aggregates,
+            _packb([batch.member for batch in legacy.batches]),
+            _packb(added),
+        ]
+        result = await self._migrate(
+            keys=[keys.meta, keys.ids, keys.records, keys.aggregates, keys.expiry, keys.seen,
+                  *legacy.bucket_keys],
+            args=args,
+        )  # fmt: skip
+        _unless_fenced(partition, result)
+
+    async def set_definitions(
+        self,
+        partition: int,
+        fingerprints: Mapping[str, str],
+        metric_ids: Mapping[str, int] | None = None,
+        next_metric_id: int | None = None,
+    ) -> None:
+        """Record which version of each definition the stored state was built with, and the
+        ids its state is filed under."""
+        mapping: dict[str | bytes, bytes | float | int | str] = {
+            f"{DEFINITION_PREFIX}{name}": value for name, value in fingerprints.items()
+        }
+        for name, metric_id in (metric_ids or {}).items():
+            mapping[f"{METRIC_ID_PREFIX}{name}"] = str(metric_id)
+        if next_metric_id is not None:
+            mapping[NEXT_METRIC_ID] = str(next_metric_id)
+        if mapping:
             await self.client.hset(self.keys(partition).meta, mapping=mapping)
 
     async def still_holds(
@@ -222,63 +369,91 @@ class PartitionStore:
         keys = self.keys(partition)
         async with self.client.pipeline(transaction=True) as pipe:
             pipe.hgetall(keys.meta)
+            pipe.hgetall(keys.records)
+            pipe.hgetall(keys.aggregates)
+            pipe.zrange(keys.ids, 0, -1, withscores=True)
             pipe.zrange(keys.expiry, 0, -1)
             pipe.zrange(keys.seen, 0, -1, withscores=True)
-            pipe.zrange(keys.ids, 0, -1)
-            meta, members, seen, batches = await pipe.execute()
+            meta, records, aggregates, batches, members, seen = await pipe.execute()
         meta = {k.decode(): v.decode() for k, v in meta.items()}
+        format_ = meta.get("format")
+        if format_ is not None and format_ != FORMAT:
+            raise UnknownFormat(
+                f"partition {partition} of namespace {self.namespace} holds state of format "
+                f"{format_}; this NSM reads format {FORMAT} and the first: upgrade NSM"
+            )
         stored = StoredPartition(
             offset=int(meta["offset"]) if "offset" in meta else None,
             max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
-            definitions={k[4:]: v for k, v in meta.items() if k.startswith("def:")},
-            seen={event_id.decode(): int(score) for event_id, score in seen},
+            definitions={
+                k.removeprefix(DEFINITION_PREFIX): v
+                for k, v in meta.items()
+                if k.startswith(DEFINITION_PREFIX)
+            },
+            metric_ids={
+                k.removeprefix(METRIC_ID_PREFIX): int(v)
+                for k, v in meta.items()
+                if k.startswith(METRIC_ID_PREFIX)
+            },
+            next_metric_id=int(meta.get(NEXT_METRIC_ID, "1")),
+            records=list(records.items()),
+            aggregates=list(aggregates.items()),
         )
-        for batch in batches:
-            ids = msgpack.unpackb(batch.partition(b":")[2], raw=False)
-            for event_id, horizon in zip(ids[::2], ids[1::2], strict=True):
-                if horizon > stored.seen.get(event_id, horizon - 1):
-                    stored.seen[event_id] = horizon
-        names = [m.decode() for m in members]
-        async with self.client.pipeline(transaction=False) as pipe:
-            for member in names:
-                pipe.hgetall(keys.bucket(member))
-            contents = await pipe.execute()
-        for member, fields in zip(names, contents, strict=True):
-            metric, _, bucket = member.rpartition(":")
-            stored.buckets[(metric, int(bucket))] = fields
+        if format_ == FORMAT:
+            stored.ids = [_members_of(member)[1] for member, _ in batches]
+            return stored
+        if stored.offset is None and not members and not batches and not seen:
+            return stored  # nothing stored yet: format 2 from the first batch
+        stored.legacy = await self._load_legacy(keys, members, batches, seen)
         return stored
 
-    async def expire(self, partition: int, now_ms: int, forget_ids_until_ms: int) -> int:
-        """Delete the buckets whose time has passed and the event ids whose horizon is at or
-        before `forget_ids_until_ms`; returns how many buckets were deleted."""
-        keys = self.keys(partition)
-        members = await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)
-        async with self.client.pipeline(transaction=True) as pipe:
-            for member in members:
-                pipe.delete(keys.bucket(member.decode()))
-            if members:
-                pipe.zrem(keys.expiry, *members)
-            # A batch's ids go once all of them may (some are kept a little longer: harmless,
-            # a repeat of one would be late for every metric anyway).
-            pipe.zremrangebyscore(keys.ids, "-inf", forget_ids_until_ms)
-            pipe.zremrangebyscore(keys.seen, "-inf", forget_ids_until_ms)
-            await pipe.execute()
-        return len(members)
+    async def _load_legacy(
+        self,
+        keys: PartitionKeys,
+        members: list[bytes],
+        batches: list[tuple[bytes, float]],
+        seen: list[tuple[bytes, float]],
+    ) -> LegacyState:
+        legacy = LegacyState(seen=[(event_id.decode(), int(score)) for event_id, score in seen])
+        horizons = dict(legacy.seen)
+        for member, score in batches:
+            ids = msgpack.unpackb(_members_of(member)[1], raw=False)
+            pairs = list(zip(ids[::2], ids[1::2], strict=True))
+            legacy.batches.append(LegacyBatch(member, score, pairs))
+            for event_id, horizon in pairs:
+                if horizon > horizons.get(event_id, horizon - 1):
+                    horizons[event_id] = horizon
+        legacy.ids = sorted(horizons.items())
+        names = [m.decode() for m in members]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.hgetall(keys.bucket(name))
+            contents = await pipe.execute()
+        for name, fields in zip(names, contents, strict=True):
+            metric, _, bucket = name.rpartition(":")
+            legacy.bucket_keys.append(keys.bucket(name))
+            for field_name, value in fields.items():
+                legacy.fields.append((metric, int(bucket), field_name, value))
+        return legacy
 
-    async def drop_metric(self, partition: int, metric: str) -> None:
-        """Forget a metric's stored buckets (its definition changed)."""
+    async def expire(self, partition: int, forget_ids_until_ms: int) -> None:
+        """Forget the batches of event ids whose newest horizon is at or before the time (some
+        ids go a little later than they could: harmless, a repeat would be late everywhere)."""
+        await self.client.zremrangebyscore(self.keys(partition).ids, "-inf", forget_ids_until_ms)
+
+    async def drop_metric(self, partition: int, metric: str, metric_id: int | None) -> None:
+        """Forget a metric's stored aggregate items and its definition version and id (its
+        definition changed; parts of records under the old id are left out when read, and go
+        when the record is next written)."""
         keys = self.keys(partition)
-        members = [
-            m for m in await self.client.zrange(keys.expiry, 0, -1)
-            if m.decode().rpartition(":")[0] == metric
-        ]  # fmt: skip
         async with self.client.pipeline(transaction=True) as pipe:
-            for member in members:
-                pipe.delete(keys.bucket(member.decode()))
-            if members:
-                pipe.zrem(keys.expiry, *members)
-            pipe.hdel(keys.meta, f"def:{metric}")
+            pipe.hdel(keys.meta, f"{DEFINITION_PREFIX}{metric}", f"{METRIC_ID_PREFIX}{metric}")
             await pipe.execute()
+        if metric_id is not None:
+            prefix = _varint(metric_id)
+            gone = [f for f in await self.client.hkeys(keys.aggregates) if f.startswith(prefix)]
+            for start in range(0, len(gone), 1000):
+                await self.client.hdel(keys.aggregates, *gone[start : start + 1000])
 
     async def write_summary(self, partition: int, payload: bytes) -> None:
         await self.client.set(self.keys(partition).summary, payload)
@@ -298,3 +473,13 @@ class PartitionStore:
                 pipe.hget(self.keys(partition).meta, "max_ts")
             values = await pipe.execute()
         return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
+
+
+def _varint(value: int) -> bytes:
+    """An unsigned varint (how the engine prefixes a metric's aggregate items with its id)."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)

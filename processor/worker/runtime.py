@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import gc
 import logging
 import time
@@ -32,13 +31,13 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
-from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
+from processor.engine.summaries import decode_summary, encode_summary, finish, merge_summaries
 from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
+from processor.partition.state import BatchOutcome, PartitionState
+from processor.partition.step import BatchStep, StepOptions
 from processor.store.namespaces import resolve_namespace
 from processor.store.partition_store import Fenced, PartitionStore
-from processor.worker.native import NativePartitionState
-from processor.worker.partition import BatchOutcome, PartitionState
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker")
@@ -96,6 +95,8 @@ class Worker:
         self.redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
         self.physical_namespace = settings.namespace
         self.store = PartitionStore(self.redis, self.physical_namespace)
+        self._options = StepOptions(settings.max_future_skew_ms, self.event_clock)
+        self._step = BatchStep(self.store, self._options)
         self.partitions: dict[int, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -126,7 +127,7 @@ class Worker:
         self.physical_namespace = await retry(
             "redis", self._resolve_namespace, self._redis_down, REDIS_ERRORS
         )
-        self.store = PartitionStore(self.redis, self.physical_namespace)
+        self._use_store(PartitionStore(self.redis, self.physical_namespace))
         self._redis_ok()
         await retry("kafka", self._start_kafka, self._kafka_down, (KafkaError, OSError))
         log.info(
@@ -168,6 +169,10 @@ class Worker:
         self._appliers.shutdown(wait=True)
         await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
         log.info("worker stopped")
+
+    def _use_store(self, store: PartitionStore) -> None:
+        self.store = store
+        self._step = BatchStep(store, self._options)
 
     # ---- partitions come and go ------------------------------------------------------------
 
@@ -213,16 +218,22 @@ class Worker:
             self.consumer.seek(tp, state.offset + 1)
 
     async def _restore(self, tp: TopicPartition) -> PartitionState:
-        state = NativePartitionState(self.catalog, tp.partition)
+        state = PartitionState(self.catalog, tp.partition)
         stored = await self.store.load(tp.partition)
-        changed = state.restore(stored)
+        # Loaded state is pruned as of the clock its batches were applied by.
+        changed = state.restore(stored, None if self.event_clock else now_ms())
         for metric in changed:
             log.warning(
                 "definition changed: its stored state is dropped; replay to backfill it",
                 extra={"metric": metric, "partition": tp.partition},
             )
-            await self.store.drop_metric(tp.partition, metric)
-        await self.store.set_definitions(tp.partition, state.fingerprints)
+            await self.store.drop_metric(tp.partition, metric, stored.metric_ids.get(metric))
+        await self.store.set_definitions(
+            tp.partition, state.fingerprints, state.metric_ids, state.next_metric_id
+        )
+        if stored.legacy is not None:
+            await self.store.migrate(tp.partition, stored, state.all_writes())
+            log.info("partition state migrated to format 2", extra={"partition": tp.partition})
         return state
 
     async def release(self, revoked: set[TopicPartition]) -> None:
@@ -311,14 +322,7 @@ class Worker:
         async with self._partition_lock(tp.partition):
             if self.partitions.get(tp.partition) is not state or self._seeks[tp.partition] != seeks:
                 return
-            apply = functools.partial(
-                state.apply_batch,
-                records,
-                now_ms(),
-                self.settings.max_future_skew_ms,
-                self.event_clock,
-            )
-            outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
+            outcome = await self._step.apply_in(self._appliers, state, records, now_ms())
             if outcome.new_offset is None or not await self._write_batch(
                 tp, records, state, outcome
             ):
@@ -341,7 +345,7 @@ class Worker:
             await retry("kafka", lambda: send_dead_letters(producer, self.topic, tp.partition,
                         rejected), self._kafka_down, (KafkaError, OSError))  # fmt: skip
         try:
-            await retry("redis", lambda: self._write(tp.partition, outcome), self._redis_down,
+            await retry("redis", lambda: self._step.write(state, outcome), self._redis_down,
                         REDIS_ERRORS)  # fmt: skip
         except Fenced as fenced:
             log.warning(
@@ -357,18 +361,6 @@ class Worker:
             assert outcome.new_offset is not None
             self._committable[tp] = outcome.new_offset + 1
         return True
-
-    async def _write(self, partition: int, outcome: BatchOutcome) -> None:
-        assert outcome.new_offset is not None
-        await self.store.apply_batch(
-            partition,
-            outcome.previous_offset,
-            outcome.new_offset,
-            outcome.max_ts,
-            outcome.writes,
-            outcome.ids,
-            outcome.counts(),
-        )
 
     def _count(self, outcome: BatchOutcome) -> None:
         t = self.telemetry
@@ -417,11 +409,11 @@ class Worker:
             for partition, state in list(self.partitions.items()):
                 local = state.max_ts if self.event_clock else clock
                 async with self._partition_lock(partition):
-                    if local is not None:
-                        state.expire(local)
-                    summary = encode_summary(clock, state.summarize(clock))
-                if local is not None:
-                    await self.store.expire(partition, local, state.forget_ids_until(local))
+                    if self.partitions.get(partition) is not state:
+                        continue  # revoked or reloaded meanwhile
+                    if local is not None and not await self._expire(partition, state, local):
+                        continue
+                    summary = encode_summary(self.catalog, state.summarize(clock))
                 await self.store.write_summary(partition, summary)
             self._redis_ok()
             if 0 in self.partitions:
@@ -431,6 +423,21 @@ class Worker:
         except REDIS_ERRORS as exc:
             self._redis_down()
             log.warning("tick: redis unavailable", extra={"error": repr(exc)})
+
+    async def _expire(self, partition: int, state: PartitionState, clock: int) -> bool:
+        """Expiry as of the clock, written fenced like a batch; False when another worker wrote
+        the partition meanwhile (it is reloaded)."""
+        writes = state.expire(clock)
+        try:
+            await retry("redis", lambda: self.store.write_state(partition, state.offset, writes),
+                        self._redis_down, REDIS_ERRORS)  # fmt: skip
+        except Fenced:
+            log.warning("partition written by another worker; reloading",
+                        extra={"partition": partition})  # fmt: skip
+            await self._load(TopicPartition(self.topic, partition))
+            return False
+        await self.store.expire(partition, state.forget_ids_until(clock))
+        return True
 
     async def _clock(self) -> int:
         """Now for the wall clock; for the event clock, the newest event of any partition."""
@@ -446,8 +453,15 @@ class Worker:
 
     async def _export(self, clock: int) -> None:
         raw = await self.store.read_summaries(range(self._partition_count()))
-        summaries = [decode_summary(payload)[1] for payload in raw.values()]
-        self.telemetry.publish(clock, finish(self.catalog, merge_summaries(summaries)))
+        summaries = []
+        for partition, payload in raw.items():
+            try:
+                summaries.append(decode_summary(self.catalog, payload))
+            except ValueError:
+                log.warning("unreadable stored summary", extra={"partition": partition})
+        self.telemetry.publish(
+            clock, finish(self.catalog, merge_summaries(self.catalog, summaries))
+        )
 
     async def _commit(self) -> None:
         if self.consumer is not None and self._committable:
@@ -484,7 +498,7 @@ class Worker:
         log.warning("namespace swapped: reloading partitions",
                     extra={"from": self.physical_namespace, "to": physical})  # fmt: skip
         self.physical_namespace = physical
-        self.store = PartitionStore(self.redis, physical)
+        self._use_store(PartitionStore(self.redis, physical))
         self._parked.clear()  # states of the old namespace: never kept for the new one
         for partition in list(self.partitions):
             await self._load(TopicPartition(self.topic, partition))

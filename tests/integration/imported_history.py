@@ -1,9 +1,9 @@
 """A history of generated events, as a replay records it, exported as OpenMetrics and imported by
 promtool into a Prometheus of the test's own.
 
-The history is computed without Kafka or Redis, with the replay's own steps: the engine applies
-the events, the history sweep (`processor.replay.history`) takes every metric at every bucket
-boundary, and `processor.replay.export` writes the OpenMetrics promtool reads.
+The history is computed without Kafka or Redis, with the engine's own sweep: it applies the
+events and takes every metric at every bucket boundary (`processor.replay.history`'s times), and
+`processor.replay.export` writes the OpenMetrics promtool reads.
 """
 
 from __future__ import annotations
@@ -15,12 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from processor.analysis.source import read_event_log
+from processor.analysis.source import EventsSource, read_event_log
 from processor.definitions import Catalog
-from processor.engine import Engine
 from processor.engine.compute import ComputeResult
 from processor.replay.export import History, openmetrics
-from processor.replay.history import history_step_ms, sweep
+from processor.replay.history import history_step_ms, history_times
 from tests.integration.private_prometheus import start_prometheus, stop
 
 
@@ -28,13 +27,9 @@ def history_of(events: list[dict[str, Any]], catalog: Catalog, now_ms: int) -> H
     """Every metric at every bucket boundary from the first event to the newest one."""
     log = read_event_log(events, catalog, now_ms=now_ms)
     assert log.first_ms is not None and log.last_ms is not None
-    engine = Engine(catalog)
-    for item in log.events:
-        engine.apply(item.event, item.seq)
-    points = [
-        (t, ComputeResult(t, values).to_json()["metrics"])
-        for t, values in sweep(catalog, [engine], log.first_ms, log.last_ms)
-    ]
+    times = history_times(catalog, log.first_ms, log.last_ms)
+    values = EventsSource(log, catalog).values_at(times)
+    points = [(t, ComputeResult(t, values[t]).to_json()["metrics"]) for t in times]
     tiers = {m.name: m.tier for m in catalog}
     return History(tiers, history_step_ms(catalog), log.last_ms, points)
 

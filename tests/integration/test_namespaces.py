@@ -39,17 +39,43 @@ PLANTED = 7
 METRIC = "weekly_reports_sent"  # a count without a formula over it
 
 
+def _uint(data: bytes, at: int) -> tuple[int, int]:
+    value, shift = 0, 0
+    while True:
+        value |= (data[at] & 0x7F) << shift
+        at += 1
+        if data[at - 1] < 0x80:
+            return value, at
+        shift += 7
+
+
+def _put_uint(value: int) -> bytes:
+    out = bytearray()
+    while value >= 0x80:
+        out.append((value & 0x7F) | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
 def plant(client: redis.Redis, namespace: str) -> None:
-    """Add PLANTED to the total of METRIC's newest bucket in one partition."""
-    members = []
+    """Add PLANTED to the total of METRIC's newest bucket in one partition (docs/state.md: an
+    aggregate item is `<metric id><bucket>` -> total, then each segment's labels)."""
+    items = []
     for partition in range(4):
         keys = PartitionKeys(namespace, partition)
-        for member in client.zrange(keys.expiry, 0, -1):
-            metric, _, bucket = member.decode().rpartition(":")
-            if metric == METRIC:
-                members.append((int(bucket), keys.bucket(member.decode())))
-    _, key = max(members)
-    client.hincrby(key, orjson.dumps(["t"]), PLANTED)
+        metric_id = int(client.hget(keys.meta, f"mid:{METRIC}"))
+        for field in client.hkeys(keys.aggregates):
+            found, at = _uint(field, 0)
+            if found == metric_id:
+                zigzag, _ = _uint(field, at)
+                items.append(((zigzag >> 1) ^ -(zigzag & 1), keys.aggregates, field))
+    _, key, field = max(items)
+    value = client.hget(key, field)
+    assert value[0] == 0  # an integer total: tag 0, then its zigzag varint
+    zigzag, end = _uint(value, 1)
+    total = (zigzag >> 1) ^ -(zigzag & 1)
+    client.hset(key, field, b"\x00" + _put_uint((total + PLANTED) << 1) + value[end:])
 
 
 def resolve(url: str, logical: str) -> str:

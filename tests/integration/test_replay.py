@@ -20,9 +20,9 @@ import yaml
 
 from processor.definitions import Catalog
 from processor.engine import compute_metrics
-from processor.engine.summary import decode_summary
+from processor.engine.summaries import decode_summary
 from processor.events import format_time
-from processor.replay import run as replay_run
+from processor.partition import state as partition_state
 from processor.store.namespaces import history_key, info_key, target_key
 from processor.store.partition_store import PartitionKeys
 from tests.integration.test_replay_support import (
@@ -164,7 +164,7 @@ def test_an_interrupted_replay_resumes_to_the_same_result(
     monkeypatch: pytest.MonkeyPatch,
 ):
     name = f"{namespaces}-resumed"
-    real_apply = replay_run.PartitionState.apply_batch
+    real_apply = partition_state.PartitionState.apply_batch
     calls = 0
 
     def apply_then_stop(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -174,7 +174,7 @@ def test_an_interrupted_replay_resumes_to_the_same_result(
             raise KeyboardInterrupt
         return real_apply(self, *args, **kwargs)
 
-    monkeypatch.setattr(replay_run.PartitionState, "apply_batch", apply_then_stop)
+    monkeypatch.setattr(partition_state.PartitionState, "apply_batch", apply_then_stop)
     args = (
         "replay",
         "--namespace",
@@ -192,7 +192,7 @@ def test_an_interrupted_replay_resumes_to_the_same_result(
     stopped = run_nsm(*args, expect=130)
     assert "--resume" in stopped.stderr
     assert redis_client.hget(info_key(name), "status") == b"interrupted"
-    monkeypatch.setattr(replay_run.PartitionState, "apply_batch", real_apply)
+    monkeypatch.setattr(partition_state.PartitionState, "apply_batch", real_apply)
 
     # Neither started again nor overwritten without being asked.
     assert "--resume" in run_nsm(*args, expect=1).stderr
@@ -235,7 +235,7 @@ def test_a_replay_in_several_processes_equals_one_in_a_single_process(
         assert redis_client.hget(keys[0].meta, "offset") == redis_client.hget(
             keys[1].meta, "offset"
         )
-        summaries = [decode_summary(redis_client.get(k.summary)) for k in keys]
+        summaries = [decode_summary(catalog, redis_client.get(k.summary)) for k in keys]
         assert summaries[0] == summaries[1]
 
 

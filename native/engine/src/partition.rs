@@ -176,31 +176,8 @@ impl Partition {
         self.seen.keep(event_id_of(label), horizon);
     }
 
-    /// A cell of the first format: metric `name`, `bucket`, entity `label`.
-    pub fn restore_legacy_cell(
-        &mut self,
-        name: &str,
-        bucket: i64,
-        label: &str,
-        raw: &[u8],
-    ) -> Result<(), FormatError> {
-        let Some(index) = self.engine.metrics.iter().position(|m| m.name == name) else {
-            return Ok(());
-        };
-        let MetricKind::Entities(m) = self.engine.metrics[index].kind else {
-            return Err(FormatError::new(format!(
-                "{name}: an entity cell for another kind of metric"
-            )));
-        };
-        let cell = LegacyCell::decode(raw)?;
-        let t = self.engine.table_of(m);
-        let row = self.engine.tables[t].row(label);
-        let rows = self.engine.tables[t].rows();
-        self.engine.entities[m].reserve(rows);
-        self.engine.entities[m].load_legacy(row, bucket, &cell)
-    }
-
-    /// A field of an aggregate bucket of the first format.
+    /// A field of a bucket hash of the first format, metric `name`: an entity's cell (the field
+    /// is its label) or an aggregate's field.
     pub fn restore_legacy_field(
         &mut self,
         name: &str,
@@ -211,14 +188,24 @@ impl Partition {
         let Some(index) = self.engine.metrics.iter().position(|m| m.name == name) else {
             return Ok(());
         };
-        let MetricKind::Aggregate(a) = self.engine.metrics[index].kind else {
-            return Err(FormatError::new(format!(
-                "{name}: an aggregate field for another kind of metric"
-            )));
-        };
-        let field = LegacyField::decode(field)?;
-        let segments = self.engine.metrics[index].segments.clone();
-        self.engine.aggregates[a].kind.load_legacy(bucket, &field, value, &segments)
+        match self.engine.metrics[index].kind {
+            MetricKind::Entities(m) => {
+                let label = std::str::from_utf8(field)
+                    .map_err(|_| FormatError::new("a stored entity label is not UTF-8"))?;
+                let cell = LegacyCell::decode(value)?;
+                let t = self.engine.table_of(m);
+                let row = self.engine.tables[t].row(label);
+                let rows = self.engine.tables[t].rows();
+                self.engine.entities[m].reserve(rows);
+                self.engine.entities[m].load_legacy(row, bucket, &cell)
+            }
+            MetricKind::Aggregate(a) => {
+                let field = LegacyField::decode(field)?;
+                let segments = self.engine.metrics[index].segments.clone();
+                self.engine.aggregates[a].kind.load_legacy(bucket, &field, value, &segments)
+            }
+            MetricKind::Formula { .. } => Ok(()),
+        }
     }
 
     /// After restoring: whatever was loaded counts as written (nothing to write back), pruned as

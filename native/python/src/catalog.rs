@@ -12,6 +12,8 @@ use nsm_engine::spec::CatalogSpec;
 #[pyclass(module = "nsm_native", frozen)]
 pub struct Catalog {
     pub spec: Arc<CatalogSpec>,
+    /// An engine of the catalogue that holds no state: its metrics' descriptions.
+    pub described: Arc<Engine>,
     names: Vec<String>,
     horizon_terms: Vec<(i64, i64)>,
     longest_window_ms: i64,
@@ -39,6 +41,7 @@ impl Catalog {
             horizon_terms: engine.horizon.terms().to_vec(),
             longest_window_ms: engine.horizon.longest_window_ms(),
             spec: Arc::new(spec),
+            described: Arc::new(engine),
         })
     }
 

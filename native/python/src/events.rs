@@ -64,6 +64,13 @@ pub fn label(value: &[u8]) -> PyResult<Option<String>> {
     Ok((!parsed.is_null()).then(|| nsm_engine::label::label(&parsed).into_owned()))
 }
 
+/// Epoch milliseconds of an RFC 3339 date-time with a zone, as event timestamps are read; None
+/// when it is not one.
+#[pyfunction]
+pub fn parse_rfc3339(text: &str) -> Option<i64> {
+    nsm_engine::time::parse_rfc3339(text)
+}
+
 /// Python's `repr` of a float, as the engine writes it.
 #[pyfunction]
 pub fn float_repr(value: f64) -> String {

@@ -4,7 +4,8 @@
 mod catalog;
 mod compute;
 mod events;
-mod legacy;
+mod partition;
+mod summary;
 mod values;
 
 use pyo3::prelude::*;
@@ -25,6 +26,14 @@ fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(events::check_event, module)?)?;
     module.add_function(wrap_pyfunction!(events::label, module)?)?;
     module.add_function(wrap_pyfunction!(events::float_repr, module)?)?;
-    module.add_class::<legacy::Partition>()?;
+    module.add_function(wrap_pyfunction!(events::parse_rfc3339, module)?)?;
+    module.add_function(wrap_pyfunction!(partition::pack_ids, module)?)?;
+    module.add_class::<partition::Partition>()?;
+    module.add_class::<partition::BatchResult>()?;
+    module.add_class::<partition::InvalidMessage>()?;
+    module.add_class::<partition::StateWrites>()?;
+    module.add_class::<summary::Summary>()?;
+    module.add_function(wrap_pyfunction!(summary::summary_from_positional, module)?)?;
+    module.add_function(wrap_pyfunction!(partition::sweep, module)?)?;
     Ok(())
 }

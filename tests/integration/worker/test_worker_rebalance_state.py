@@ -23,8 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.config import Settings
 from processor.definitions import load_definitions
+from processor.partition.state import Message, PartitionState
 from processor.store.partition_store import PartitionKeys
-from processor.worker.partition import Message, PartitionState
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS

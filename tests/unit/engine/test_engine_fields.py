@@ -1,19 +1,14 @@
+"""Fields, labels, numbers and filters as the engine reads them (docs/semantics.md)."""
+
 from __future__ import annotations
 
 from decimal import Decimal
 from typing import Any
 
+import nsm_native
+import orjson
 import pytest
-
-from processor.definitions.model import Condition
-from processor.engine.fields import (
-    as_decimal,
-    compile_where,
-    label,
-    label_or_unknown,
-    lookup,
-    make_flattener,
-)
+from engine_support import BASE, event, metric, values
 
 EVENT: dict[str, Any] = {
     "type": "report.sent",
@@ -42,24 +37,15 @@ EVENT: dict[str, Any] = {
         ("a.b", None),  # a dotted name is a path, never a key containing a dot
     ],
 )
-def test_lookup_and_the_flat_view_agree(name: str, expected: Any) -> None:
-    assert lookup(EVENT, name) == expected
-    view = make_flattener([name])(EVENT)
-    assert view.get(name) == expected
+def test_lookup(name: str, expected: Any) -> None:
+    ((found, _),) = nsm_native.FieldReader([name]).read([orjson.dumps(EVENT)])[0]
+    assert found == (None if expected is None else nsm_native.label(orjson.dumps(expected)))
 
 
 def test_properties_that_is_not_an_object_holds_nothing() -> None:
     data = {"type": "a", "properties": ["plan"], "x": 1}
-    assert lookup(data, "plan") is None
-    assert make_flattener(["plan"])(data).get("plan") is None
-    assert make_flattener([])(data).get("x") == 1
-
-
-def test_the_flat_view_never_changes_the_event() -> None:
-    original = {"type": "a", "plan": None, "properties": {"plan": "pro"}}
-    snapshot = {"type": "a", "plan": None, "properties": {"plan": "pro"}}
-    make_flattener(["context.region"])(original)
-    assert original == snapshot
+    read = nsm_native.FieldReader(["plan", "x"]).read([orjson.dumps(data)])[0]
+    assert read == [(None, None), ("1", 1.0)]
 
 
 @pytest.mark.parametrize(
@@ -82,12 +68,15 @@ def test_the_flat_view_never_changes_the_event() -> None:
     ],
 )
 def test_label(value: Any, expected: str) -> None:
-    assert label(value) == expected
+    assert nsm_native.label(orjson.dumps(value)) == expected
 
 
-def test_label_or_unknown() -> None:
-    assert label_or_unknown(None) == "unknown"
-    assert label_or_unknown(4) == "4"
+def test_a_missing_segment_value_is_unknown() -> None:
+    found = values(
+        [event("a", BASE, plan=4), event("a", BASE)],
+        metric("m", segments=["plan"], aggregate={"event": "a", "count": True}),
+    )["m"]["segments"]
+    assert found == {"plan": {"4": 1, "unknown": 1}}
 
 
 @pytest.mark.parametrize(
@@ -99,20 +88,25 @@ def test_label_or_unknown() -> None:
         (True, None),
         ("5", None),
         (None, None),
-        (float("inf"), None),
         ([1], None),
     ],
 )
 def test_numbers_are_the_decimals_they_are_written_as(value: Any, expected: Decimal | None) -> None:
-    assert as_decimal(value) == expected
+    """A sum adds the decimal a number is written as, and nothing for anything else."""
+    found = values(
+        [event("a", BASE, amount=value), event("a", BASE, amount=0.2)],
+        metric("m", aggregate={"event": "a", "sum": "amount"}),
+    )["m"]["value"]
+    assert Decimal(repr(found)) == (expected or 0) + Decimal("0.2")
 
 
 def holds(where: dict[str, Any], data: dict[str, Any]) -> bool:
-    # Build filters the way definitions do, through the model.
-    spec = Condition.model_validate({"event": "*", "where": where, "count_at_least": 1}).where
-    predicate = compile_where(spec)
-    assert predicate is not None
-    return predicate(make_flattener(spec)(data))
+    """Whether an event with `data` matches a metric filtered by `where`."""
+    counted = values(
+        [event("a", BASE, **data)],
+        metric("m", aggregate={"event": "*", "where": where, "count": True}),
+    )["m"]["value"]
+    return bool(counted)
 
 
 @pytest.mark.parametrize(
@@ -173,7 +167,3 @@ def holds(where: dict[str, Any], data: dict[str, Any]) -> bool:
 )
 def test_filters(where: dict[str, Any], data: dict[str, Any], expected: bool) -> None:
     assert holds(where, data) is expected
-
-
-def test_an_empty_where_compiles_to_nothing() -> None:
-    assert compile_where({}) is None

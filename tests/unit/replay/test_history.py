@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from processor.engine import compute_metrics
 from processor.engine.compute import ComputeResult
+from processor.partition.state import Message, PartitionState
 from processor.replay.history import history_step_ms, sweep
-from processor.worker.partition import Message, PartitionState
 from tests.strategies import Scenario, catalog_of, scenarios
 from tests.unit.worker.test_partitioned_processing import _raw_bytes, partition_of_each
 
@@ -32,7 +32,7 @@ def test_history_at_every_boundary_equals_compute_at(scenario: Scenario, choose:
         queues[partition].append(Message(len(queues[partition]), _raw_bytes(item)))
     states = []
     for partition, messages in queues.items():
-        state = PartitionState(catalog, partition)
+        state = PartitionState(catalog, partition, keep_history=True)
         position = 0
         while position < len(messages):
             size = choose.draw(st.integers(1, 5))
@@ -44,7 +44,7 @@ def test_history_at_every_boundary_equals_compute_at(scenario: Scenario, choose:
         return
     step = history_step_ms(catalog)
     start = choose.draw(st.sampled_from([min(newest) - 3 * step, min(newest), max(newest)]))
-    points = list(sweep(catalog, [s.engine for s in states], start, max(newest)))
+    points = list(sweep(catalog, states, start, max(newest)))
     assert [t for t, _ in points] == list(range(start // step * step, max(newest) + 1, step))
     for t, values in points:
         expected = compute_metrics(copy.deepcopy(scenario.raw), catalog, at_ms=t, now_ms=now)
@@ -70,11 +70,11 @@ def test_a_late_event_counts_at_the_boundaries_it_belongs_to():
         b'{"type": "report.sent", "timestamp": %d}' % (base + 10 * hour),
         b'{"type": "report.sent", "timestamp": %d}' % (base + hour),
     ]
-    state = PartitionState(catalog, 0)
+    state = PartitionState(catalog, 0, keep_history=True)
     state.apply_batch(
         [Message(i, e) for i, e in enumerate(events)], base + 11 * hour, 0, True, False
     )
-    points = dict(sweep(catalog, [state.engine], base, base + 10 * hour))
+    points = dict(sweep(catalog, [state], base, base + 10 * hour))
     assert points[base + hour]["reports"].value == 1
     assert points[base + 2 * hour]["reports"].value == 1
     assert points[base + 3 * hour]["reports"].value == 0

@@ -6,8 +6,8 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from processor.definitions.model import ANY_EVENT, Metric
-from processor.engine.fields import as_decimal, compile_where, label, label_or_unknown
-from processor.engine.state import (
+from tests.reference.engine.fields import as_decimal, compile_where, label, label_or_unknown
+from tests.reference.engine.state import (
     EXACT,
     ZERO,
     CountBucket,

@@ -15,8 +15,8 @@ from decimal import Decimal
 from typing import Protocol
 
 from processor.definitions.formula import Formula
-from processor.engine.state import EXACT
 from processor.engine.values import MetricValue, Value
+from tests.reference.engine.state import EXACT
 
 __all__ = ["MetricValue", "Value"]
 

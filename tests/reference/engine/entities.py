@@ -9,15 +9,15 @@ from decimal import Decimal
 from typing import Any
 
 from processor.definitions.model import ANY_EVENT, Metric
-from processor.engine.fields import (
+from tests.reference.engine.fields import (
     UNKNOWN,
     Predicate,
     as_decimal,
     compile_where,
     label,
 )
-from processor.engine.state import EXACT, EntitiesShape, EntitiesState, EntityCell
-from processor.engine.windows import WindowBounds
+from tests.reference.engine.state import EXACT, EntitiesShape, EntitiesState, EntityCell
+from tests.reference.engine.windows import WindowBounds
 
 COUNT, DISTINCT, VALUE_COUNTS, SUM = "count", "distinct", "value_counts", "sum"
 

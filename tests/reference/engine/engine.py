@@ -12,18 +12,18 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from processor.definitions.model import Catalog
-from processor.engine.aggregates import AggregateMetric
-from processor.engine.entities import CompiledCondition, EntitiesMetric
-from processor.engine.fields import make_flattener
-from processor.engine.formulas import FormulaMetric
-from processor.engine.state import EntitiesState, MetricState, merge_states
-from processor.engine.summary import Summarizer, finish
 from processor.engine.values import MetricValue
-from processor.engine.windows import Windowed, window_bounds
+from tests.reference.engine.aggregates import AggregateMetric
+from tests.reference.engine.entities import CompiledCondition, EntitiesMetric
+from tests.reference.engine.fields import make_flattener
+from tests.reference.engine.formulas import FormulaMetric
+from tests.reference.engine.state import EntitiesState, MetricState, merge_states
+from tests.reference.engine.summary import Summarizer, finish
+from tests.reference.engine.windows import Windowed, window_bounds
 
 if TYPE_CHECKING:
-    # Only for annotations: processor.events itself imports from this package.
-    from processor.events import Event
+    # Only for annotations: tests.reference.events itself imports from this package.
+    from tests.reference.events import Event
 
 # A route entry carries what the per-event loop needs, so it reads no attributes: the metric's
 # name (reported when late), its bucket size and window length (the lateness test), the bound

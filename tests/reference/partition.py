@@ -17,13 +17,13 @@ from typing import Protocol
 import orjson
 
 from processor.definitions.model import Catalog, Metric
-from processor.engine import Engine
-from processor.engine.state import EntitiesState, MetricState, merge_states
-from processor.engine.summary import Summarizer, Summary
-from processor.events import InvalidEvent, parse_event
-from processor.store.codec import Fields, changed_fields, load_bucket
-from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
-from processor.store.payloads import BucketWrite, NewIds, PackedWrites
+from tests.reference.codec import Fields, changed_fields, load_bucket
+from tests.reference.engine import Engine
+from tests.reference.engine.state import EntitiesState, MetricState, merge_states
+from tests.reference.engine.summary import Summarizer, Summary
+from tests.reference.events import InvalidEvent, parse_event
+from tests.reference.payloads import BucketWrite, NewIds, PackedWrites
+from tests.reference.store import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
 
 
 def definition_fingerprint(metric: Metric) -> str:

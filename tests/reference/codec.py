@@ -22,7 +22,7 @@ from decimal import Decimal
 
 import orjson
 
-from processor.engine.state import (
+from tests.reference.engine.state import (
     CountBucket,
     CountState,
     DistinctBucket,

@@ -21,17 +21,17 @@ from typing import TYPE_CHECKING, Any
 import orjson
 
 from processor.definitions.model import Catalog, Metric
-from processor.engine.aggregates import AggregateMetric
-from processor.engine.entities import EntitiesMetric
-from processor.engine.formulas import Evaluated, FormulaMetric, evaluate_formulas
-from processor.engine.segments import (
+from tests.reference.engine.aggregates import AggregateMetric
+from tests.reference.engine.entities import EntitiesMetric
+from tests.reference.engine.formulas import Evaluated, FormulaMetric, evaluate_formulas
+from tests.reference.engine.segments import (
     AdditiveBreakdown,
     Breakdown,
     DistinctBreakdown,
     MetricValue,
     cap_breakdown,
 )
-from processor.engine.state import (
+from tests.reference.engine.state import (
     EXACT,
     CountState,
     DistinctState,
@@ -40,10 +40,10 @@ from processor.engine.state import (
     MetricState,
     SumState,
 )
-from processor.engine.windows import WindowBounds, window_bounds
+from tests.reference.engine.windows import WindowBounds, window_bounds
 
 if TYPE_CHECKING:
-    from processor.engine.engine import Engine
+    from tests.reference.engine.engine import Engine
 
 Number = int | Decimal
 

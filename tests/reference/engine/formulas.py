@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 from processor.definitions.formula import Formula, FormulaError, parse_formula
 from processor.definitions.model import Metric
-from processor.engine.segments import AdditiveBreakdown, Breakdown, FormulaBreakdown, Value
+from tests.reference.engine.segments import AdditiveBreakdown, Breakdown, FormulaBreakdown, Value
 
 
 @dataclass(slots=True)

@@ -1,0 +1,300 @@
+"""One Kafka partition's state in Redis, written in one atomic, fenced step per batch.
+
+Keys (every key starts with `nsm:<namespace>:`, CONTRACT §4; `{<namespace>.p<N>}` is a Redis
+Cluster hash tag, so all keys of one partition live in one slot and the atomic step works there):
+
+    nsm:<ns>:{<ns>.pN}:meta                 hash: offset (last applied), max_ts, def:<metric>,
+                                            and the counts of what the batches held: applied,
+                                            duplicates, invalid:<reason>
+    nsm:<ns>:{<ns>.pN}:m:<metric>:<bucket>  hash: one bucket of one metric (see codec.py)
+    nsm:<ns>:{<ns>.pN}:expiry               zset: "<metric>:<bucket>" scored by the time (ms)
+                                            the bucket leaves its window
+    nsm:<ns>:{<ns>.pN}:ids                  zset: the event ids of each batch, as one member
+                                            "<offset>:<msgpack [id, horizon, ...]>" scored by the
+                                            batch's newest horizon (ms); a repeat of an id
+                                            timestamped before its horizon is a duplicate
+    nsm:<ns>:{<ns>.pN}:seen                 zset: event ids scored by their horizon, one member
+                                            per id (written by earlier versions; read, trimmed)
+    nsm:<ns>:{<ns>.pN}:summary              string: the partition's window summary (export)
+
+Crash safety: the batch's state changes, its event ids and the partition's last applied offset
+change in one Lua script, which first checks that the stored offset is the one this worker loaded
+or last wrote. After a SIGKILL the restarted worker loads the state with its offset and skips what
+was already applied; a worker that lost the partition in a rebalance is fenced off by the check.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+import msgpack
+import redis.asyncio as aioredis
+
+from tests.reference.payloads import NewIds, PackedWrites
+
+# ARGV: expected offset, new offset, max event time, then three msgpack arrays (Redis's Lua has
+# cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
+# hash of the k-th, the ids, `[id, horizon, ...]` (stored whole, not read by the script), and the
+# counts to add to the meta hash, `[field, n, ...]` (with the state they describe, so they survive
+# any crash exactly); then the ids' newest horizon ("" when there are none). The ids go in as one
+# member per batch: a member per id cost Redis 1.9 s of CPU and 128 MB per million events.
+# Packed arguments instead of one argument per field: the client packs each argument in Python,
+# which cost more than the engine's own work per batch; the writes and ids come packed
+# (payloads.py), by the native core for its metrics. HSET and ZADD take at most 1000 arguments
+# per call (Lua's stack).
+APPLY_BATCH = """
+local current = redis.call('HGET', KEYS[1], 'offset')
+if current == false then current = '' end
+if current ~= ARGV[1] then return {0, current} end
+local writes = cmsgpack.unpack(ARGV[4])
+for k = 1, #writes do
+  local write = writes[k]
+  redis.call('ZADD', KEYS[2], write[1], write[2])
+  local fields = write[3]
+  for s = 1, #fields, 1000 do
+    redis.call('HSET', KEYS[k + 3], unpack(fields, s, math.min(s + 999, #fields)))
+  end
+end
+if ARGV[7] ~= '' then
+  redis.call('ZADD', KEYS[3], ARGV[7], ARGV[2] .. ':' .. ARGV[5])
+end
+local counts = cmsgpack.unpack(ARGV[6])
+for s = 1, #counts, 2 do
+  redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
+end
+local newest = tonumber(ARGV[3])  -- nil: the batch held no valid event
+local stored = redis.call('HGET', KEYS[1], 'max_ts')
+if stored ~= false and (newest == nil or tonumber(stored) > newest) then
+  newest = tonumber(stored)
+end
+redis.call('HSET', KEYS[1], 'offset', ARGV[2])
+if newest ~= nil then redis.call('HSET', KEYS[1], 'max_ts', tostring(newest)) end
+return {1, ARGV[2]}
+"""
+
+
+APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
+COUNT_FIELDS = (APPLIED, DUPLICATES)
+
+
+class Fenced(Exception):
+    """Another worker wrote this partition since this one loaded it: reload, then go on."""
+
+    def __init__(self, partition: int, stored_offset: str) -> None:
+        super().__init__(
+            f"partition {partition} was written by another worker (offset {stored_offset})"
+        )
+        self.partition = partition
+        self.stored_offset = stored_offset
+
+
+@dataclass(frozen=True)
+class PartitionKeys:
+    namespace: str
+    partition: int
+
+    @property
+    def prefix(self) -> str:
+        return f"nsm:{self.namespace}:{{{self.namespace}.p{self.partition}}}:"
+
+    @property
+    def meta(self) -> str:
+        return self.prefix + "meta"
+
+    @property
+    def expiry(self) -> str:
+        return self.prefix + "expiry"
+
+    @property
+    def ids(self) -> str:
+        return self.prefix + "ids"
+
+    @property
+    def seen(self) -> str:
+        """The per-id set of earlier versions."""
+        return self.prefix + "seen"
+
+    @property
+    def summary(self) -> str:
+        return self.prefix + "summary"
+
+    def bucket(self, member: str) -> str:
+        """The hash of `member` = "<metric>:<bucket>"."""
+        return self.prefix + "m:" + member
+
+
+@dataclass
+class StoredPartition:
+    offset: int | None
+    max_ts: int | None
+    definitions: dict[str, str]
+    buckets: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
+    seen: dict[str, int] = field(default_factory=dict)
+
+
+class PartitionStore:
+    """Reads and writes one namespace's partitions. Thin: no metric logic lives here."""
+
+    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+        self.client = client
+        self.namespace = namespace
+        self._apply = client.register_script(APPLY_BATCH)
+
+    def keys(self, partition: int) -> PartitionKeys:
+        return PartitionKeys(self.namespace, partition)
+
+    async def apply_batch(
+        self,
+        partition: int,
+        expected_offset: int | None,
+        new_offset: int,
+        max_ts: int | None,
+        writes: PackedWrites,
+        ids: NewIds,
+        counts: Mapping[str, int] | None = None,
+    ) -> None:
+        """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
+        `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
+        time only grows; `max_ts` None (no valid event in the batch) leaves it as it is."""
+        keys = self.keys(partition)
+        args = [
+            "" if expected_offset is None else str(expected_offset),
+            str(new_offset),
+            "" if max_ts is None else str(max_ts),
+            writes.as_array(),
+            ids.packed,
+            msgpack.packb(
+                [x for item in (counts or {}).items() if item[1] for x in item], use_bin_type=False
+            ),
+            "" if ids.newest is None else str(ids.newest),
+        ]
+        result = await self._apply(
+            keys=[keys.meta, keys.expiry, keys.ids, *map(keys.bucket, writes.members)],
+            args=args,
+        )
+        if int(result[0]) != 1:
+            stored = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
+            raise Fenced(partition, stored)
+
+    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
+        """Record which version of each definition the stored state was built with."""
+        if fingerprints:
+            mapping: dict[str | bytes, bytes | float | int | str] = {
+                f"def:{name}": value for name, value in fingerprints.items()
+            }
+            await self.client.hset(self.keys(partition).meta, mapping=mapping)
+
+    async def still_holds(
+        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+    ) -> bool:
+        """Whether the stored partition is at `offset` with these definitions: nobody wrote it
+        since a worker whose mirror is at that offset last did."""
+        meta = {
+            k.decode(): v.decode()
+            for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
+        }
+        if meta.get("offset") != (None if offset is None else str(offset)):
+            return False
+        return all(meta.get(f"def:{name}") == value for name, value in fingerprints.items())
+
+    async def counts(self, partitions: Iterable[int]) -> dict[str, int]:
+        """The counts of every batch stored in these partitions, added up."""
+        partitions = list(partitions)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.hgetall(self.keys(partition).meta)
+            metas = await pipe.execute()
+        total: dict[str, int] = {}
+        for meta in metas:
+            for raw_name, raw_value in meta.items():
+                name = raw_name.decode()
+                if name in COUNT_FIELDS or name.startswith(INVALID_PREFIX):
+                    total[name] = total.get(name, 0) + int(raw_value)
+        return total
+
+    async def stored_offset(self, partition: int) -> int | None:
+        """The last applied offset, or None before the first batch."""
+        raw = await self.client.hget(self.keys(partition).meta, "offset")
+        return None if raw is None else int(raw)
+
+    async def load(self, partition: int) -> StoredPartition:
+        keys = self.keys(partition)
+        async with self.client.pipeline(transaction=True) as pipe:
+            pipe.hgetall(keys.meta)
+            pipe.zrange(keys.expiry, 0, -1)
+            pipe.zrange(keys.seen, 0, -1, withscores=True)
+            pipe.zrange(keys.ids, 0, -1)
+            meta, members, seen, batches = await pipe.execute()
+        meta = {k.decode(): v.decode() for k, v in meta.items()}
+        stored = StoredPartition(
+            offset=int(meta["offset"]) if "offset" in meta else None,
+            max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
+            definitions={k[4:]: v for k, v in meta.items() if k.startswith("def:")},
+            seen={event_id.decode(): int(score) for event_id, score in seen},
+        )
+        for batch in batches:
+            ids = msgpack.unpackb(batch.partition(b":")[2], raw=False)
+            for event_id, horizon in zip(ids[::2], ids[1::2], strict=True):
+                if horizon > stored.seen.get(event_id, horizon - 1):
+                    stored.seen[event_id] = horizon
+        names = [m.decode() for m in members]
+        async with self.client.pipeline(transaction=False) as pipe:
+            for member in names:
+                pipe.hgetall(keys.bucket(member))
+            contents = await pipe.execute()
+        for member, fields in zip(names, contents, strict=True):
+            metric, _, bucket = member.rpartition(":")
+            stored.buckets[(metric, int(bucket))] = fields
+        return stored
+
+    async def expire(self, partition: int, now_ms: int, forget_ids_until_ms: int) -> int:
+        """Delete the buckets whose time has passed and the event ids whose horizon is at or
+        before `forget_ids_until_ms`; returns how many buckets were deleted."""
+        keys = self.keys(partition)
+        members = await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in members:
+                pipe.delete(keys.bucket(member.decode()))
+            if members:
+                pipe.zrem(keys.expiry, *members)
+            # A batch's ids go once all of them may (some are kept a little longer: harmless,
+            # a repeat of one would be late for every metric anyway).
+            pipe.zremrangebyscore(keys.ids, "-inf", forget_ids_until_ms)
+            pipe.zremrangebyscore(keys.seen, "-inf", forget_ids_until_ms)
+            await pipe.execute()
+        return len(members)
+
+    async def drop_metric(self, partition: int, metric: str) -> None:
+        """Forget a metric's stored buckets (its definition changed)."""
+        keys = self.keys(partition)
+        members = [
+            m for m in await self.client.zrange(keys.expiry, 0, -1)
+            if m.decode().rpartition(":")[0] == metric
+        ]  # fmt: skip
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in members:
+                pipe.delete(keys.bucket(member.decode()))
+            if members:
+                pipe.zrem(keys.expiry, *members)
+            pipe.hdel(keys.meta, f"def:{metric}")
+            await pipe.execute()
+
+    async def write_summary(self, partition: int, payload: bytes) -> None:
+        await self.client.set(self.keys(partition).summary, payload)
+
+    async def read_summaries(self, partitions: Iterable[int]) -> dict[int, bytes]:
+        partitions = list(partitions)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.get(self.keys(partition).summary)
+            values = await pipe.execute()
+        return {p: v for p, v in zip(partitions, values, strict=True) if v is not None}
+
+    async def max_event_times(self, partitions: Iterable[int]) -> dict[int, int]:
+        partitions = list(partitions)
+        async with self.client.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.hget(self.keys(partition).meta, "max_ts")
+            values = await pipe.execute()
+        return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
