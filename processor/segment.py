@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from processor.engine.fields import compile_lookup
+
 CALL_TYPES = ("track", "identify", "group", "page", "screen", "alias")
 TRACK = "track"
 GROUP = "group"
@@ -47,15 +49,16 @@ def event_type(call: Mapping[str, Any]) -> str | tuple[str]:
     return (f"call type {call_type!r} is not one of {', '.join(CALL_TYPES)}",)
 
 
+ACCOUNT_FIELDS = (GROUP_ID, f"{CONTEXT}.{GROUP_ID}")
+_ACCOUNT_LOOKUPS = tuple(compile_lookup(name) for name in ACCOUNT_FIELDS)
+
+
 def account_of(call: Mapping[str, Any]) -> Any:
-    """The account a call belongs to: a group call's `groupId`, else `context.groupId`.
+    """The account a call belongs to: its `groupId` (a group call's; read like any field, so at
+    the top level, then in `properties`), else `context.groupId`.
 
     None when the call names no account (a JSON null counts as missing).
     """
-    account = call.get(GROUP_ID)
-    if account is not None:
-        return account
-    context = call.get(CONTEXT)
-    if isinstance(context, dict):
-        return context.get(GROUP_ID)
-    return None
+    group_id, context_group_id = _ACCOUNT_LOOKUPS
+    account = group_id(call)
+    return account if account is not None else context_group_id(call)
