@@ -15,18 +15,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from processor.engine.fields import compile_lookup
+from processor.engine.traits import GROUP_CALL as GROUP
+from processor.engine.traits import account_of
 
-CALL_TYPES = ("track", "identify", "group", "page", "screen", "alias")
+__all__ = ["CALL_TYPES", "GROUP", "MESSAGE_ID", "TRACK", "account_of", "event_type"]
+
+CALL_TYPES = ("track", "identify", GROUP, "page", "screen", "alias")
 TRACK = "track"
-GROUP = "group"
 
-# The fields of a call NSM reads; everything else stays in the event as it came.
+# The fields of a call NSM reads to map it; everything else stays in the event as it came.
 EVENT_NAME = "event"
 MESSAGE_ID = "messageId"
-GROUP_ID = "groupId"
-CONTEXT = "context"
-TRAITS = "traits"
 
 
 def event_type(call: Mapping[str, Any]) -> str | tuple[str]:
@@ -47,18 +46,3 @@ def event_type(call: Mapping[str, Any]) -> str | tuple[str]:
     if call_type is None:
         return ("no call type (track, identify, group, page, screen or alias)",)
     return (f"call type {call_type!r} is not one of {', '.join(CALL_TYPES)}",)
-
-
-ACCOUNT_FIELDS = (GROUP_ID, f"{CONTEXT}.{GROUP_ID}")
-_ACCOUNT_LOOKUPS = tuple(compile_lookup(name) for name in ACCOUNT_FIELDS)
-
-
-def account_of(call: Mapping[str, Any]) -> Any:
-    """The account a call belongs to: its `groupId` (a group call's; read like any field, so at
-    the top level, then in `properties`), else `context.groupId`.
-
-    None when the call names no account (a JSON null counts as missing).
-    """
-    group_id, context_group_id = _ACCOUNT_LOOKUPS
-    account = group_id(call)
-    return account if account is not None else context_group_id(call)

@@ -8,7 +8,6 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from processor import segment
 from processor.definitions.model import ANY_EVENT, Metric
 from processor.engine.fields import (
     UNKNOWN,
@@ -18,7 +17,14 @@ from processor.engine.fields import (
     label,
 )
 from processor.engine.state import EXACT, EntitiesShape, EntitiesState, EntityCell
-from processor.engine.traits import GroupTraits, account_ref, is_trait
+from processor.engine.traits import (
+    ACCOUNT_FIELDS,
+    TRAITS,
+    GroupTraits,
+    account_of,
+    account_ref,
+    is_trait,
+)
 from processor.engine.windows import WindowBounds
 
 COUNT, DISTINCT, VALUE_COUNTS, SUM = "count", "distinct", "value_counts", "sum"
@@ -39,12 +45,6 @@ class CompiledCondition:
         return self.types is None or event_type in self.types
 
 
-def _account(view: Mapping[str, Any]) -> Any:
-    """The event's account (processor/segment.py), read from its flat view."""
-    account = view.get(segment.GROUP_ID)
-    return account if account is not None else view.get(segment.ACCOUNT_FIELDS[1])
-
-
 def _types(events: list[str]) -> frozenset[str] | None:
     return None if ANY_EVENT in events else frozenset(events)
 
@@ -63,7 +63,7 @@ class EntitiesMetric:
         self.trait_fields = tuple(f for f in metric.segments if is_trait(f))
         self.field_names = {self._key, *(f for f in metric.segments if not is_trait(f))}
         if self.trait_fields:
-            self.field_names.update(segment.ACCOUNT_FIELDS)
+            self.field_names.update(ACCOUNT_FIELDS)
         slots = {COUNT: 0, DISTINCT: 0, VALUE_COUNTS: 0, SUM: 0}
         caps: dict[str, list[int]] = {COUNT: [], DISTINCT: [], VALUE_COUNTS: []}
         conditions = []
@@ -119,7 +119,7 @@ class EntitiesMetric:
                       seq: int) -> None:  # fmt: skip
         """Take a group call's traits into the metric's history (never late: traits.py)."""
         assert state.traits is not None
-        state.traits.record(_account(view), ts_ms, seq, view.get(segment.TRAITS))
+        state.traits.record(account_of(view), ts_ms, seq, view.get(TRAITS))
 
     def conditions_for(self, event_type: str) -> tuple[CompiledCondition, ...]:
         return tuple(c for c in self.conditions if c.accepts_type(event_type))
@@ -190,7 +190,7 @@ class EntitiesMetric:
             for value in map(view.get, self.segment_fields)
         ]
         if self.trait_fields:
-            account = account_ref(_account(view))
+            account = account_ref(account_of(view))
             for i, name in enumerate(self.segment_fields):
                 if is_trait(name):
                     labels[i] = account

@@ -3,7 +3,7 @@
 The rule, in one place: a segment named `group.<trait>` labels an entity with the latest value of
 `<trait>` that its account's group calls carried at the time of the entity's most recent matching
 event, `unknown` when there is none. An event's account is its `groupId` (read like any field),
-else its `context.groupId` (processor/segment.py); a group call is an event of type `group`, and
+else its `context.groupId` (`account_of`); a group call is an event of type `group`, and
 its traits are its `traits` object (`group.address.city` is a path into it). "Latest" is by event
 time: the call with the largest timestamp at or before the event's, on a tie the later arrival; a
 call without the trait, or with null, does not count for it.
@@ -24,17 +24,35 @@ from typing import Any
 
 import orjson
 
-from processor import segment
-from processor.engine.fields import UNKNOWN, label
+from processor.definitions.model import GROUP_TRAIT_PREFIX as PREFIX
+from processor.engine.fields import UNKNOWN, compile_lookup, label
 
-PREFIX = "group."
-GROUP_CALL = segment.GROUP
+GROUP_CALL = "group"  # the event type of a group call (processor/segment.py)
+TRAITS = "traits"  # a group call's traits
+# An event's account: `groupId` (a group call's, read like any field), else `context.groupId`.
+ACCOUNT_FIELDS = ("groupId", "context.groupId")
+_ACCOUNT_LOOKUPS = tuple(compile_lookup(name) for name in ACCOUNT_FIELDS)
 # The label a trait segment's slot holds in a cell: the event's account, marked, or NO_ACCOUNT.
 _ACCOUNT_MARK = "@"
 NO_ACCOUNT = ""
 
 Entry = tuple[int, int, str]
 """(timestamp, arrival sequence, label of the value): one group call's value of one trait."""
+
+
+def account_of(event: Mapping[str, Any]) -> Any:
+    """The account an event (a call) belongs to, None when it names none (a null is missing).
+
+    Works on an event as decoded and on the engine's flat view of it (which holds
+    `context.groupId` by that name, fields.make_flattener).
+    """
+    group_id, context_group_id = _ACCOUNT_LOOKUPS
+    account = group_id(event)
+    if account is not None:
+        return account
+    if ACCOUNT_FIELDS[1] in event:
+        return event[ACCOUNT_FIELDS[1]]
+    return context_group_id(event)
 
 
 def is_trait(name: str) -> bool:
