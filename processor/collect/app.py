@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
+import functools
 import hmac
 import logging
 import time
@@ -22,6 +23,7 @@ from aiohttp import BasicAuth, web
 from aiohttp.web_protocol import RequestPayloadError
 from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
+from aiokafka.partitioner import DefaultPartitioner
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processor.collect.calls import (
@@ -46,6 +48,8 @@ BAD_ENCODING = "bad_encoding"
 # Seconds an SDK is asked to wait before retrying a 503 (Segment's libraries honour it).
 RETRY_AFTER_S = "1"
 MAX_BACKOFF_S = 5.0
+_PARTITIONER = DefaultPartitioner()
+PARTITION_CACHE_SIZE = 100_000
 
 
 class TooLarge(Exception):
@@ -71,6 +75,9 @@ class Collector:
         self.kafka_up = False
         self.pending = 0
         self._starting: asyncio.Task[None] | None = None
+        # The partition of each key seen (murmur2 in Python costs as much as checking a call).
+        self._partition_of: dict[bytes, int] = {}
+        self._partition_count = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -209,23 +216,22 @@ class Collector:
         deadline = started + self.settings.ack_timeout_s
         self.pending += len(messages)
         self.telemetry.pending.set(self.pending)
+        handed = 0
         futures: list[asyncio.Future[Any]] = []
         try:
-            for message in messages:
-                # send() waits only when metadata is missing or the buffer is full.
-                future = await asyncio.wait_for(
-                    producer.send(self.topic, value=message.value, key=message.key),
-                    max(deadline - loop.time(), 0.001),
-                )
-                future.add_done_callback(self._acknowledged)
-                futures.append(future)
-            # asyncio.wait, not wait_for: a timeout must not cancel the deliveries in flight.
+            async with asyncio.timeout_at(deadline):
+                for partition, batch, count in await self._batches(producer, messages):
+                    future = await producer.send_batch(batch, self.topic, partition=partition)
+                    future.add_done_callback(functools.partial(self._acknowledged, count))
+                    futures.append(future)
+                    handed += count
+            # asyncio.wait, not a timeout around it: that would cancel the deliveries in flight.
             done, waiting = await asyncio.wait(futures, timeout=max(deadline - loop.time(), 0))
         except (TimeoutError, KafkaError) as exc:
-            self._release(len(messages) - len(futures))
+            self._release(len(messages) - handed)
             return self._unavailable(exc)
         except BaseException:
-            self._release(len(messages) - len(futures))
+            self._release(len(messages) - handed)
             raise
         failed = next((f.exception() for f in done if f.exception() is not None), None)
         if waiting or failed is not None:
@@ -235,8 +241,44 @@ class Collector:
         self._set_kafka(True)
         return None
 
-    def _acknowledged(self, future: asyncio.Future[Any]) -> None:
-        self._release(1)
+    async def _batches(
+        self, producer: AIOKafkaProducer, messages: list[Message]
+    ) -> list[tuple[int, Any, int]]:
+        """The messages as record batches per partition: (partition, batch, messages in it).
+
+        Whole batches, not one send per message: a send costs more than the rest of a call's
+        work. A key's partition is the default partitioner's (murmur2), as any Kafka client's.
+        """
+        partitions = sorted(await producer.partitions_for(self.topic))
+        if len(partitions) != self._partition_count:
+            self._partition_of.clear()
+            self._partition_count = len(partitions)
+        known = self._partition_of
+        by_partition: dict[int, list[Message]] = {}
+        for message in messages:
+            key = message.key
+            partition = known.get(key) if key is not None else None
+            if partition is None:
+                partition = _PARTITIONER(key, partitions, partitions)
+                if key is not None:
+                    if len(known) >= PARTITION_CACHE_SIZE:
+                        known.clear()
+                    known[key] = partition
+            by_partition.setdefault(partition, []).append(message)
+        batches = []
+        for partition, group in by_partition.items():
+            batch, count = producer.create_batch(), 0
+            for message in group:
+                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
+                    batches.append((partition, batch, count))  # full: start the next one
+                    batch, count = producer.create_batch(), 0
+                    batch.append(key=message.key, value=message.value, timestamp=None)
+                count += 1
+            batches.append((partition, batch, count))
+        return batches
+
+    def _acknowledged(self, count: int, future: asyncio.Future[Any]) -> None:
+        self._release(count)
         if not future.cancelled():
             future.exception()  # retrieved, so asyncio does not log it as never retrieved
 
