@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import binascii
 import contextlib
-import functools
 import hmac
 import logging
 import time
@@ -21,9 +20,7 @@ from typing import Any
 import orjson
 from aiohttp import BasicAuth, web
 from aiohttp.web_protocol import RequestPayloadError
-from aiokafka import AIOKafkaProducer
-from aiokafka.errors import KafkaError
-from aiokafka.partitioner import DefaultPartitioner
+from confluent_kafka import KafkaException
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processor.collect.calls import (
@@ -36,9 +33,9 @@ from processor.collect.calls import (
     read_calls,
     response_body,
 )
+from processor.collect.producer import CallProducer, DeliveryFailed
 from processor.collect.settings import CollectSettings
 from processor.collect.telemetry import CollectTelemetry
-from processor.kafka import clients
 
 log = logging.getLogger("nsm.collect")
 UNAUTHORIZED = "unauthorized"
@@ -48,8 +45,6 @@ BAD_ENCODING = "bad_encoding"
 # Seconds an SDK is asked to wait before retrying a 503 (Segment's libraries honour it).
 RETRY_AFTER_S = "1"
 MAX_BACKOFF_S = 5.0
-_PARTITIONER = DefaultPartitioner()
-PARTITION_CACHE_SIZE = 100_000
 
 
 class TooLarge(Exception):
@@ -71,13 +66,10 @@ class Collector:
         self._keys = settings.write_keys()
         if not self._keys:
             raise ValueError("no write key: set NSM_COLLECT_WRITE_KEYS (comma-separated)")
-        self.producer: AIOKafkaProducer | None = None
+        self.producer: CallProducer | None = None
         self.kafka_up = False
         self.pending = 0
         self._starting: asyncio.Task[None] | None = None
-        # The partition of each key seen (murmur2 in Python costs as much as checking a call).
-        self._partition_of: dict[bytes, int] = {}
-        self._partition_count = 0
 
     # ---- lifecycle -------------------------------------------------------------------------
 
@@ -95,18 +87,23 @@ class Collector:
         self._starting = asyncio.create_task(self._start_producer())
 
     async def _start_producer(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.producer = CallProducer(
+            self.settings,
+            self.topic,
+            # Room for every call the collector lets wait, and the retries' repeats.
+            max_queued=2 * self.settings.collect_max_pending,
+            on_brokers_down=lambda: self._set_kafka(False),
+        )
         delay = 0.1
         while True:
-            producer = clients.idempotent_producer(self.settings, "nsm-collect")
             try:
-                await producer.start()
-            except (KafkaError, OSError) as exc:
-                await producer.stop()
-                log.warning("kafka unreachable; retrying", extra={"error": repr(exc)})
+                await loop.run_in_executor(None, self.producer.check, 5.0)
+            except KafkaException as exc:
+                log.warning("kafka unreachable; retrying", extra={"error": str(exc)})
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, MAX_BACKOFF_S)
                 continue
-            self.producer = producer
             self._set_kafka(True)
             log.info("collector ready", extra={"topic": self.topic})
             return
@@ -118,7 +115,9 @@ class Collector:
                 await self._starting
         if self.producer is not None:
             # Delivers what is still in hand before closing.
-            await self.producer.stop()
+            left = await asyncio.get_running_loop().run_in_executor(None, self.producer.close)
+            if left:
+                log.warning("stopped with calls not delivered", extra={"calls": left})
 
     def _set_kafka(self, up: bool) -> None:
         if up != self.kafka_up:
@@ -207,80 +206,29 @@ class Collector:
         """Hand the calls to Kafka and wait for every acknowledgement; a 503 answer when Kafka
         is unreachable, too slow, or too much is already waiting."""
         producer = self.producer
-        if producer is None:
+        if producer is None or (not self.kafka_up and self._starting and not self._starting.done()):
             return self._refuse(503, KAFKA_UNAVAILABLE, "Kafka is not reachable yet; retry")
         if self.pending + len(messages) > self.settings.collect_max_pending:
             return self._refuse(503, OVERLOADED, "too many calls wait for Kafka; retry")
         loop = asyncio.get_running_loop()
         started = loop.time()
-        deadline = started + self.settings.ack_timeout_s
-        self.pending += len(messages)
-        self.telemetry.pending.set(self.pending)
-        handed = 0
-        futures: list[asyncio.Future[Any]] = []
         try:
-            async with asyncio.timeout_at(deadline):
-                for partition, batch, count in await self._batches(producer, messages):
-                    future = await producer.send_batch(batch, self.topic, partition=partition)
-                    future.add_done_callback(functools.partial(self._acknowledged, count))
-                    futures.append(future)
-                    handed += count
-            # asyncio.wait, not a timeout around it: that would cancel the deliveries in flight.
-            done, waiting = await asyncio.wait(futures, timeout=max(deadline - loop.time(), 0))
-        except (TimeoutError, KafkaError) as exc:
-            self._release(len(messages) - handed)
+            delivered = producer.produce(messages)
+        except BufferError as exc:
             return self._unavailable(exc)
-        except BaseException:
-            self._release(len(messages) - handed)
-            raise
-        failed = next((f.exception() for f in done if f.exception() is not None), None)
-        if waiting or failed is not None:
-            return self._unavailable(failed or TimeoutError("no acknowledgement in time"))
+        count = len(messages)
+        self.pending += count
+        self.telemetry.pending.set(self.pending)
+        delivered.add_done_callback(lambda _: self._release(count))
+        try:
+            # shield: a request that stops waiting leaves the delivery to librdkafka.
+            await asyncio.wait_for(asyncio.shield(delivered), self.settings.ack_timeout_s)
+        except (TimeoutError, DeliveryFailed) as exc:
+            return self._unavailable(exc)
         self.telemetry.produce_seconds.observe(loop.time() - started)
-        self.telemetry.events.inc(len(messages))
+        self.telemetry.events.inc(count)
         self._set_kafka(True)
         return None
-
-    async def _batches(
-        self, producer: AIOKafkaProducer, messages: list[Message]
-    ) -> list[tuple[int, Any, int]]:
-        """The messages as record batches per partition: (partition, batch, messages in it).
-
-        Whole batches, not one send per message: a send costs more than the rest of a call's
-        work. A key's partition is the default partitioner's (murmur2), as any Kafka client's.
-        """
-        partitions = sorted(await producer.partitions_for(self.topic))
-        if len(partitions) != self._partition_count:
-            self._partition_of.clear()
-            self._partition_count = len(partitions)
-        known = self._partition_of
-        by_partition: dict[int, list[Message]] = {}
-        for message in messages:
-            key = message.key
-            partition = known.get(key) if key is not None else None
-            if partition is None:
-                partition = _PARTITIONER(key, partitions, partitions)
-                if key is not None:
-                    if len(known) >= PARTITION_CACHE_SIZE:
-                        known.clear()
-                    known[key] = partition
-            by_partition.setdefault(partition, []).append(message)
-        batches = []
-        for partition, group in by_partition.items():
-            batch, count = producer.create_batch(), 0
-            for message in group:
-                if batch.append(key=message.key, value=message.value, timestamp=None) is None:
-                    batches.append((partition, batch, count))  # full: start the next one
-                    batch, count = producer.create_batch(), 0
-                    batch.append(key=message.key, value=message.value, timestamp=None)
-                count += 1
-            batches.append((partition, batch, count))
-        return batches
-
-    def _acknowledged(self, count: int, future: asyncio.Future[Any]) -> None:
-        self._release(count)
-        if not future.cancelled():
-            future.exception()  # retrieved, so asyncio does not log it as never retrieved
 
     def _release(self, count: int) -> None:
         self.pending -= count

@@ -49,20 +49,6 @@ def producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
     )
 
 
-def idempotent_producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
-    """A producer whose acknowledgements mean every in-sync replica has the message, and whose
-    retries never write a message twice (what `nsm collect` answers 200 on)."""
-    return AIOKafkaProducer(
-        bootstrap_servers=settings.kafka_bootstrap,
-        acks="all",
-        enable_idempotence=True,
-        linger_ms=2,
-        max_batch_size=512 * 1024,
-        client_id=client_id,
-        **_security(settings),
-    )
-
-
 async def ensure_dead_letter_topic(settings: Settings, topic: str, dead_letters: str) -> int | None:
     """Create the dead-letter topic with the input topic's partition count unless it exists, so
     it does not depend on the broker's auto-creation. Returns the input topic's partition count,
