@@ -33,25 +33,23 @@ class DeliveryFailed(Exception):
     """Kafka refused a message or librdkafka gave up on it; the message says why."""
 
 
+# kafka-python/aiokafka option names (Settings.kafka_client_options) -> librdkafka's.
+_LIBRDKAFKA_NAMES = {
+    "security_protocol": "security.protocol",
+    "sasl_mechanism": "sasl.mechanism",
+    "sasl_plain_username": "sasl.username",
+    "sasl_plain_password": "sasl.password",
+    "ssl_cafile": "ssl.ca.location",
+    "ssl_certfile": "ssl.certificate.location",
+    "ssl_keyfile": "ssl.key.location",
+}
+
+
 def librdkafka_config(settings: Settings) -> dict[str, Any]:
     """The settings' Kafka options (CONTRACT §5) in librdkafka's spelling."""
-    config: dict[str, Any] = {
-        "bootstrap.servers": settings.kafka_bootstrap,
-        "security.protocol": settings.kafka_security_protocol.lower(),
-    }
-    if settings.kafka_sasl_mechanism:
-        config["sasl.mechanism"] = settings.kafka_sasl_mechanism
-    if settings.kafka_sasl_username:
-        config["sasl.username"] = settings.kafka_sasl_username
-    if settings.kafka_sasl_password:
-        config["sasl.password"] = settings.kafka_sasl_password.get_secret_value()
-    if settings.kafka_ssl_cafile:
-        config["ssl.ca.location"] = settings.kafka_ssl_cafile
-    if settings.kafka_ssl_certfile:
-        config["ssl.certificate.location"] = settings.kafka_ssl_certfile
-    if settings.kafka_ssl_keyfile:
-        config["ssl.key.location"] = settings.kafka_ssl_keyfile
-    return config
+    config = {_LIBRDKAFKA_NAMES[k]: v for k, v in settings.kafka_client_options().items()}
+    config["security.protocol"] = str(config["security.protocol"]).lower()
+    return {"bootstrap.servers": settings.kafka_bootstrap, **config}
 
 
 class CallProducer:
