@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Literal
 
 import click
 import orjson
@@ -12,7 +13,13 @@ from processor.analysis.evaluate.export import scorecard_json
 from processor.analysis.evaluate.panel import build_panel
 from processor.analysis.evaluate.scorecard import Scorecard, Settings, evaluate_candidates
 from processor.analysis.source import read_event_log
-from processor.cli.options import definitions_option, events_option, json_lines, load_or_exit
+from processor.cli.options import (
+    definitions_option,
+    events_option,
+    input_format_option,
+    json_lines,
+    load_or_exit,
+)
 from processor.definitions import Catalog
 
 
@@ -92,11 +99,13 @@ def default_candidates(catalog: Catalog) -> list[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the HTML report (self-contained, with charts) to this file.",
 )
+@input_format_option
 @click.pass_context
 def command(
     ctx: click.Context,
     events_path: str,
     definitions_path: str,
+    input_format: Literal["nsm", "segment"],
     candidates: tuple[str, ...],
     months: int,
     retention_weeks: int,
@@ -143,7 +152,7 @@ def command(
         months=months, retention_weeks=retention_weeks, resamples=resamples, seed=seed
     )
     with click.open_file(events_path, "rb") as stream:
-        log = read_event_log(json_lines(stream), catalog)
+        log = read_event_log(json_lines(stream), catalog, input_format=input_format)
     try:
         panel = build_panel(log, catalog, names, types, min_active_weeks)
     except ValueError as exc:

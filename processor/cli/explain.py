@@ -2,13 +2,21 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import click
 import orjson
 
 from processor.analysis.explain.render import to_json, to_text
 from processor.analysis.explain.tree import explain_change
 from processor.analysis.source import EventsSource, HistorySource, ValueSource, read_event_log
-from processor.cli.options import TIME, definitions_option, json_lines, load_or_exit
+from processor.cli.options import (
+    TIME,
+    definitions_option,
+    input_format_option,
+    json_lines,
+    load_or_exit,
+)
 from processor.events import format_time
 from processor.replay.cli_support import redis_option, run_with_redis
 from processor.replay.export import load_history
@@ -56,6 +64,7 @@ from processor.replay.export import load_history
     default="text",
     show_default=True,
 )
+@input_format_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -68,6 +77,7 @@ def command(
     definitions_path: str,
     depth: int | None,
     top: int,
+    input_format: Literal["nsm", "segment"],
     output_format: str,
 ) -> None:
     """Explain the change of METRIC between --from and --to.
@@ -100,7 +110,9 @@ def command(
     else:
         assert events_path is not None
         with click.open_file(events_path, "rb") as stream:
-            source = EventsSource(read_event_log(json_lines(stream), catalog), catalog)
+            source = EventsSource(
+                read_event_log(json_lines(stream), catalog, input_format=input_format), catalog
+            )
     try:
         values = source.values_at([from_ms, to_ms])
     except ValueError as exc:
