@@ -35,7 +35,7 @@ from processor.collect.calls import CallRules, read_calls
 from processor.collect.producer import CallProducer
 from processor.config import Settings
 from processor.generate import RecordStream, plan_history
-from processor.generate.config import parse_time_ms
+from processor.times import parse_time as parse_time_ms
 
 ROOT = Path(__file__).resolve().parents[1]
 NSM = ROOT / ".venv" / "bin" / "nsm"

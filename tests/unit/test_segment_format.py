@@ -13,7 +13,7 @@ from processor.definitions import load_definitions
 from processor.engine import compute_metrics
 from processor.events import Event, InvalidEvent, parse_event
 from processor.generate import RecordStream, plan_history
-from processor.generate.config import parse_time_ms
+from processor.times import parse_time as parse_time_ms
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 NOW = parse_time_ms("2026-11-21T00:00:00Z")

@@ -11,7 +11,7 @@ from rudderstack.analytics import Client as RudderClient
 from segment.analytics import Client as SegmentClient
 
 from processor.generate import RecordStream, plan_history
-from processor.generate.config import parse_time_ms
+from processor.times import parse_time as parse_time_ms
 from tests.integration.collect.harness import WRITE_KEY
 
 END_MS = parse_time_ms("2026-11-20T00:00:00Z")
