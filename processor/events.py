@@ -9,10 +9,15 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from typing import Literal
 
 import nsm_native
 
 DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
+
+# How a Kafka message reads: NSM's own events, or Segment/RudderStack calls (CONTRACT §1).
+InputFormat = Literal["nsm", "segment"]
+INPUT_FORMATS: tuple[InputFormat, ...] = ("nsm", "segment")
 
 INVALID_REASONS: tuple[str, ...] = tuple(nsm_native.invalid_reasons())
 

@@ -24,6 +24,7 @@ from processor.definitions.model import Catalog
 from processor.engine import MetricValue
 from processor.engine.compute import message_bytes
 from processor.engine.spec import compile_catalog
+from processor.events import InputFormat
 
 Snapshot = dict[str, MetricValue]
 """Every metric's value as of one time."""
@@ -52,6 +53,7 @@ class EventLog:
     events: list[LoggedEvent]
     invalid: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
+    input_format: InputFormat = "nsm"  # how the messages read
 
     @property
     def first_ms(self) -> int | None:
@@ -67,11 +69,12 @@ def read_event_log(
     catalog: Catalog,
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
+    input_format: InputFormat = "nsm",
 ) -> EventLog:
     """Validate and deduplicate in arrival order, with the horizon rule of the catalogue's
     windows (the engine decides, as for `nsm compute`)."""
     clock = time.time_ns() // 1_000_000 if now_ms is None else now_ms
-    engine = Compute(compile_catalog(catalog), None, clock, max_future_skew_ms)
+    engine = Compute(compile_catalog(catalog), None, clock, max_future_skew_ms, input_format)
     messages = [message_bytes(raw) for raw in raw_events]
     times = engine.feed(messages)
     kept = [
@@ -80,7 +83,7 @@ def read_event_log(
         if ts is not None and raw is not None
     ]
     kept.sort(key=lambda item: (item.ts_ms, item.seq))
-    return EventLog(kept, Counter(engine.invalid), engine.duplicates)
+    return EventLog(kept, Counter(engine.invalid), engine.duplicates, input_format)
 
 
 class EventsSource:
@@ -91,7 +94,9 @@ class EventsSource:
         self.catalog = catalog
 
     def values_at(self, times_ms: Sequence[int]) -> dict[int, Snapshot]:
-        engine = Compute(compile_catalog(self.catalog), None, _ANY_TIME_MS, 0)
+        engine = Compute(
+            compile_catalog(self.catalog), None, _ANY_TIME_MS, 0, self.log.input_format
+        )
         events = self.log.events
         engine.feed_kept([e.raw for e in events], [e.seq for e in events])
         times = sorted(set(times_ms))

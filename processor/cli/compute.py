@@ -11,6 +11,7 @@ from processor.cli.options import (
     TIME,
     definitions_option,
     events_option,
+    input_format_option,
     load_or_exit,
 )
 from processor.cli.output import TableData, print_tables, progress_status
@@ -20,7 +21,7 @@ from processor.definitions import (
 from processor.definitions.model import TIERS
 from processor.durations import parse_duration_ms
 from processor.engine import ComputeResult, Value, compute_stream
-from processor.events import format_time
+from processor.events import InputFormat, format_time
 
 
 def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
@@ -57,6 +58,7 @@ def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
     callback=_parse_skew,
     help="Events further than this ahead of the wall clock are invalid (future_timestamp).",
 )
+@input_format_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -65,6 +67,7 @@ def command(
     at_ms: int | None,
     output_format: str,
     max_future_skew_ms: int,
+    input_format: InputFormat,
 ) -> None:
     """Compute every metric from a file of events, exactly as the streaming worker would.
 
@@ -77,7 +80,10 @@ def command(
         progress_status(f"computing every metric from {events_path}"),
         click.open_file(events_path, "rb") as stream,
     ):
-        result = compute_stream(stream, catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms)
+        result = compute_stream(
+            stream, catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms,
+            input_format=input_format,
+        )  # fmt: skip
     if output_format == "json":
         out = click.get_binary_stream("stdout")
         out.write(orjson.dumps(result.to_json()) + b"\n")

@@ -19,6 +19,7 @@ from nsm_native import Compute
 from processor.definitions.model import Catalog
 from processor.engine.spec import compile_catalog
 from processor.engine.values import MetricValue, json_number
+from processor.events import InputFormat
 
 _BATCH = 10_000
 _CHUNK_BYTES = 8 << 20
@@ -68,9 +69,15 @@ def message_bytes(
     return bytes(raw)
 
 
-def _engine(catalog: Catalog, at_ms: int | None, now_ms: int | None, skew_ms: int) -> Compute:
+def _engine(
+    catalog: Catalog,
+    at_ms: int | None,
+    now_ms: int | None,
+    skew_ms: int,
+    input_format: InputFormat,
+) -> Compute:
     clock_now = int(time.time() * 1000) if now_ms is None else now_ms
-    return Compute(compile_catalog(catalog), at_ms, clock_now, skew_ms)
+    return Compute(compile_catalog(catalog), at_ms, clock_now, skew_ms, input_format)
 
 
 def _result(engine: Compute) -> ComputeResult:
@@ -86,13 +93,15 @@ def compute_metrics(
     at_ms: int | None = None,
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
+    input_format: InputFormat = "nsm",
 ) -> ComputeResult:
     """Apply the events in the given order (the arrival order) and evaluate every metric.
 
     `at_ms` None means the largest timestamp among applied events, or `now_ms` (default the wall
     clock) when none was applied. Invalid events and repeated event ids are counted, not applied.
+    `input_format="segment"` reads Segment/RudderStack calls.
     """
-    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms)
+    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms, input_format)
     batch: list[bytes | None] = []
     for raw in events:
         batch.append(message_bytes(raw))
@@ -109,10 +118,11 @@ def compute_stream(
     at_ms: int | None = None,
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
+    input_format: InputFormat = "nsm",
 ) -> ComputeResult:
     """`compute_metrics` over a JSON Lines stream (blank lines are not events), read in large
     chunks that the engine splits into lines itself."""
-    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms)
+    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms, input_format)
     rest = b""
     while chunk := stream.read(_CHUNK_BYTES):
         end = chunk.rfind(b"\n")

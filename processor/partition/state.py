@@ -21,6 +21,7 @@ from nsm_native import Partition, StateWrites, Summary
 
 from processor.definitions.model import Catalog, Metric
 from processor.engine.spec import compile_catalog
+from processor.events import InputFormat
 from processor.store.partition_store import (
     APPLIED,
     DUPLICATES,
@@ -98,11 +99,18 @@ class BatchOutcome:
 
 
 class PartitionState:
-    def __init__(self, catalog: Catalog, partition: int, keep_history: bool = False) -> None:
-        """`keep_history`: keep the state whole (a replay evaluates past times at its end)."""
+    def __init__(
+        self,
+        catalog: Catalog,
+        partition: int,
+        keep_history: bool = False,
+        input_format: InputFormat = "nsm",
+    ) -> None:
+        """`keep_history`: keep the state whole (a replay evaluates past times at its end).
+        `input_format`: how messages read (NSM_INPUT_FORMAT)."""
         self.catalog = catalog
         self.partition = partition
-        self.native = Partition(compile_catalog(catalog), keep_history)
+        self.native = Partition(compile_catalog(catalog), keep_history, input_format)
         self.fingerprints = fingerprints(catalog)
         # The ids the stored state files each metric's state under (`restore` reads them).
         self.metric_ids = first_metric_ids(catalog)

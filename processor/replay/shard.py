@@ -128,7 +128,8 @@ class Shard:
     async def _load(self) -> dict[int, int]:
         positions = {}
         for partition, start in self.plan.start.items():
-            state = PartitionState(self.request.catalog, partition, keep_history=True)
+            state = PartitionState(self.request.catalog, partition, keep_history=True,
+                                   input_format=self.settings.input_format)  # fmt: skip
             position = start
             if self.resumed:
                 stored = await self.store.load(partition)

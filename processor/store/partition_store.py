@@ -109,6 +109,7 @@ return {1, current}
 APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
 COUNT_FIELDS = (APPLIED, DUPLICATES)
 DEFINITION_PREFIX, METRIC_ID_PREFIX, NEXT_METRIC_ID = "def:", "mid:", "next_mid"
+LEGACY_TRAITS_BUCKET = -(2**63)
 
 
 def _packb(value: object) -> bytes:
@@ -432,8 +433,11 @@ class PartitionStore:
         for name, fields in zip(names, contents, strict=True):
             metric, _, bucket = name.rpartition(":")
             legacy.bucket_keys.append(keys.bucket(name))
+            # The first format kept an entities metric's trait history under the bucket
+            # -2^63 - 1; the engine takes it as the smallest 64-bit integer.
+            number = max(int(bucket), LEGACY_TRAITS_BUCKET)
             for field_name, value in fields.items():
-                legacy.fields.append((metric, int(bucket), field_name, value))
+                legacy.fields.append((metric, number, field_name, value))
         return legacy
 
     async def expire(self, partition: int, forget_ids_until_ms: int) -> None:

@@ -218,7 +218,7 @@ class Worker:
             self.consumer.seek(tp, state.offset + 1)
 
     async def _restore(self, tp: TopicPartition) -> PartitionState:
-        state = PartitionState(self.catalog, tp.partition)
+        state = PartitionState(self.catalog, tp.partition, input_format=self.settings.input_format)
         stored = await self.store.load(tp.partition)
         # Loaded state is pruned as of the clock its batches were applied by.
         changed = state.restore(stored, None if self.event_clock else now_ms())

@@ -27,6 +27,8 @@ from processor.store.payloads import NewIds
 from tests.reference.partition import PartitionState as FirstFormatState
 from tests.reference.store import PartitionStore as FirstFormatStore
 from tests.strategies import BASE_MS, Scenario, catalog_of, scenarios
+from tests.unit.test_traits_vs_oracle import NOW as TRAITS_NOW
+from tests.unit.test_traits_vs_oracle import cases as trait_cases
 
 T = TypeVar("T")
 
@@ -172,14 +174,14 @@ def test_state_of_an_unknown_format_is_refused_not_misread(
 
 def _first_format(
     redis_url: str, namespace: str, catalog: Catalog, batches: list[list[Message]], now: int,
-    expire_after: set[int],
+    expire_after: set[int], input_format: str = "nsm",
 ) -> FirstFormatState:  # fmt: skip
     """Write `batches` to Redis exactly as the version before format 2 did (its engine, its
     codec, its Lua step, its expiry)."""
 
     async def work(client: aioredis.Redis) -> FirstFormatState:
         store = FirstFormatStore(client, namespace)
-        state = FirstFormatState(catalog, 0)
+        state = FirstFormatState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
         await store.set_definitions(0, state.fingerprints)
         for index, batch in enumerate(batches):
             outcome = state.apply_batch(batch, now, 300_000, event_clock=True)
@@ -197,34 +199,25 @@ def _first_format(
     return _run(redis_url, work)
 
 
-@settings(
-    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
-)
-@given(scenario=scenarios(), choose=st.data())
-def test_state_written_by_the_first_format_is_migrated_and_continues_exactly(
-    redis_url: str, redis_client: redis.Redis, unique_name: str, scenario: Scenario,
-    choose: st.DataObject,
-):  # fmt: skip
+def _migrate_and_continue(
+    redis_url: str, redis_client: redis.Redis, namespace: str, catalog: Catalog,
+    messages: list[Message], raw: list[Any], now: int, choose: st.DataObject,
+    input_format: str = "nsm",
+) -> None:  # fmt: skip
     """Events up to a point applied and stored by the previous version; then this version loads
     that partition (migrating it to format 2 in one atomic step), applies the rest, and its
     numbers equal `nsm compute` over all the events; loading again reads format 2."""
-    catalog = catalog_of(scenario.metrics)
-    namespace = f"{unique_name}-{choose.draw(st.integers(0, 10**9))}"
-    now = scenario.now_ms
-    messages = [Message(i, orjson.dumps(item) if not isinstance(item, bytes | str) else
-                        (item if isinstance(item, bytes) else item.encode()))
-                for i, item in enumerate(copy.deepcopy(scenario.raw))]  # fmt: skip
     cut = choose.draw(st.integers(0, len(messages)))
     before, after = messages[:cut], messages[cut:]
     size = choose.draw(st.integers(1, 5))
     batches = [before[i : i + size] for i in range(0, len(before), size)]
     expire_after = set(choose.draw(st.lists(st.integers(0, max(0, len(batches) - 1)))))
     try:
-        _first_format(redis_url, namespace, catalog, batches, now, expire_after)
+        _first_format(redis_url, namespace, catalog, batches, now, expire_after, input_format)
 
         async def work(client: aioredis.Redis) -> tuple[PartitionState, bool]:
             store = PartitionStore(client, namespace)
-            state = PartitionState(catalog, 0)
+            state = PartitionState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
             stored = await store.load(0)
             had_legacy = stored.legacy is not None
             state.restore(stored)
@@ -234,14 +227,14 @@ def test_state_written_by_the_first_format_is_migrated_and_continues_exactly(
                 await store.migrate(0, stored, state.all_writes())
             again = await store.load(0)
             assert again.legacy is None
-            state = PartitionState(catalog, 0)
+            state = PartitionState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
             state.restore(again)
             outcome = state.apply_batch(after, now, 300_000, event_clock=True)
             if outcome.new_offset is not None:
                 await store.apply_batch(0, outcome.previous_offset, outcome.new_offset,
                                         outcome.max_ts, outcome.writes, outcome.ids,
                                         outcome.counts())  # fmt: skip
-            final = PartitionState(catalog, 0)
+            final = PartitionState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
             final.restore(await store.load(0))
             return final, had_legacy
 
@@ -250,7 +243,12 @@ def test_state_written_by_the_first_format_is_migrated_and_continues_exactly(
         as_of = state.max_ts if state.max_ts is not None else now
         values = finish(catalog, merge_summaries(catalog, [state.summarize(as_of)]))
         got = ComputeResult(as_of, values).to_json()
-        expected = compute_metrics(copy.deepcopy(scenario.raw), catalog, now_ms=now).to_json()
+        expected = compute_metrics(
+            copy.deepcopy(raw),
+            catalog,
+            now_ms=now,
+            input_format=input_format,  # type: ignore[arg-type]
+        ).to_json()
         if state.max_ts is None:
             expected["as_of"] = got["as_of"]
         assert got == expected
@@ -260,3 +258,37 @@ def test_state_written_by_the_first_format_is_migrated_and_continues_exactly(
     finally:
         for key in redis_client.scan_iter(match=f"nsm:{namespace}:*"):
             redis_client.unlink(key)
+
+
+@settings(
+    max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(scenario=scenarios(), choose=st.data())
+def test_state_written_by_the_first_format_is_migrated_and_continues_exactly(
+    redis_url: str, redis_client: redis.Redis, unique_name: str, scenario: Scenario,
+    choose: st.DataObject,
+):  # fmt: skip
+    catalog = catalog_of(scenario.metrics)
+    namespace = f"{unique_name}-{choose.draw(st.integers(0, 10**9))}"
+    messages = [Message(i, orjson.dumps(item) if not isinstance(item, bytes | str) else
+                        (item if isinstance(item, bytes) else item.encode()))
+                for i, item in enumerate(copy.deepcopy(scenario.raw))]  # fmt: skip
+    _migrate_and_continue(redis_url, redis_client, namespace, catalog, messages, scenario.raw,
+                          scenario.now_ms, choose)  # fmt: skip
+
+
+@settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(case=trait_cases(), choose=st.data())
+def test_trait_histories_of_the_first_format_are_migrated_too(
+    redis_url: str, redis_client: redis.Redis, unique_name: str, case: Any, choose: st.DataObject
+):
+    """Segment calls with group traits: the first format kept each trait metric's history under
+    a bucket of its own; it is migrated with the rest."""
+    metrics, stream, _ = case
+    catalog = catalog_of(metrics)
+    namespace = f"{unique_name}-{choose.draw(st.integers(0, 10**9))}"
+    messages = [Message(i, orjson.dumps(call)) for i, call in enumerate(stream)]
+    _migrate_and_continue(redis_url, redis_client, namespace, catalog, messages, stream,
+                          TRAITS_NOW, choose, "segment")  # fmt: skip

@@ -8,7 +8,8 @@ fn main() {
     let data = std::fs::read(&args[2]).unwrap();
     let started = Instant::now();
     let mut compute =
-        nsm_engine::compute::Compute::new(&spec, None, i64::MAX / 4, 300_000).unwrap();
+        nsm_engine::compute::Compute::new(&spec, Default::default(), None, i64::MAX / 4, 300_000)
+            .unwrap();
     compute.lines(&data);
     let fed = started.elapsed();
     let values = compute.evaluate();

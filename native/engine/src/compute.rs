@@ -7,7 +7,7 @@
 
 use crate::dedup::Seen;
 use crate::engine::Engine;
-use crate::event::{decode, Invalid, Reason};
+use crate::event::{decode, InputFormat, Invalid, Reason};
 use crate::fields::Captures;
 use crate::finish::MetricValue;
 use crate::spec::{CatalogSpec, SpecError};
@@ -42,12 +42,13 @@ pub fn is_blank(line: &[u8]) -> bool {
 impl Compute {
     pub fn new(
         spec: &CatalogSpec,
+        format: InputFormat,
         at_ms: Option<i64>,
         now_ms: i64,
         max_future_skew_ms: i64,
     ) -> Result<Compute, SpecError> {
         Ok(Compute {
-            engine: Engine::new(spec)?,
+            engine: Engine::new(spec, format)?,
             seen: Seen::default(),
             at_ms,
             now_ms,

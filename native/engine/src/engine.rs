@@ -14,7 +14,7 @@ use ahash::AHashMap;
 use crate::aggregate::{self, Aggregate, Change};
 use crate::condition::Row;
 use crate::entities::EntitiesMetric;
-use crate::event::{event_type, Header};
+use crate::event::{event_type, Header, InputFormat};
 use crate::fields::{Captures, FieldId, Paths};
 use crate::filter::Filter;
 use crate::finish::{self, MetricValue};
@@ -22,6 +22,7 @@ use crate::formula::Formula;
 use crate::label::{label, segment_label};
 use crate::spec::{event_types, CatalogSpec, SpecError};
 use crate::summary::{Number, Part, Summary};
+use crate::traits::GROUP_CALL;
 use crate::window::{Horizon, Span, Window};
 
 /// Entities of one key field: rows shared by every metric keyed by that field, so that one
@@ -172,10 +173,12 @@ pub struct Engine {
     routes: Vec<Route>,
     /// Per metric (catalogue index): events too late for its window, since the last `take_late`.
     late: Vec<i64>,
+    /// Whether a metric has account-trait segments (group calls matter).
+    has_traits: bool,
 }
 
 impl Engine {
-    pub fn new(spec: &CatalogSpec) -> Result<Engine, SpecError> {
+    pub fn new(spec: &CatalogSpec, format: InputFormat) -> Result<Engine, SpecError> {
         let mut names: Vec<String> = Vec::new();
         let mut field = |name: &str| match names.iter().position(|n| n == name) {
             Some(id) => id,
@@ -259,9 +262,11 @@ impl Engine {
         }
         let horizon = Horizon::new(metrics.iter().filter_map(|m| m.window));
         let late = vec![0; metrics.len()];
+        let has_traits = entities.iter().any(|m: &EntitiesMetric| m.traits.is_some());
         Ok(Engine {
+            has_traits,
             metrics,
-            paths: Paths::new(names.iter().map(String::as_str)),
+            paths: Paths::for_format(names.iter().map(String::as_str), format),
             horizon,
             tables,
             entities,
@@ -314,7 +319,14 @@ impl Engine {
         lateness_clock: Option<i64>,
     ) {
         let ts = header.ts;
-        let route = self.route(event_type(&self.paths, captures));
+        let kind = event_type(&self.paths, captures);
+        if kind == GROUP_CALL && self.has_traits {
+            // Traits are never late: an old call can still be an account's latest.
+            for metric in self.entities.iter_mut().filter(|m| m.traits.is_some()) {
+                metric.record_group_call(ts, seq, &self.paths, captures);
+            }
+        }
+        let route = self.route(kind);
         let mut rows: [Option<Row>; 8] = [None; 8];
         for &(m, accepting) in &self.routes[route].entities {
             let metric = &self.entities[m];
@@ -398,6 +410,11 @@ impl Engine {
     /// are released (their records deleted). Only metrics whose window moved have work.
     pub fn expire(&mut self, clock_ms: i64) {
         let moved: Vec<bool> = self.entities.iter_mut().map(|m| m.window_moved(clock_ms)).collect();
+        for (metric, moved) in self.entities.iter_mut().zip(&moved) {
+            if *moved {
+                metric.prune_traits(clock_ms);
+            }
+        }
         for table in &mut self.tables {
             if !table.metrics.iter().any(|m| moved[*m]) {
                 continue;

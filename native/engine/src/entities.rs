@@ -6,6 +6,7 @@
 //! condition keeps its own state (condition/). An entity takes part in the window when it has a
 //! matching event there.
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashSet};
 
 use ahash::AHashMap;
@@ -19,7 +20,16 @@ use crate::label::segment_label;
 use crate::legacy::LegacyCell;
 use crate::spec::{event_types, MetricSpec, SpecError};
 use crate::summary::{Number, Part};
+use crate::traits::{account_ref, is_trait, Traits, ACCOUNT_FIELDS, TRAITS};
 use crate::window::{Span, Window};
+
+/// A segment of an entities metric: a field of the event, or an account trait (`group.<path>`,
+/// by its order among the metric's traits), looked up when the metric is evaluated.
+#[derive(Clone, Copy, Debug)]
+pub enum Segment {
+    Field(FieldId),
+    Trait(usize),
+}
 
 /// The newest matching event of an entity in one bucket.
 #[derive(Clone, Debug, PartialEq)]
@@ -42,7 +52,10 @@ pub struct EntitiesMetric {
     pub name: String,
     pub window: Window,
     pub key: FieldId,
-    pub segments: Vec<FieldId>,
+    pub segments: Vec<Segment>,
+    /// With trait segments: the fields an event's account is read from, and a call's traits.
+    accounts: Option<([FieldId; 2], FieldId)>,
+    pub traits: Option<Traits>,
     conditions: Vec<Box<dyn Condition>>,
     accepts: Vec<Option<HashSet<String>>>,
     filters: Vec<Filter>,
@@ -62,6 +75,8 @@ struct Tally {
     labels: Vec<AHashMap<String, (i64, i64)>>,
     dirty: Vec<Row>,
     is_dirty: Vec<bool>,
+    /// The traits' version the results were labelled with.
+    traits_version: u64,
 }
 
 impl Tally {
@@ -104,7 +119,21 @@ impl EntitiesMetric {
             return Err(SpecError::new("an entities metric has at most 64 conditions"));
         }
         let key = field(&entities.key);
-        let segments = spec.segments.iter().map(|s| field(s)).collect();
+        let mut traits = Vec::new();
+        let segments = spec
+            .segments
+            .iter()
+            .map(|s| {
+                if is_trait(s) {
+                    traits.push(s.as_str());
+                    Segment::Trait(traits.len() - 1)
+                } else {
+                    Segment::Field(field(s))
+                }
+            })
+            .collect();
+        let accounts = (!traits.is_empty())
+            .then(|| ([field(ACCOUNT_FIELDS[0]), field(ACCOUNT_FIELDS[1])], field(TRAITS)));
         let mut conditions = Vec::new();
         let mut accepts = Vec::new();
         let mut filters = Vec::new();
@@ -118,6 +147,8 @@ impl EntitiesMetric {
             window,
             key,
             segments,
+            accounts,
+            traits: (!traits.is_empty()).then(|| Traits::new(&traits)),
             conditions,
             accepts,
             filters,
@@ -172,10 +203,15 @@ impl EntitiesMetric {
         captures: &Captures,
     ) {
         let bucket = self.window.bucket(ts);
+        let account = self.account_of(paths, captures);
         let segments = &self.segments;
-        let labels = || {
-            segments.iter().map(|s| segment_label(paths.get(captures, *s)).into_owned()).collect()
+        let of = |segment: &Segment| -> Cow<'_, str> {
+            match segment {
+                Segment::Field(f) => segment_label(paths.get(captures, *f)),
+                Segment::Trait(_) => Cow::Owned(account_ref(account)),
+            }
         };
+        let labels = || segments.iter().map(|s| of(s).into_owned()).collect();
         let mut created = false;
         let latest = entry(&mut self.latest[row], bucket, || {
             created = true;
@@ -184,8 +220,8 @@ impl EntitiesMetric {
         if !created && (ts, seq) > (latest.ts, latest.seq) {
             latest.ts = ts;
             latest.seq = seq;
-            for (kept, field) in latest.labels.iter_mut().zip(segments) {
-                let now = segment_label(paths.get(captures, *field));
+            for (kept, segment) in latest.labels.iter_mut().zip(segments) {
+                let now = of(segment);
                 if kept.as_str() != now.as_ref() {
                     *kept = now.into_owned();
                 }
@@ -202,6 +238,51 @@ impl EntitiesMetric {
         self.touch(row);
     }
 
+    /// An event's account: its `groupId`, else its `context.groupId` (None without trait segments).
+    fn account_of<'c, 'a>(
+        &self,
+        paths: &Paths,
+        captures: &'c Captures<'a>,
+    ) -> Option<&'c crate::json::Value<'a>> {
+        let ([group, context], _) = self.accounts?;
+        paths.get(captures, group).or_else(|| paths.get(captures, context))
+    }
+
+    /// A group call: its account's traits join the metric's history (never late).
+    pub fn record_group_call(&mut self, ts: i64, seq: i64, paths: &Paths, captures: &Captures) {
+        let Some(account) = self.account_of(paths, captures) else { return };
+        let account = account_ref(Some(account));
+        let Some((_, traits_field)) = self.accounts else { return };
+        let value = paths.get(captures, traits_field);
+        if let Some(traits) = &mut self.traits {
+            traits.record(&account, ts, seq, value);
+        }
+    }
+
+    /// An entity's segment labels from its newest event: trait segments looked up as of its time.
+    fn resolve<'l>(&self, newest: &'l Latest) -> Cow<'l, [String]> {
+        let Some(traits) = &self.traits else { return Cow::Borrowed(&newest.labels) };
+        Cow::Owned(
+            self.segments
+                .iter()
+                .zip(&newest.labels)
+                .map(|(segment, held)| match segment {
+                    Segment::Trait(_) if held.is_empty() => crate::label::UNKNOWN.to_owned(),
+                    Segment::Trait(i) => traits.value(held, *i, newest.ts).to_owned(),
+                    Segment::Field(_) => held.clone(),
+                })
+                .collect(),
+        )
+    }
+
+    /// Keep of the trait history what the window as of `clock_ms` can still need.
+    pub fn prune_traits(&mut self, clock_ms: i64) {
+        let first_ms = self.window.span(clock_ms).first.saturating_mul(self.window.bucket_ms);
+        if let Some(traits) = &mut self.traits {
+            traits.prune(first_ms);
+        }
+    }
+
     /// Whether the metric holds anything of the entity.
     pub fn has(&self, row: Row) -> bool {
         self.latest.get(row).is_some_and(|l| !l.is_empty())
@@ -211,7 +292,7 @@ impl EntitiesMetric {
     pub fn evaluate(&self, row: Row, span: Span) -> Option<Outcome> {
         let (_, newest) = within(self.latest.get(row)?, span).last()?;
         let qualifies = self.conditions.iter().all(|c| c.holds(row, span));
-        Some((qualifies, newest.labels.clone()))
+        Some((qualifies, self.resolve(newest).into_owned()))
     }
 
     /// Keep only what decides the windows that end at or after the bucket of `settled_ms`.
@@ -277,7 +358,11 @@ impl EntitiesMetric {
 
     /// The entity's result over windows whose ends never move backwards (None: not in it);
     /// the labels borrowed from its state.
-    pub fn evaluate_over(&self, row: Row, spans: &[Span]) -> Vec<Option<(bool, &[String])>> {
+    pub fn evaluate_over(
+        &self,
+        row: Row,
+        spans: &[Span],
+    ) -> Vec<Option<(bool, Cow<'_, [String]>)>> {
         let mut holds = vec![true; spans.len()];
         let mut one = Vec::with_capacity(spans.len());
         for c in &self.conditions {
@@ -292,9 +377,7 @@ impl EntitiesMetric {
             .iter()
             .zip(holds)
             .map(|(span, qualifies)| {
-                within(latest, *span)
-                    .last()
-                    .map(|(_, newest)| (qualifies, newest.labels.as_slice()))
+                within(latest, *span).last().map(|(_, newest)| (qualifies, self.resolve(newest)))
             })
             .collect()
     }
@@ -403,11 +486,14 @@ impl EntitiesMetric {
     /// The metric's part over a window: every entity again when the window moved, else only the
     /// entities changed since the last part.
     pub fn part(&mut self, span: Span) -> Part {
-        if self.tally.span != Some(span) {
+        let version = self.traits.as_ref().map_or(0, |t| t.version);
+        if self.tally.span != Some(span) || self.tally.traits_version != version {
+            // The window moved, or a group call may have relabelled any entity: all again.
             let segments = self.tally.labels.len();
             self.tally = Tally {
                 labels: vec![AHashMap::new(); segments],
                 span: Some(span),
+                traits_version: version,
                 ..Tally::default()
             };
             for row in 0..self.latest.len() {

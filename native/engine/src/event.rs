@@ -8,6 +8,29 @@ use crate::json::{self, Scanner, Value};
 use crate::label::label;
 use crate::time::parse_rfc3339;
 
+/// How a message reads (CONTRACT §1): NSM's own events, or Segment/RudderStack calls, where a
+/// track call's `event` is the type, any other call's type is its call type, and `messageId` is
+/// the event id (docs/semantics.md, Segment/RudderStack calls).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum InputFormat {
+    #[default]
+    Nsm,
+    Segment,
+}
+
+impl InputFormat {
+    pub fn parse(name: &str) -> Option<InputFormat> {
+        match name {
+            "nsm" => Some(InputFormat::Nsm),
+            "segment" => Some(InputFormat::Segment),
+            _ => None,
+        }
+    }
+}
+
+/// The call types of the tracking spec.
+pub const CALL_TYPES: [&str; 6] = ["track", "identify", "group", "page", "screen", "alias"];
+
 /// Why a message is not an event: the `reason` label of `nsm_events_invalid_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -115,13 +138,7 @@ pub fn decode<'a>(
         .capture(&mut scanner, captures)
         .and_then(|()| scanner.end())
         .or_else(|e| invalid(Reason::NotJson, e.to_string()))?;
-    match paths.event_type(captures) {
-        Some(Value::Str(_)) => {}
-        None | Some(Value::Null) => return invalid(Reason::MissingType, "no type"),
-        Some(other) => {
-            return invalid(Reason::MissingType, format!("type {} is not a string", shown(other)))
-        }
-    }
+    check_type(paths, captures)?;
     let parsed = match paths.timestamp(captures) {
         None | Some(Value::Null) => return invalid(Reason::MissingTimestamp, "no timestamp"),
         Some(Value::Int(i)) => Ok(i128::from(*i)),
@@ -150,9 +167,50 @@ pub fn decode<'a>(
     Ok(Header { ts, id })
 }
 
-/// The event type of a decoded event.
+/// The event's type is readable, as its input format says; else why not (`missing_type`).
+fn check_type(paths: &Paths, captures: &Captures) -> Result<(), Invalid> {
+    let kind = paths.event_type(captures);
+    if paths.format() == InputFormat::Nsm {
+        return match kind {
+            Some(Value::Str(_)) => Ok(()),
+            None | Some(Value::Null) => invalid(Reason::MissingType, "no type"),
+            Some(other) => {
+                invalid(Reason::MissingType, format!("type {} is not a string", shown(other)))
+            }
+        };
+    }
+    match kind {
+        Some(Value::Str(call)) if call == "track" => match paths.event_name(captures) {
+            Some(Value::Str(name)) if !name.is_empty() => Ok(()),
+            None | Some(Value::Null) => {
+                invalid(Reason::MissingType, "a track call without an event name")
+            }
+            Some(other) => invalid(
+                Reason::MissingType,
+                format!("a track call's event {} is not a name", shown(other)),
+            ),
+        },
+        Some(Value::Str(call)) if CALL_TYPES.contains(&call.as_ref()) => Ok(()),
+        None | Some(Value::Null) => invalid(
+            Reason::MissingType,
+            "no call type (track, identify, group, page, screen or alias)",
+        ),
+        Some(other) => invalid(
+            Reason::MissingType,
+            format!("call type {} is not one of {}", shown(other), CALL_TYPES.join(", ")),
+        ),
+    }
+}
+
+/// The event type of a decoded event: its `type`, or a Segment track call's `event`.
 pub fn event_type<'c>(paths: &Paths, captures: &'c Captures<'_>) -> &'c str {
-    match paths.event_type(captures) {
+    let value = match paths.event_type(captures) {
+        Some(Value::Str(s)) if paths.format() == InputFormat::Segment && s == "track" => {
+            paths.event_name(captures)
+        }
+        other => other,
+    };
+    match value {
         Some(Value::Str(s)) => s,
         _ => unreachable!("a valid event has a string type"),
     }

@@ -12,10 +12,15 @@ use crate::json::{Scanner, SyntaxError, Value};
 /// A field of the catalogue, by its index in `Paths::names`.
 pub type FieldId = usize;
 
+use crate::event::InputFormat;
+
 /// The top-level keys every event is read for.
 pub const TYPE: &str = "type";
 pub const TIMESTAMP: &str = "timestamp";
 pub const EVENT_ID: &str = "event_id";
+/// A Segment/RudderStack call's event name (of a track call) and its event id.
+pub const EVENT_NAME: &str = "event";
+pub const MESSAGE_ID: &str = "messageId";
 const PROPERTIES: &str = "properties";
 
 struct Node {
@@ -34,8 +39,11 @@ pub struct Paths {
     /// Per field: the slot of its path, and for a plain name the slot of `properties.<name>`.
     lookups: Vec<(usize, Option<usize>)>,
     type_slot: usize,
+    /// A track call's event name (the Segment format only).
+    name_slot: Option<usize>,
     timestamp_slot: usize,
     event_id_slot: usize,
+    format: InputFormat,
 }
 
 /// The values captured from one event, one per trie node (None: the key is absent).
@@ -45,10 +53,17 @@ impl Paths {
     /// Compile the fields (plain or dotted names), in order: a field's id is its position among
     /// the distinct names given.
     pub fn new<'n>(fields: impl IntoIterator<Item = &'n str>) -> Paths {
+        Paths::for_format(fields, InputFormat::Nsm)
+    }
+
+    /// The same, for messages of an input format (which keys hold the type and the event id).
+    pub fn for_format<'n>(fields: impl IntoIterator<Item = &'n str>, format: InputFormat) -> Paths {
         let mut builder = Builder { nodes: vec![BuildNode::default()] };
         let type_node = builder.path(&[TYPE]);
+        let name_node = (format == InputFormat::Segment).then(|| builder.path(&[EVENT_NAME]));
         let timestamp_node = builder.path(&[TIMESTAMP]);
-        let event_id_node = builder.path(&[EVENT_ID]);
+        let id_key = if format == InputFormat::Segment { MESSAGE_ID } else { EVENT_ID };
+        let event_id_node = builder.path(&[id_key]);
         let mut names: Vec<String> = Vec::new();
         let mut raw_lookups = Vec::new();
         for name in fields {
@@ -97,8 +112,10 @@ impl Paths {
                 })
                 .collect(),
             type_slot: slot_of[type_node],
+            name_slot: name_node.map(|n| slot_of[n]),
             timestamp_slot: slot_of[timestamp_node],
             event_id_slot: slot_of[event_id_node],
+            format,
         }
     }
 
@@ -167,8 +184,18 @@ impl Paths {
             .or_else(|| fallback.and_then(|f| present(captures[f].as_ref())))
     }
 
+    pub fn format(&self) -> InputFormat {
+        self.format
+    }
+
+    /// The `type` key (a Segment call's call type).
     pub fn event_type<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {
         captures[self.type_slot].as_ref()
+    }
+
+    /// A Segment track call's `event`.
+    pub fn event_name<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {
+        self.name_slot.and_then(|slot| captures[slot].as_ref())
     }
 
     pub fn timestamp<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {

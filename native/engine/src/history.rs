@@ -14,6 +14,7 @@ use ahash::AHashMap;
 use crate::condition::Row;
 use crate::engine::{Engine, MetricKind};
 use crate::entities::EntitiesMetric;
+use crate::event::InputFormat;
 use crate::spec::{CatalogSpec, SpecError};
 use crate::summary::{Number, Part, Summary};
 use crate::window::Span;
@@ -46,7 +47,7 @@ impl Tallies {
             let at = from + i;
             let hit = i64::from(qualifies);
             self.total[at] += hit;
-            for (counts, label) in self.labels[at].iter_mut().zip(labels) {
+            for (counts, label) in self.labels[at].iter_mut().zip(labels.iter()) {
                 match counts.get_mut(label.as_str()) {
                     Some(c) => {
                         c.0 += 1;
@@ -119,7 +120,7 @@ pub fn sweep(
                     // One entity in several partitions: its states merged into a scratch row.
                     let engine = match &mut scratch {
                         Some(engine) => engine,
-                        None => scratch.insert(Engine::new(spec)?),
+                        None => scratch.insert(Engine::new(spec, InputFormat::Nsm)?),
                     };
                     let row = engine.tables[t].row(label);
                     engine.entities[m].reserve(engine.tables[t].rows());

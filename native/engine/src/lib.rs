@@ -24,4 +24,5 @@ pub mod spec;
 pub mod state;
 pub mod summary;
 pub mod time;
+pub mod traits;
 pub mod window;

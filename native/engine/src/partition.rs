@@ -17,7 +17,7 @@ use crate::codec::{FormatError, Reader};
 use crate::dedup::Seen;
 use crate::engine::Engine;
 use crate::engine::MetricKind;
-use crate::event::{decode, event_id_of, EventId, Reason};
+use crate::event::{decode, event_id_of, EventId, InputFormat, Reason};
 use crate::fields::Captures;
 use crate::legacy::{LegacyCell, LegacyField};
 use crate::spec::{CatalogSpec, SpecError};
@@ -26,6 +26,12 @@ use crate::state::{
     split_record_key, unpack_ids,
 };
 use crate::summary::Summary;
+
+/// The item prefix of an account's trait history among a metric's stored items.
+const TRAIT_ITEM: &[u8] = b"g";
+/// The bucket the first format stored a metric's trait history under (below every real bucket;
+/// the store hands it over as the smallest 64-bit integer).
+pub const LEGACY_TRAITS_BUCKET: i64 = i64::MIN;
 
 #[derive(Clone, Copy, Debug)]
 pub struct BatchOptions {
@@ -90,8 +96,12 @@ pub struct Partition {
 }
 
 impl Partition {
-    pub fn new(spec: &CatalogSpec, keep_history: bool) -> Result<Partition, SpecError> {
-        let engine = Engine::new(spec)?;
+    pub fn new(
+        spec: &CatalogSpec,
+        format: InputFormat,
+        keep_history: bool,
+    ) -> Result<Partition, SpecError> {
+        let engine = Engine::new(spec, format)?;
         let metrics = engine.metrics.len();
         Ok(Partition {
             engine,
@@ -157,10 +167,22 @@ impl Partition {
     pub fn restore_aggregate(&mut self, key: &[u8], value: &[u8]) -> Result<(), FormatError> {
         let (id, item) = split_aggregate_key(key)?;
         let Some(&index) = self.by_id.get(&id) else { return Ok(()) };
-        let MetricKind::Aggregate(a) = self.engine.metrics[index].kind else {
-            return Err(FormatError::new("a stored aggregate item names another kind of metric"));
-        };
-        self.engine.aggregates[a].kind.load(item, value)
+        match self.engine.metrics[index].kind {
+            MetricKind::Aggregate(a) => self.engine.aggregates[a].kind.load(item, value),
+            MetricKind::Entities(m) => {
+                let (Some(account), Some(traits)) =
+                    (item.strip_prefix(TRAIT_ITEM), self.engine.entities[m].traits.as_mut())
+                else {
+                    return Err(FormatError::new(
+                        "a stored item of an entities metric is no trait history",
+                    ));
+                };
+                let account = std::str::from_utf8(account)
+                    .map_err(|_| FormatError::new("a stored account is not UTF-8"))?;
+                traits.decode(account, value)
+            }
+            MetricKind::Formula { .. } => Err(FormatError::new("a stored item of a formula")),
+        }
     }
 
     /// One batch's stored ids (format 2).
@@ -189,6 +211,14 @@ impl Partition {
             return Ok(());
         };
         match self.engine.metrics[index].kind {
+            MetricKind::Entities(m) if bucket == LEGACY_TRAITS_BUCKET => {
+                let account = std::str::from_utf8(field)
+                    .map_err(|_| FormatError::new("a stored account is not UTF-8"))?;
+                match self.engine.entities[m].traits.as_mut() {
+                    Some(traits) => traits.load_legacy(account, value),
+                    None => Ok(()),
+                }
+            }
             MetricKind::Entities(m) => {
                 let label = std::str::from_utf8(field)
                     .map_err(|_| FormatError::new("a stored entity label is not UTF-8"))?;
@@ -218,6 +248,11 @@ impl Partition {
             self.engine.tables[t].take_dirty();
         }
         self.engine.aggregate_changes(false);
+        for metric in &mut self.engine.entities {
+            if let Some(traits) = metric.traits.as_mut() {
+                traits.take_touched();
+            }
+        }
     }
 
     // ---- one batch --------------------------------------------------------------------------
@@ -349,6 +384,17 @@ impl Partition {
                 }
                 let label = self.engine.tables[t].label(row).expect("a live row");
                 writes.records.push((record_key(&key, label), record(&parts)));
+            }
+        }
+        for m in 0..self.engine.entities.len() {
+            let id = self.metric_ids[self.engine.entities_index(m)];
+            let Some(traits) = self.engine.entities[m].traits.as_mut() else { continue };
+            let touched = traits.take_touched();
+            let Some(id) = id else { continue };
+            let accounts = if everything { traits.accounts() } else { touched };
+            for account in accounts {
+                let item = [TRAIT_ITEM, account.as_bytes()].concat();
+                writes.aggregates.push((aggregate_key(id, &item), traits.encode(&account)));
             }
         }
         for (a, changes) in self.engine.aggregate_changes(everything) {

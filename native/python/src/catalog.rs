@@ -21,7 +21,8 @@ pub struct Catalog {
 
 impl Catalog {
     pub fn engine(&self) -> PyResult<Engine> {
-        Engine::new(&self.spec).map_err(|e| PyValueError::new_err(e.to_string()))
+        Engine::new(&self.spec, Default::default())
+            .map_err(|e| PyValueError::new_err(e.to_string()))
     }
 
     pub fn names(&self) -> Vec<String> {
@@ -35,7 +36,8 @@ impl Catalog {
     fn new(spec: &str) -> PyResult<Catalog> {
         let spec: CatalogSpec = serde_json::from_str(spec)
             .map_err(|e| PyValueError::new_err(format!("catalogue spec: {e}")))?;
-        let engine = Engine::new(&spec).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let engine = Engine::new(&spec, Default::default())
+            .map_err(|e| PyValueError::new_err(e.to_string()))?;
         Ok(Catalog {
             names: engine.metrics.iter().map(|m| m.name.clone()).collect(),
             horizon_terms: engine.horizon.terms().to_vec(),
@@ -61,4 +63,10 @@ impl Catalog {
     fn longest_window_ms(&self) -> i64 {
         self.longest_window_ms
     }
+}
+
+/// An input format by name (`nsm` or `segment`).
+pub fn input_format(name: &str) -> PyResult<nsm_engine::event::InputFormat> {
+    nsm_engine::event::InputFormat::parse(name)
+        .ok_or_else(|| PyValueError::new_err(format!("input format {name:?}: nsm or segment")))
 }

@@ -26,14 +26,16 @@ pub struct Compute {
 #[pymethods]
 impl Compute {
     #[new]
-    #[pyo3(signature = (catalog, at_ms, now_ms, max_future_skew_ms))]
+    #[pyo3(signature = (catalog, at_ms, now_ms, max_future_skew_ms, input_format="nsm"))]
     fn new(
         catalog: &Catalog,
         at_ms: Option<i64>,
         now_ms: i64,
         max_future_skew_ms: i64,
+        input_format: &str,
     ) -> PyResult<Compute> {
-        let inner = compute::Compute::new(&catalog.spec, at_ms, now_ms, max_future_skew_ms)
+        let format = crate::catalog::input_format(input_format)?;
+        let inner = compute::Compute::new(&catalog.spec, format, at_ms, now_ms, max_future_skew_ms)
             .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
         Ok(Compute { inner, names: catalog.names(), spec: catalog.spec.clone() })
     }

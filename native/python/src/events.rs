@@ -21,20 +21,26 @@ pub struct EventCheck {
 }
 
 #[pyfunction]
-#[pyo3(signature = (raw, now_ms, max_future_skew_ms))]
-pub fn check_event(raw: Option<&[u8]>, now_ms: i64, max_future_skew_ms: i64) -> EventCheck {
+#[pyo3(signature = (raw, now_ms, max_future_skew_ms, input_format="nsm"))]
+pub fn check_event(
+    raw: Option<&[u8]>,
+    now_ms: i64,
+    max_future_skew_ms: i64,
+    input_format: &str,
+) -> PyResult<EventCheck> {
+    let format = crate::catalog::input_format(input_format)?;
     let Some(raw) = raw else {
-        return EventCheck {
+        return Ok(EventCheck {
             reason: Some("not_json"),
             detail: Some("the message has no value (a tombstone)".into()),
             event_type: None,
             ts_ms: None,
             event_id: None,
-        };
+        });
     };
-    let paths = Paths::new([]);
+    let paths = Paths::for_format([], format);
     let mut captures = Captures::new();
-    match decode(&paths, raw, now_ms, max_future_skew_ms, &mut captures) {
+    Ok(match decode(&paths, raw, now_ms, max_future_skew_ms, &mut captures) {
         Ok(header) => EventCheck {
             reason: None,
             detail: None,
@@ -49,7 +55,22 @@ pub fn check_event(raw: Option<&[u8]>, now_ms: i64, max_future_skew_ms: i64) -> 
             ts_ms: None,
             event_id: None,
         },
-    }
+    })
+}
+
+/// The label of an event's account (docs/semantics.md, Account traits from group calls): its
+/// `groupId`, else its `context.groupId`; None when it names none or is not a JSON object.
+#[pyfunction]
+pub fn account_of(raw: &[u8]) -> Option<String> {
+    let paths = Paths::new(nsm_engine::traits::ACCOUNT_FIELDS);
+    let text = json::text(raw).ok()?;
+    let mut scanner = Scanner::new(text);
+    scanner.ws();
+    (scanner.peek() == Some(b'{')).then_some(())?;
+    let mut captures = Captures::new();
+    paths.capture(&mut scanner, &mut captures).ok()?;
+    let found = paths.get(&captures, 0).or_else(|| paths.get(&captures, 1))?;
+    Some(nsm_engine::label::label(found).into_owned())
 }
 
 /// The label of one JSON value (None for null). ValueError when it is not JSON.

@@ -25,6 +25,7 @@ fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<events::FieldReader>()?;
     module.add_function(wrap_pyfunction!(events::check_event, module)?)?;
     module.add_function(wrap_pyfunction!(events::label, module)?)?;
+    module.add_function(wrap_pyfunction!(events::account_of, module)?)?;
     module.add_function(wrap_pyfunction!(events::float_repr, module)?)?;
     module.add_function(wrap_pyfunction!(events::parse_rfc3339, module)?)?;
     module.add_function(wrap_pyfunction!(partition::pack_ids, module)?)?;

@@ -147,9 +147,11 @@ pub struct Partition {
 impl Partition {
     /// `keep_history`: keep the state whole (a replay evaluates past times at its end).
     #[new]
-    #[pyo3(signature = (catalog, keep_history=false))]
-    fn new(catalog: &Catalog, keep_history: bool) -> PyResult<Partition> {
-        let inner = partition::Partition::new(&catalog.spec, keep_history).map_err(error)?;
+    #[pyo3(signature = (catalog, keep_history=false, input_format="nsm"))]
+    fn new(catalog: &Catalog, keep_history: bool, input_format: &str) -> PyResult<Partition> {
+        let format = crate::catalog::input_format(input_format)?;
+        let inner =
+            partition::Partition::new(&catalog.spec, format, keep_history).map_err(error)?;
         Ok(Partition { inner, names: catalog.names(), spare: Records::default() })
     }
 

@@ -12,13 +12,14 @@ from collections.abc import Callable, Collection, Mapping
 from typing import TYPE_CHECKING, Any
 
 from processor.definitions.model import Catalog
-from processor.engine.values import MetricValue
 from tests.reference.engine.aggregates import AggregateMetric
 from tests.reference.engine.entities import CompiledCondition, EntitiesMetric
 from tests.reference.engine.fields import make_flattener
 from tests.reference.engine.formulas import FormulaMetric
+from tests.reference.engine.segments import MetricValue
 from tests.reference.engine.state import EntitiesState, MetricState, merge_states
 from tests.reference.engine.summary import Summarizer, finish
+from tests.reference.engine.traits import GROUP_CALL
 from tests.reference.engine.windows import Windowed, window_bounds
 
 if TYPE_CHECKING:
@@ -83,6 +84,9 @@ class Engine:
         for aggregate in self._aggregates.values():
             names |= aggregate.field_names
         self._flatten = make_flattener(names)
+        self._trait_metrics = tuple(
+            (name, metric) for name, metric in self._entities.items() if metric.trait_fields
+        )
         self.states: dict[str, MetricState] = self.new_states()
         self._routes: dict[str, tuple[tuple[_EntitiesRoute, ...], tuple[_AggregateRoute, ...]]] = {}
         longest: dict[int, int] = {}
@@ -178,6 +182,13 @@ class Engine:
             route = self._route(event_type)
         entity_routes, aggregate_routes = route
         late: list[str] = []
+        if event_type == GROUP_CALL and self._trait_metrics:
+            # Traits are never late: an old call can still be an account's latest (traits.py).
+            view = self._flatten(data)
+            for name, metric in self._trait_metrics:
+                state = self.states[name]
+                assert isinstance(state, EntitiesState)
+                metric.record_traits(state, view, ts_ms, seq)
         if not (entity_routes or aggregate_routes):
             return late
         view = self._flatten(data)
