@@ -20,7 +20,7 @@ from processor.definitions import (
 )
 from processor.definitions.model import TIERS
 from processor.durations import parse_duration_ms
-from processor.engine import ComputeResult, Value, compute_stream
+from processor.engine import ComputeResult, Value, compute_file, compute_stream
 from processor.events import InputFormat, format_time
 
 
@@ -76,14 +76,16 @@ def command(
     events to standard error.
     """
     catalog = load_or_exit(ctx, definitions_path)
-    with (
-        progress_status(f"computing every metric from {events_path}"),
-        click.open_file(events_path, "rb") as stream,
-    ):
-        result = compute_stream(
-            stream, catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms,
-            input_format=input_format,
-        )  # fmt: skip
+    with progress_status(f"computing every metric from {events_path}"):
+        if events_path == "-":
+            result = compute_stream(
+                click.get_binary_stream("stdin"), catalog, at_ms, None, max_future_skew_ms,
+                input_format,
+            )  # fmt: skip
+        else:
+            result = compute_file(
+                events_path, catalog, at_ms, None, max_future_skew_ms, input_format
+            )
     if output_format == "json":
         out = click.get_binary_stream("stdout")
         out.write(orjson.dumps(result.to_json()) + b"\n")

@@ -7,6 +7,7 @@ formulas and the segment cap. This module feeds it and shapes its result.
 from __future__ import annotations
 
 import json
+import os
 import time
 from collections import Counter
 from collections.abc import Iterable
@@ -109,6 +110,20 @@ def compute_metrics(
             engine.feed(batch)
             batch = []
     engine.feed(batch)
+    return _result(engine)
+
+
+def compute_file(
+    path: str | os.PathLike[str],
+    catalog: Catalog,
+    at_ms: int | None = None,
+    now_ms: int | None = None,
+    max_future_skew_ms: int = 300_000,
+    input_format: InputFormat = "nsm",
+) -> ComputeResult:
+    """`compute_metrics` over a JSON Lines file, which the engine reads itself."""
+    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms, input_format)
+    engine.feed_file(os.fspath(path))
     return _result(engine)
 
 

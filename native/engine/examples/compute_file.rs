@@ -1,6 +1,9 @@
 //! Time the engine over a JSON Lines file: `cargo run --release --example compute_file SPEC FILE`.
 use std::time::Instant;
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let spec: nsm_engine::spec::CatalogSpec =

@@ -115,6 +115,7 @@ impl Compute {
 
     /// The lines of a JSON Lines chunk (whole lines), blank ones skipped.
     pub fn lines(&mut self, chunk: &[u8]) {
+        self.seen.reserve(memchr::memchr_iter(b'\n', chunk).count());
         let mut captures = Captures::new();
         for line in chunk.split(|b| *b == b'\n') {
             if !is_blank(line) {

@@ -29,6 +29,11 @@ impl Seen {
         }
     }
 
+    /// Make room for `more` ids (growing a large map id by id costs a copy per doubling).
+    pub fn reserve(&mut self, more: usize) {
+        self.until.reserve(more);
+    }
+
     /// Whether an event at `ts` with this id would be a repeat (nothing registered).
     pub fn is_repeat(&self, id: EventId, ts: i64) -> bool {
         self.until.get(&id).is_some_and(|until| ts < *until)

@@ -4,6 +4,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use pyo3::prelude::*;
+
+/// How much of a file is read at a time.
+const CHUNK_BYTES: usize = 8 << 20;
 use pyo3::types::PyBytes;
 
 use nsm_engine::compute::{self, Verdict};
@@ -44,6 +47,34 @@ impl Compute {
     fn feed_lines(&mut self, py: Python<'_>, chunk: &Bound<'_, PyBytes>) {
         let bytes = chunk.as_bytes();
         py.allow_threads(|| self.inner.lines(bytes));
+    }
+
+    /// A JSON Lines file, read here in large chunks into one buffer (blank lines are not events).
+    fn feed_file(&mut self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
+        py.allow_threads(|| {
+            let mut file = std::fs::File::open(&path)?;
+            let mut buffer = vec![0u8; CHUNK_BYTES];
+            let mut filled = 0;
+            loop {
+                if filled == buffer.len() {
+                    buffer.resize(buffer.len() * 2, 0); // a line longer than the buffer
+                }
+                let read = std::io::Read::read(&mut file, &mut buffer[filled..])?;
+                if read == 0 {
+                    self.inner.lines(&buffer[..filled]);
+                    return Ok(());
+                }
+                filled += read;
+                if let Some(end) = memchr::memrchr(b'\n', &buffer[..filled]) {
+                    self.inner.lines(&buffer[..=end]);
+                    buffer.copy_within(end + 1..filled, 0);
+                    filled -= end + 1;
+                }
+            }
+        })
+        .map_err(|e: std::io::Error| {
+            pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display()))
+        })
     }
 
     /// Messages, one each (None: a message without a value). Returns, per message, its event

@@ -6,6 +6,8 @@
 use std::borrow::Cow;
 use std::collections::{BTreeMap, BTreeSet};
 
+use ahash::AHashMap;
+
 use super::{Aggregate, Change};
 use crate::buckets::{entry, expire, within};
 use crate::codec::{put_decimal, put_int, put_str, put_uint, FormatError, Reader};
@@ -29,7 +31,7 @@ pub enum Measure {
 #[derive(Clone, Debug)]
 struct Bucket {
     total: Number,
-    labels: Vec<BTreeMap<String, Number>>,
+    labels: Vec<AHashMap<String, Number>>,
 }
 
 pub struct Additive {
@@ -85,7 +87,7 @@ impl Additive {
         let (zero, segments) = (self.zero.clone(), self.segments);
         entry(&mut self.buckets, bucket, || Bucket {
             total: zero,
-            labels: vec![BTreeMap::new(); segments],
+            labels: vec![AHashMap::new(); segments],
         })
     }
 
@@ -178,7 +180,9 @@ impl Additive {
         put_number(&mut out, &cell.total);
         for values in &cell.labels {
             put_uint(&mut out, values.len() as u64);
-            for (label, n) in values {
+            let mut sorted: Vec<(&String, &Number)> = values.iter().collect();
+            sorted.sort_unstable_by(|a, b| a.0.cmp(b.0));
+            for (label, n) in sorted {
                 put_str(&mut out, label);
                 put_number(&mut out, n);
             }
