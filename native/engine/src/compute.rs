@@ -7,10 +7,38 @@
 
 use crate::dedup::Seen;
 use crate::engine::Engine;
-use crate::event::{decode, InputFormat, Invalid, Reason};
-use crate::fields::Captures;
+use std::sync::{mpsc, Arc};
+
+use crate::event::{decode, decode_into, Header, InputFormat, Invalid, Reason};
+use crate::fields::{Captured, Captures, Paths};
 use crate::finish::MetricValue;
 use crate::spec::{CatalogSpec, SpecError};
+
+/// Below this many lines a chunk is decoded in this thread.
+const PARALLEL_FROM_LINES: usize = 4_096;
+/// Lines a decoding thread hands over at a time.
+const BLOCK_LINES: usize = 512;
+
+/// Lines decoded ahead of the engine: each one's header (or why it is invalid), and its captured
+/// values, `slots` per line.
+#[derive(Default)]
+struct Block<'a> {
+    results: Vec<Result<Header, Invalid>>,
+    captures: Vec<Option<crate::json::Value<'a>>>,
+}
+
+impl<'a> Block<'a> {
+    fn decode(&mut self, paths: &Paths, lines: &[&'a [u8]], now_ms: i64, skew_ms: i64) {
+        let slots = paths.slots();
+        self.results.clear();
+        self.captures.clear();
+        self.captures.resize(lines.len() * slots, None);
+        for (k, line) in lines.iter().enumerate() {
+            let captures = &mut self.captures[k * slots..(k + 1) * slots];
+            self.results.push(decode_into(paths, line, now_ms, skew_ms, captures));
+        }
+    }
+}
 
 /// What became of one message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -32,6 +60,14 @@ pub struct Compute {
     pub duplicates: i64,
     pub invalid: Vec<(Reason, i64)>,
     pub newest: Option<i64>,
+    /// Threads that decode ahead of the one applying (0: this thread decodes too).
+    pub decoders: usize,
+}
+
+/// Decoding threads worth starting: the cores left beside the applying thread, at most three
+/// (the engine applies events in order, one at a time, so more would wait on it).
+pub fn default_decoders() -> usize {
+    std::thread::available_parallelism().map_or(0, |n| n.get() - 1).min(3)
 }
 
 /// Whether a JSON Lines line holds nothing (blank lines are not events).
@@ -58,24 +94,30 @@ impl Compute {
             duplicates: 0,
             invalid: Reason::ALL.iter().map(|r| (*r, 0)).collect(),
             newest: None,
+            decoders: default_decoders(),
         })
     }
 
     /// One message, the next in arrival order.
     pub fn message<'a>(&mut self, raw: &'a [u8], captures: &mut Captures<'a>) -> Verdict {
+        let decoded =
+            decode(&self.engine.paths, raw, self.now_ms, self.max_future_skew_ms, captures);
+        self.accept(decoded, captures)
+    }
+
+    /// The next message in arrival order, decoded (its captured values in `captures`).
+    fn accept(&mut self, decoded: Result<Header, Invalid>, captures: &Captured) -> Verdict {
         let seq = self.seq;
         self.seq += 1;
-        let header =
-            match decode(&self.engine.paths, raw, self.now_ms, self.max_future_skew_ms, captures) {
-                Ok(header) => header,
-                Err(invalid) => {
-                    if let Some(count) = self.invalid.iter_mut().find(|(r, _)| *r == invalid.reason)
-                    {
-                        count.1 += 1;
-                    }
-                    return Verdict::Invalid(invalid);
+        let header = match decoded {
+            Ok(header) => header,
+            Err(invalid) => {
+                if let Some(count) = self.invalid.iter_mut().find(|(r, _)| *r == invalid.reason) {
+                    count.1 += 1;
                 }
-            };
+                return Verdict::Invalid(invalid);
+            }
+        };
         if let Some(id) = header.id {
             let horizon = self.engine.horizon.of(header.ts);
             if !self.seen.first_time(id, header.ts, horizon) {
@@ -113,15 +155,59 @@ impl Compute {
         Ok(summaries.iter().map(|s| self.engine.finish(s)).collect())
     }
 
-    /// The lines of a JSON Lines chunk (whole lines), blank ones skipped.
+    /// The lines of a JSON Lines chunk (whole lines), blank ones skipped. A large chunk is
+    /// decoded by other threads, block by block, while this one applies the blocks in order.
     pub fn lines(&mut self, chunk: &[u8]) {
-        self.seen.reserve(memchr::memchr_iter(b'\n', chunk).count());
-        let mut captures = Captures::new();
-        for line in chunk.split(|b| *b == b'\n') {
+        let mut lines: Vec<&[u8]> = Vec::with_capacity(chunk.len() / 128);
+        let mut start = 0;
+        for end in memchr::memchr_iter(b'\n', chunk).chain([chunk.len()]) {
+            let line = chunk.get(start..end).unwrap_or_default();
             if !is_blank(line) {
+                lines.push(line);
+            }
+            start = end + 1;
+        }
+        self.seen.reserve(lines.len());
+        let decoders = self.decoders;
+        if decoders == 0 || lines.len() < PARALLEL_FROM_LINES {
+            let mut captures = Captures::new();
+            for line in lines {
                 self.message(line, &mut captures);
             }
+            return;
         }
+        let paths = Arc::clone(&self.engine.paths);
+        let (now, skew) = (self.now_ms, self.max_future_skew_ms);
+        let blocks: Vec<&[&[u8]]> = lines.chunks(BLOCK_LINES).collect();
+        std::thread::scope(|scope| {
+            let mut decoded = Vec::new();
+            let mut recycle = Vec::new();
+            for d in 0..decoders {
+                let (send, receive) = mpsc::sync_channel::<Block>(2);
+                let (give_back, take_back) = mpsc::channel::<Block>();
+                let (paths, blocks) = (&paths, &blocks);
+                scope.spawn(move || {
+                    for lines in blocks.iter().skip(d).step_by(decoders) {
+                        let mut block = take_back.try_recv().unwrap_or_default();
+                        block.decode(paths, lines, now, skew);
+                        if send.send(block).is_err() {
+                            return;
+                        }
+                    }
+                });
+                decoded.push(receive);
+                recycle.push(give_back);
+            }
+            let slots = paths.slots();
+            for index in 0..blocks.len() {
+                let d = index % decoders;
+                let block = decoded[d].recv().expect("a decoder ends after its last block");
+                for (k, result) in block.results.iter().enumerate() {
+                    self.accept(result.clone(), &block.captures[k * slots..(k + 1) * slots]);
+                }
+                let _ = recycle[d].send(block);
+            }
+        });
     }
 
     /// The as-of time: the one given, else the newest applied event, else the clock.
@@ -132,5 +218,68 @@ impl Compute {
     pub fn evaluate(&mut self) -> Vec<MetricValue> {
         let as_of = self.as_of();
         self.engine.evaluate(as_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"{"metrics": [
+        {"name": "readers", "segments": ["plan"], "window_ms": 604800000, "bucket_ms": 3600000,
+         "entities": {"key": "account_id",
+                      "all": [{"event": ["report.viewed"], "distinct": "user_id", "at_least": 2}]}},
+        {"name": "records", "window_ms": 604800000, "bucket_ms": 3600000,
+         "aggregate": {"sum": "records", "event": "data.received"}}]}"#;
+
+    /// Lines of every sort: repeats of ids, invalid ones, blank ones, events out of order.
+    fn chunk(lines: usize) -> Vec<u8> {
+        let mut out = Vec::new();
+        for i in 0..lines {
+            let id = i % 7_919;
+            let hour = (i * 37) % 200;
+            let line = match i % 11 {
+                0 => "{\"type\": 5}".to_owned(),
+                1 => "   ".to_owned(),
+                2 | 3 => format!(
+                    r#"{{"type":"data.received","timestamp":"2026-01-0{}T{:02}:00:00Z","event_id":"d{id}","records":{}}}"#,
+                    1 + hour / 24 % 9,
+                    hour % 24,
+                    i % 13
+                ),
+                _ => format!(
+                    r#"{{"type":"report.viewed","timestamp":"2026-01-0{}T{:02}:00:00Z","event_id":"e{id}","account_id":"a{}","user_id":"u{}","plan":"p{}"}}"#,
+                    1 + hour / 24 % 9,
+                    hour % 24,
+                    i % 97,
+                    i % 5,
+                    i % 3
+                ),
+            };
+            out.extend_from_slice(line.as_bytes());
+            out.push(b'\n');
+        }
+        out
+    }
+
+    #[test]
+    fn decoding_ahead_in_other_threads_changes_nothing() {
+        let spec: CatalogSpec = serde_json::from_str(SPEC).unwrap();
+        let data = chunk(3 * PARALLEL_FROM_LINES + 123);
+        let run = |decoders: usize| {
+            let mut compute =
+                Compute::new(&spec, InputFormat::Nsm, None, i64::MAX / 4, 300_000).unwrap();
+            compute.decoders = decoders;
+            compute.lines(&data);
+            let counts = (compute.applied, compute.duplicates, compute.invalid.clone());
+            (counts, compute.newest, compute.evaluate())
+        };
+        let alone = run(0);
+        assert!(alone.0 .0 > 0 && alone.0 .1 > 0);
+        assert!(alone.0 .2.iter().any(|(_, n)| *n > 0));
+        assert!(alone.2.iter().all(|v| v.value.is_some()));
+        for decoders in [1, 2, 3] {
+            assert_eq!(run(decoders), alone);
+        }
     }
 }

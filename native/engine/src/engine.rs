@@ -8,6 +8,7 @@
 
 use std::borrow::Cow;
 use std::collections::HashSet;
+use std::sync::Arc;
 
 use ahash::AHashMap;
 
@@ -15,7 +16,7 @@ use crate::aggregate::{self, Aggregate, Change};
 use crate::condition::Row;
 use crate::entities::EntitiesMetric;
 use crate::event::{event_type, Header, InputFormat};
-use crate::fields::{Captures, FieldId, Paths};
+use crate::fields::{Captured, FieldId, Paths};
 use crate::filter::Filter;
 use crate::finish::{self, MetricValue};
 use crate::formula::Formula;
@@ -160,7 +161,7 @@ struct Route {
 
 pub struct Engine {
     pub metrics: Vec<MetricInfo>,
-    pub paths: Paths,
+    pub paths: Arc<Paths>,
     pub horizon: Horizon,
     pub tables: Vec<Table>,
     pub entities: Vec<EntitiesMetric>,
@@ -266,7 +267,7 @@ impl Engine {
         Ok(Engine {
             has_traits,
             metrics,
-            paths: Paths::for_format(names.iter().map(String::as_str), format),
+            paths: Arc::new(Paths::for_format(names.iter().map(String::as_str), format)),
             horizon,
             tables,
             entities,
@@ -313,7 +314,7 @@ impl Engine {
     /// not take it (counted in `take_late`).
     pub fn apply(
         &mut self,
-        captures: &Captures,
+        captures: &Captured,
         header: Header,
         seq: i64,
         lateness_clock: Option<i64>,

@@ -14,7 +14,7 @@ use ahash::AHashMap;
 use crate::buckets::{entry, expire, within, BucketReader, BucketWriter};
 use crate::codec::{put_int, put_str, put_uint, FormatError, Reader};
 use crate::condition::{self, Condition, LegacyList, Row};
-use crate::fields::{Captures, FieldId, Paths};
+use crate::fields::{Captured, FieldId, Paths};
 use crate::filter::Filter;
 use crate::label::segment_label;
 use crate::legacy::LegacyCell;
@@ -170,7 +170,7 @@ impl EntitiesMetric {
     }
 
     /// Of the conditions in `accepting`, those whose `where` holds for the event.
-    pub fn matching(&self, accepting: u64, paths: &Paths, captures: &Captures) -> u64 {
+    pub fn matching(&self, accepting: u64, paths: &Paths, captures: &Captured) -> u64 {
         let mut matched = 0;
         let mut rest = accepting;
         while rest != 0 {
@@ -200,7 +200,7 @@ impl EntitiesMetric {
         seq: i64,
         matched: u64,
         paths: &Paths,
-        captures: &Captures,
+        captures: &Captured,
     ) {
         let bucket = self.window.bucket(ts);
         let account = self.account_of(paths, captures);
@@ -242,14 +242,14 @@ impl EntitiesMetric {
     fn account_of<'c, 'a>(
         &self,
         paths: &Paths,
-        captures: &'c Captures<'a>,
+        captures: &'c Captured<'a>,
     ) -> Option<&'c crate::json::Value<'a>> {
         let ([group, context], _) = self.accounts?;
         paths.get(captures, group).or_else(|| paths.get(captures, context))
     }
 
     /// A group call: its account's traits join the metric's history (never late).
-    pub fn record_group_call(&mut self, ts: i64, seq: i64, paths: &Paths, captures: &Captures) {
+    pub fn record_group_call(&mut self, ts: i64, seq: i64, paths: &Paths, captures: &Captured) {
         let Some(account) = self.account_of(paths, captures) else { return };
         let account = account_ref(Some(account));
         let Some((_, traits_field)) = self.accounts else { return };

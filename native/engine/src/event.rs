@@ -3,7 +3,7 @@
 
 use xxhash_rust::xxh3::xxh3_128;
 
-use crate::fields::{Captures, Paths};
+use crate::fields::{Captured, Captures, Paths};
 use crate::json::{self, Scanner, Value};
 use crate::label::label;
 use crate::time::parse_rfc3339;
@@ -122,6 +122,19 @@ pub fn decode<'a>(
     max_future_skew_ms: i64,
     captures: &mut Captures<'a>,
 ) -> Result<Header, Invalid> {
+    captures.clear();
+    captures.resize(paths.slots(), None);
+    decode_into(paths, raw, now_ms, max_future_skew_ms, captures)
+}
+
+/// `decode` into `paths.slots()` slots held elsewhere.
+pub fn decode_into<'a>(
+    paths: &Paths,
+    raw: &'a [u8],
+    now_ms: i64,
+    max_future_skew_ms: i64,
+    captures: &mut Captured<'a>,
+) -> Result<Header, Invalid> {
     let text = json::text(raw).or_else(|e| invalid(Reason::NotJson, e.to_string()))?;
     let mut scanner = Scanner::new(text);
     scanner.ws();
@@ -135,7 +148,7 @@ pub fn decode<'a>(
         };
     }
     paths
-        .capture(&mut scanner, captures)
+        .capture_into(&mut scanner, captures)
         .and_then(|()| scanner.end())
         .or_else(|e| invalid(Reason::NotJson, e.to_string()))?;
     check_type(paths, captures)?;
@@ -168,7 +181,7 @@ pub fn decode<'a>(
 }
 
 /// The event's type is readable, as its input format says; else why not (`missing_type`).
-fn check_type(paths: &Paths, captures: &Captures) -> Result<(), Invalid> {
+fn check_type(paths: &Paths, captures: &Captured) -> Result<(), Invalid> {
     let kind = paths.event_type(captures);
     if paths.format() == InputFormat::Nsm {
         return match kind {
@@ -203,7 +216,7 @@ fn check_type(paths: &Paths, captures: &Captures) -> Result<(), Invalid> {
 }
 
 /// The event type of a decoded event: its `type`, or a Segment track call's `event`.
-pub fn event_type<'c>(paths: &Paths, captures: &'c Captures<'_>) -> &'c str {
+pub fn event_type<'c>(paths: &Paths, captures: &'c Captured<'_>) -> &'c str {
     let value = match paths.event_type(captures) {
         Some(Value::Str(s)) if paths.format() == InputFormat::Segment && s == "track" => {
             paths.event_name(captures)

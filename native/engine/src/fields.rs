@@ -5,8 +5,6 @@
 //! A JSON null counts as missing. The paths every field needs form a trie; decoding an event
 //! captures the value at each of its nodes, so that a field is then one or two slot reads.
 
-use ahash::AHashMap;
-
 use crate::json::{Scanner, SyntaxError, Value};
 
 /// A field of the catalogue, by its index in `Paths::names`.
@@ -27,7 +25,7 @@ struct Node {
     key: String,
     children: Vec<usize>,
     /// The children by key, for nodes with many (the event object's top level).
-    by_key: AHashMap<Box<[u8]>, usize>,
+    by_key: Keys,
     /// The last slot of this node's subtree (slots are numbered in preorder, the node's own first).
     subtree_end: usize,
 }
@@ -48,6 +46,9 @@ pub struct Paths {
 
 /// The values captured from one event, one per trie node (None: the key is absent).
 pub type Captures<'a> = Vec<Option<Value<'a>>>;
+
+/// The captured values of one event, wherever they are held (one slot per trie node).
+pub type Captured<'a> = [Option<Value<'a>>];
 
 impl Paths {
     /// Compile the fields (plain or dotted names), in order: a field's id is its position among
@@ -90,11 +91,12 @@ impl Paths {
             .map(|&n| Node {
                 key: builder.nodes[n].key.clone(),
                 children: builder.nodes[n].children.iter().map(|c| slot_of[*c]).collect(),
-                by_key: builder.nodes[n]
-                    .children
-                    .iter()
-                    .map(|c| (builder.nodes[*c].key.as_bytes().into(), slot_of[*c]))
-                    .collect(),
+                by_key: Keys::new(
+                    builder.nodes[n]
+                        .children
+                        .iter()
+                        .map(|c| (builder.nodes[*c].key.as_bytes(), slot_of[*c])),
+                ),
                 subtree_end: 0,
             })
             .collect();
@@ -142,18 +144,28 @@ impl Paths {
         self.members(scanner, 0, 1, captures)
     }
 
+    /// `capture` into `slots()` slots held elsewhere (a block of decoded events).
+    pub fn capture_into<'a>(
+        &self,
+        scanner: &mut Scanner<'a>,
+        captures: &mut Captured<'a>,
+    ) -> Result<(), SyntaxError> {
+        captures.fill(None);
+        self.members(scanner, 0, 1, captures)
+    }
+
     /// The members of the object at the scanner, captured under `node`.
     fn members<'a>(
         &self,
         scanner: &mut Scanner<'a>,
         node: usize,
         depth: usize,
-        captures: &mut Captures<'a>,
+        captures: &mut Captured<'a>,
     ) -> Result<(), SyntaxError> {
         scanner.object(depth, |scanner, key, depth| {
             let here = &self.nodes[node];
             let found = if here.children.len() > 4 {
-                here.by_key.get(key.as_bytes()).copied()
+                here.by_key.get(key.as_bytes())
             } else {
                 here.children.iter().copied().find(|&c| self.nodes[c].key == key)
             };
@@ -178,7 +190,7 @@ impl Paths {
     }
 
     /// A field's value in an event (None: missing or null).
-    pub fn get<'c, 'a>(&self, captures: &'c Captures<'a>, field: FieldId) -> Option<&'c Value<'a>> {
+    pub fn get<'c, 'a>(&self, captures: &'c Captured<'a>, field: FieldId) -> Option<&'c Value<'a>> {
         let (slot, fallback) = self.lookups[field];
         present(captures[slot].as_ref())
             .or_else(|| fallback.and_then(|f| present(captures[f].as_ref())))
@@ -189,26 +201,96 @@ impl Paths {
     }
 
     /// The `type` key (a Segment call's call type).
-    pub fn event_type<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {
+    pub fn event_type<'c, 'a>(&self, captures: &'c Captured<'a>) -> Option<&'c Value<'a>> {
         captures[self.type_slot].as_ref()
     }
 
     /// A Segment track call's `event`.
-    pub fn event_name<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {
+    pub fn event_name<'c, 'a>(&self, captures: &'c Captured<'a>) -> Option<&'c Value<'a>> {
         self.name_slot.and_then(|slot| captures[slot].as_ref())
     }
 
-    pub fn timestamp<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {
+    pub fn timestamp<'c, 'a>(&self, captures: &'c Captured<'a>) -> Option<&'c Value<'a>> {
         captures[self.timestamp_slot].as_ref()
     }
 
-    pub fn event_id<'c, 'a>(&self, captures: &'c Captures<'a>) -> Option<&'c Value<'a>> {
+    pub fn event_id<'c, 'a>(&self, captures: &'c Captured<'a>) -> Option<&'c Value<'a>> {
         present(captures[self.event_id_slot].as_ref())
     }
 }
 
 fn present<'c, 'a>(value: Option<&'c Value<'a>>) -> Option<&'c Value<'a>> {
     value.filter(|v| !v.is_null())
+}
+
+/// A key as its length and its first and last eight bytes: the whole key when it has at most 16.
+#[derive(Clone, Copy, PartialEq, Eq)]
+struct Shape {
+    len: usize,
+    head: u64,
+    tail: u64,
+}
+
+impl Shape {
+    fn of(key: &[u8]) -> Shape {
+        let word = |bytes: &[u8]| {
+            let mut buffer = [0u8; 8];
+            buffer[..bytes.len()].copy_from_slice(bytes);
+            u64::from_le_bytes(buffer)
+        };
+        let len = key.len();
+        let head = word(&key[..len.min(8)]);
+        let tail = if len > 8 { word(&key[len - 8..]) } else { head };
+        Shape { len, head, tail }
+    }
+
+    fn hash(&self, bits: u32) -> usize {
+        let mixed = (self.head ^ self.tail.rotate_left(29) ^ self.len as u64)
+            .wrapping_mul(0x9E37_79B9_7F4A_7C15);
+        (mixed >> (64 - bits)) as usize
+    }
+}
+
+/// A place in `Keys`: a key's shape, its bytes and its child; `None` is an empty place.
+type Place = Option<(Shape, Box<[u8]>, usize)>;
+
+/// A small open-addressing table of keys, cheaper than a general map for the short keys of
+/// events: a key's shape is compared before (for a long key) its bytes.
+#[derive(Default)]
+struct Keys {
+    bits: u32,
+    places: Vec<Place>,
+}
+
+impl Keys {
+    fn new<'k>(keys: impl Iterator<Item = (&'k [u8], usize)>) -> Keys {
+        let keys: Vec<(&[u8], usize)> = keys.collect();
+        let bits = (keys.len() * 2).next_power_of_two().trailing_zeros().max(1);
+        let mut places = vec![None; 1 << bits];
+        let mask = places.len() - 1;
+        for (key, child) in keys {
+            let shape = Shape::of(key);
+            let mut at = shape.hash(bits);
+            while places[at].is_some() {
+                at = (at + 1) & mask;
+            }
+            places[at] = Some((shape, key.into(), child));
+        }
+        Keys { bits, places }
+    }
+
+    fn get(&self, key: &[u8]) -> Option<usize> {
+        let shape = Shape::of(key);
+        let mask = self.places.len() - 1;
+        let mut at = shape.hash(self.bits);
+        while let Some((candidate, bytes, child)) = &self.places[at] {
+            if *candidate == shape && (shape.len <= 16 || **bytes == *key) {
+                return Some(*child);
+            }
+            at = (at + 1) & mask;
+        }
+        None
+    }
 }
 
 #[derive(Default)]

@@ -8,7 +8,7 @@ use std::cmp::Ordering;
 
 use serde_json::Value as Spec;
 
-use crate::fields::{Captures, FieldId, Paths};
+use crate::fields::{Captured, FieldId, Paths};
 use crate::json::Value;
 use crate::number::{compare, Num};
 use crate::spec::{number_of, SpecError};
@@ -148,7 +148,7 @@ impl Filter {
         self.checks.is_empty()
     }
 
-    pub fn holds(&self, paths: &Paths, captures: &Captures) -> bool {
+    pub fn holds(&self, paths: &Paths, captures: &Captured) -> bool {
         self.checks.iter().all(|(field, tests)| {
             let value = paths.get(captures, *field);
             tests.iter().all(|t| t.holds(value))

@@ -53,13 +53,41 @@ type Result<T> = std::result::Result<T, SyntaxError>;
 
 /// The message as text: valid UTF-8, no byte order mark.
 pub fn text(bytes: &[u8]) -> Result<&str> {
-    match std::str::from_utf8(bytes) {
+    // The fast check first; the standard one only to say where a bad text goes wrong.
+    let checked = match simdutf8::basic::from_utf8(bytes) {
+        Ok(text) => Ok(text),
+        Err(_) => std::str::from_utf8(bytes),
+    };
+    match checked {
         Ok(text) if text.starts_with('\u{feff}') => {
             Err(SyntaxError { message: "a UTF-8 byte order mark is not allowed", position: 0 })
         }
         Ok(text) => Ok(text),
         Err(e) => Err(SyntaxError { message: "not valid UTF-8", position: e.valid_up_to() }),
     }
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// The first quote, backslash or control character, eight bytes at a time. In each mask the
+/// lowest flagged byte is exact (a borrow can only flag bytes above a true one), so the lowest
+/// of the three is the first such byte.
+#[inline(always)]
+fn first_special(bytes: &[u8]) -> Option<usize> {
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGHS;
+    let mut at = 0;
+    while let Some(chunk) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().expect("eight bytes"));
+        let found = below(word ^ (ONES * u64::from(b'"')), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1)
+            | below(word, 0x20);
+        if found != 0 {
+            return Some(at + found.trailing_zeros() as usize / 8);
+        }
+        at += 8;
+    }
+    bytes[at..].iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).map(|n| at + n)
 }
 
 /// A cursor over one JSON text.
@@ -252,15 +280,14 @@ impl<'a> Scanner<'a> {
 
     /// The characters of a string up to its closing quote or first backslash; errors on a
     /// control character or the end of data.
+    #[inline(always)]
     fn plain_run(&mut self) -> Result<()> {
         let rest = &self.bytes[self.pos..];
-        let end = memchr::memchr2(b'"', b'\\', rest);
-        let run = &rest[..end.unwrap_or(rest.len())];
-        if let Some(control) = run.iter().position(|&b| b < 0x20) {
-            self.pos += control;
-            return self.error("unexpected control character in string");
-        }
-        match end {
+        match first_special(rest) {
+            Some(n) if rest[n] < 0x20 => {
+                self.pos += n;
+                self.error("unexpected control character in string")
+            }
             Some(n) => {
                 self.pos += n;
                 Ok(())
@@ -632,6 +659,21 @@ pub fn validate(bytes: &[u8]) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn the_first_special_byte_is_found_eight_at_a_time(
+            bytes in proptest::collection::vec(
+                prop_oneof![Just(b'"'), Just(b'\\'), 0u8..0x20, 0x20u8..=0xff], 0..40),
+            plain in 0usize..40,
+        ) {
+            let mut text = vec![b'a'; plain];
+            text.extend(&bytes);
+            let expected = text.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20);
+            prop_assert_eq!(first_special(&text), expected);
+        }
+    }
 
     fn judge(doc: &str) -> std::result::Result<(), &'static str> {
         validate(doc.as_bytes()).map_err(|e| e.message)
