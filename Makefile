@@ -22,6 +22,8 @@ $(BIN)/.installed: pyproject.toml $(NATIVE_SOURCES)
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs) to build native/" >&2; exit 1; }
 	@$(BIN)/pip install -q ./native
 	@$(BIN)/pip install -q -e '.[dev]'
+	@# redis ships its own types; the old types-redis stubs would shadow them (and lack the cluster's).
+	@$(BIN)/pip uninstall -q -y types-redis 2>/dev/null || true
 	@touch $@
 
 install: $(BIN)/.installed ## create the virtual environment, install NSM and fetch the services (Debian packages, Kafka jars)

@@ -10,7 +10,7 @@ import redis
 import redis.asyncio as aioredis
 
 from processor.definitions import load_definitions
-from processor.store.partition_store import PartitionStore, StoredPartition
+from processor.store.partition_store import RedisPartitionStore, StoredPartition
 from processor.store.payloads import NewIds, PackedWrites
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import Message
@@ -24,7 +24,7 @@ def test_event_ids_are_stored_per_batch_read_back_and_forgotten_with_their_batch
 ):
     async def scenario() -> list[dict[str, int]]:
         client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        store = RedisPartitionStore(client, unique_name)
         seen = []
         try:
             await store.apply_batch(
@@ -61,7 +61,7 @@ def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
 ):
     async def scenario() -> list[int | None]:
         client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        store = RedisPartitionStore(client, unique_name)
         newest = []
         try:
             await store.apply_batch(
@@ -109,7 +109,7 @@ def test_what_the_native_core_packs_is_stored_as_it_holds_it(
 
     async def scenario() -> StoredPartition:
         client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        store = RedisPartitionStore(client, unique_name)
         try:
             await store.apply_batch(
                 0, None, outcome.new_offset, outcome.max_ts, outcome.writes, outcome.ids
