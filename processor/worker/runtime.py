@@ -122,6 +122,7 @@ class Worker:
         self._loading: set[int] = set()  # assigned partitions whose state is being loaded
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
+        self._started = False  # Redis connected and Kafka's clients started
         self._stopping = False
         self._loop_done: asyncio.Event | None = None  # set when `run` has returned
 
@@ -140,6 +141,7 @@ class Worker:
         self._store = self.backend.partitions(self.physical_namespace)
         self._redis_ok()
         await retry("kafka", self._start_kafka, self._kafka_down, (KafkaError, OSError))
+        self._started = True
         log.info(
             "worker started",
             extra={"topic": self.topic, "group": self.group_id,
@@ -412,6 +414,8 @@ class Worker:
         after one that took `d` seconds the next waits at least `4 d` (fresh values when idle,
         throughput first under load).
         """
+        if not self._started:
+            return  # faust's timer runs from the app's start, before `start` has connected
         if time.monotonic() >= self._next_summary:
             started = time.monotonic()
             await self._summarize_and_export()

@@ -1,0 +1,43 @@
+"""Fixtures for the tests on a Redis Cluster and a three-broker Kafka (clusters.py).
+
+The clusters start once per session (about 10 s) and stop at its end. Each test that kills a node
+brings it back first thing in the next test that needs the clusters whole (`whole_clusters`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.integration.cluster.clusters import Clusters
+from tests.integration.worker.conftest import EndToEnd
+
+
+@pytest.fixture(scope="session")
+def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
+    stack = Clusters(tmp_path_factory.mktemp("clusters"))
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def whole_clusters(clusters: Clusters) -> Clusters:
+    """The clusters with every node running: a node an earlier test killed is started again
+    (a former Redis master rejoins as a replica)."""
+    clusters.up()
+    return clusters
+
+
+@pytest.fixture
+def cluster_e2e(whole_clusters: Clusters, unique_name: str, tmp_path: Path) -> Iterator[EndToEnd]:
+    """EndToEnd (worker/conftest.py) on the clusters: topics with three replicas."""
+    env = EndToEnd(whole_clusters.bootstrap, whole_clusters.redis_url, unique_name, tmp_path)
+    try:
+        yield env
+    finally:
+        env.close()
