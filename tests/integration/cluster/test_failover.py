@@ -185,5 +185,6 @@ def test_three_workers_one_exporter_exact_after_one_dies(cluster_e2e: EndToEnd):
     assert_one_exporter(rest)
     assert_all_stored(e2e)
     print(
-        f"\nthree workers: exporter killed; the other two exact with one exporter {recovered_s:.1f}s later"
+        f"\nthree workers: the exporter killed; the other two exact, with one exporter, "
+        f"{recovered_s:.1f}s later"
     )
