@@ -343,7 +343,8 @@ cmd_down_cluster() {
   # The brokers stop together: one left alone waits for a quorum of controllers that is gone.
   for id in 1 2 3; do stop_pidfile "kafka-$id" "$CLUSTER_DIR/kafka/$id/kafka.pid" & done
   wait
-  for port in $(cluster_redis_ports); do stop_pidfile "redis-$port" "$CLUSTER_DIR/redis/$port/redis.pid"; done
+  for port in $(cluster_redis_ports); do stop_pidfile "redis-$port" "$CLUSTER_DIR/redis/$port/redis.pid" & done
+  wait
 }
 
 cmd_status_cluster() {

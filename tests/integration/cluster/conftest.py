@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from tests.integration.cluster.clusters import Clusters
-from tests.integration.worker.conftest import EndToEnd
+from tests.integration.worker.conftest import EndToEnd, e2e
+
+__all__ = ["e2e"]  # the single-node end-to-end fixture, for tests that need only one cluster
 
 
 @pytest.fixture(scope="session")
