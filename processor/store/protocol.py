@@ -5,8 +5,8 @@ gives the `PartitionStore` of a namespace. Implementations:
 
 - Redis, one server or a Redis Cluster (`RedisStateStore`, store/partition_store.py), which keeps
   the key layout and the fenced Lua step described there;
-- in memory (tests/memory_store.py), so that the worker's runtime has unit tests, and checked
-  against the Redis one by the same contract tests (tests/integration/cluster/test_store_contract.py).
+- in memory (tests/memory_store.py), so that the worker's runtime has unit tests; one contract
+  scenario holds both to the same behaviour (tests/integration/cluster/test_store_contract.py).
 
 The rules every implementation keeps: `apply_batch` is atomic and fenced (it applies only when the
 stored offset is the one expected, else raises `Fenced` and changes nothing); counts add up over
