@@ -62,6 +62,8 @@ install_debian_packages() {
   command -v promtool >/dev/null || missing+=(prometheus)
   command -v java >/dev/null || missing+=(openjdk-17-jre-headless)
   command -v mvn >/dev/null || missing+=(maven)
+  # The Redis Cluster's TLS certificates (up-cluster with NSM_CLUSTER_REDIS_TLS=1).
+  command -v openssl >/dev/null || missing+=(openssl)
   # The evaluate report is checked by rendering it headless (tests/unit/analysis).
   command -v chromium >/dev/null || missing+=(chromium)
   ((${#missing[@]})) || return 0
@@ -328,7 +330,6 @@ start_kafka_cluster() {
 
 cmd_up_cluster() {
   cmd_install
-  command -v openssl >/dev/null || fail "openssl is needed for the Redis Cluster's TLS"
   mkdir -p "$CLUSTER_DIR"
   case "${1:-all}" in
     redis) start_redis_cluster ;;
