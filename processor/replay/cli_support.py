@@ -21,7 +21,8 @@ def redis_option(function: Callable[..., Any]) -> Callable[..., Any]:
         envvar="NSM_REDIS_URL",
         default=None,
         metavar="URL",
-        help="Redis URL [env NSM_REDIS_URL, redis://127.0.0.1:6379/0].",
+        help="Redis URL, a server or any node of a Redis Cluster [env NSM_REDIS_URL, "
+        "redis://127.0.0.1:6379/0].",
     )(function)
 
 
