@@ -1,7 +1,9 @@
 """Fixtures for the tests on a Redis Cluster and a three-broker Kafka (clusters.py).
 
-The clusters start once per session (about 10 s) and stop at its end. Each test that kills a node
-brings it back first thing in the next test that needs the clusters whole (`whole_clusters`).
+The clusters start once (10-30 s) when a test first needs them and stop after the last test of
+this folder, so that their JVMs do not load the machine under the other tests. A node a test
+kills is brought back first thing in the next test that needs the clusters whole
+(`whole_clusters`).
 """
 
 from __future__ import annotations
@@ -17,14 +19,26 @@ from tests.integration.worker.conftest import EndToEnd, e2e
 __all__ = ["e2e"]  # the single-node end-to-end fixture, for tests that need only one cluster
 
 
+HERE = Path(__file__).resolve().parent
+_started: list[Clusters] = []
+
+
 @pytest.fixture(scope="session")
 def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
     stack = Clusters(tmp_path_factory.mktemp("clusters"))
+    _started.append(stack)
     try:
         stack.up()
         yield stack
     finally:
         stack.down()
+
+
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
+    """After the last test of this folder, stop the clusters (a later test of the folder, if the
+    order is changed, starts them again through `whole_clusters`)."""
+    if _started and (nextitem is None or HERE not in nextitem.path.parents):
+        _started[0].down()
 
 
 @pytest.fixture
