@@ -39,6 +39,17 @@ def _n(value: float, digits: int = 0) -> str:
     return f"{value:,.{digits}f}"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
+def longest_window_days() -> float:
+    catalog = load_definitions(ROOT / "definitions")
+    return max(m.bucket_ms * m.buckets_in_window for m in catalog if m.kind != "formula") / (
+        DAY_S * 1000
+    )
+
+
 def series_bounds() -> tuple[int, int, int]:
     """(metrics, series of the totals, most series the segments may add) for the examples."""
     catalog = load_definitions(ROOT / "definitions")
@@ -89,17 +100,18 @@ def render() -> str:
         "",
     ]
     if scaling:
+        sc = scaling["scaling"]
         lines += [
-            f"Scaling: one topic of {scaling['partitions']} partitions, {scaling['messages']:,} "
+            f"Scaling: one topic of {sc['partitions']} partitions, {sc['messages']:,} "
             f"messages; the bare aiokafka consume loop over it: "
-            f"{_n(scaling['bare_aiokafka_events_per_s'])} events/s.",
+            f"{_n(sc['bare_aiokafka_events_per_s'])} events/s.",
             "",
             "| workers | partitions each | events/s (group formed) | events/s (drain, from the "
             "first batch) | worker CPU-s | Redis CPU-s | peak RSS per worker (MB) | "
             "load before |",
             "|---|---|---|---|---|---|---|---|",
         ]
-        for run in scaling["runs"]:
+        for run in sc["runs"]:
             grouped = "—" if run["events_per_s"] is None else _n(run["events_per_s"])
             lines.append(
                 f"| {run['workers']} | {run['partitions_per_worker']:g} | {grouped} | "
@@ -122,25 +134,33 @@ def sizing(w: dict[str, Any]) -> list[str]:
     state_bytes = ACTIVE_ENTITIES * pairs_per_entity * w["redis_bytes_state_per_entity_metric"]
     ids_per_day = EVENTS_PER_S * DAY_S
     id_bytes_per_day = ids_per_day * w["redis_bytes_per_event_id"]
+    kept_days = 3 * longest_window_days()
     return [
         f"**Worked sizing: {EVENTS_PER_S:,} events/s, {ACTIVE_ENTITIES:,} active entities** "
         f"(the example metrics; cores at {UTILISATION:.0%} of their measured rate):",
         "",
-        f"- Workers: {EVENTS_PER_S:,} / ({_n(per_core)} × {UTILISATION}) = **{worker_cores} "
-        f"worker cores**, so {worker_cores} worker processes (one applies on about one core) and "
-        f"at least {2 * worker_cores} partitions, so that every worker holds two or more.",
-        f"- Redis CPU: {EVENTS_PER_S:,} / ({_n(redis_per_core)} × {UTILISATION}) = "
-        f"**{redis_cores} Redis cores**: a cluster of {max(3, redis_cores)} masters (a Redis "
-        f"process uses one core), each with a replica.",
+        f"- Workers: {EVENTS_PER_S:,} / ({_n(per_core)} × {UTILISATION}) → "
+        f"**{_plural(worker_cores, 'worker core')}**: {_plural(worker_cores, 'worker process')} "
+        f"(count one core each), better two for failover, and a topic of at least "
+        f"{max(4, 4 * worker_cores)} partitions, so that every worker holds two or more and more "
+        f"workers can be added later.",
+        f"- Redis CPU: {EVENTS_PER_S:,} / ({_n(redis_per_core)} × {UTILISATION}) → "
+        f"**{_plural(redis_cores, 'Redis core')}**: a cluster of {max(3, redis_cores)} masters "
+        f"(a Redis process uses one core; three is the smallest cluster), each with a replica.",
         f"- Redis state: {ACTIVE_ENTITIES:,} entities × {pairs_per_entity:.1f} active metrics "
         f"each (as on the bench stream) × {_n(w['redis_bytes_state_per_entity_metric'])} bytes "
         f"= **{state_bytes / 2**30:,.0f} GiB**, spread over the masters, and as much again on "
         f"the replicas.",
-        f"- Event ids for dedup: {EVENTS_PER_S:,} events/s with an `event_id` keep "
-        f"{ids_per_day / 1e9:,.1f} billion ids a day at {w['redis_bytes_per_event_id']} bytes, "
-        f"**{id_bytes_per_day / 2**30:,.0f} GiB per day of retention**; ids are kept for three "
-        f"times the longest window (below), so with 90-day windows this, not the state, is the "
-        f"limit.",
+        f"- Event ids for dedup: {EVENTS_PER_S:,} events/s with an `event_id` make "
+        f"{ids_per_day / 1e9:,.1f} billion ids a day, {id_bytes_per_day / 2**30:,.0f} GiB a day "
+        f"at {w['redis_bytes_per_event_id']} bytes each; kept for three times the longest window "
+        f"({kept_days:g} days with the examples' {kept_days / 3:g}-day windows), that is "
+        f"**{id_bytes_per_day * kept_days / 2**40:,.0f} TiB**, and the workers hold the same ids "
+        f"in memory. Exact dedup over that horizon does not fit at this rate: with event ids on "
+        f"every event, NSM's dedup as it stands suits rates where events/s × "
+        f"{kept_days:g} days × {w['redis_bytes_per_event_id']} bytes fits in memory (about "
+        f"{(64 * 2**30) / (kept_days * DAY_S * w['redis_bytes_per_event_id']):,.0f} events/s "
+        f"per 64 GiB), or shorter windows. The state above is not the limit.",
     ]
 
 

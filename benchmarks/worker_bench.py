@@ -164,7 +164,7 @@ def worker(
         # With several workers, the group's figure only when at least a quarter of the topic is
         # left once the group has formed: a small topic is drained before. Otherwise (and for
         # the CPU figures) the drain from the first applied batch, startup and rebalances in it.
-        grouped = group is not None and total - group[1] >= total / 4
+        grouped = group is not None and (workers == 1 or total - group[1] >= total / 4)
         since = group if grouped and group is not None else drain
         elapsed = end[0] - since[0]
         spent = [e - s for s, e in zip(since[2], end[2], strict=True)]
