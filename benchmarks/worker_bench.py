@@ -30,6 +30,7 @@ from processor.definitions import load_definitions
 from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
 from processor.engine.summary import decode_summary
+from processor.store.client import connect_sync
 from processor.worker.runtime import MAX_FETCH_RECORDS
 from processor.worker.telemetry import Telemetry
 
@@ -77,7 +78,7 @@ def naive_faust(topic: str, seconds: float = 20) -> float:
     count, elapsed = out.read_text().split()
     out.unlink()
     forget_run(f"nsm-bench-naive-{out.stem}")
-    with redis.Redis.from_url(REDIS_URL) as client:
+    with connect_sync(REDIS_URL) as client:
         client.unlink(f"nsm:bench-naive-{out.stem}:counts")
     return int(count) / float(elapsed)
 
@@ -120,7 +121,7 @@ def worker(
     if measure_memory is None:
         measure_memory = workers == 1
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect_sync(REDIS_URL)
     processes, ports = [], []
     for _ in range(workers):
         ports.append(_free_port())

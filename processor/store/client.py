@@ -54,6 +54,12 @@ def text(value: object) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
 
 
+# A node that stops answering without closing the connection (a network partition, a stopped
+# process) is given up after this long and retried like a refused connection, instead of holding
+# the worker forever; `socket_timeout` or `socket_connect_timeout` in the URL take precedence.
+TIMEOUTS: dict[str, Any] = {"socket_timeout": 30.0, "socket_connect_timeout": 5.0}
+
+
 class RedisUrlError(ValueError):
     """The Redis URL cannot be used as given; the message says what to change."""
 
@@ -114,14 +120,14 @@ async def connect(url: str) -> RedisClient:
     unless the URL says. Raises one of UNAVAILABLE while Redis does not answer."""
     base, mode = split_url(url)
     if mode == "auto":
-        probe = aioredis.Redis.from_url(base)
+        probe = aioredis.Redis.from_url(base, **TIMEOUTS)
         try:
             mode = "yes" if _cluster_enabled(await probe.info("cluster")) else "no"
         finally:
             await probe.aclose()
     if mode == "no":
-        return aioredis.Redis.from_url(base)
-    cluster = _Cluster.from_url(base)
+        return aioredis.Redis.from_url(base, **TIMEOUTS)
+    cluster = _Cluster.from_url(base, **TIMEOUTS)
     try:
         await cluster.initialize()
     except BaseException:
@@ -134,11 +140,11 @@ def connect_sync(url: str) -> SyncRedisClient:
     """`connect`, with redis-py's synchronous clients."""
     base, mode = split_url(url)
     if mode == "auto":
-        probe = redis.Redis.from_url(base)
+        probe = redis.Redis.from_url(base, **TIMEOUTS)
         try:
             mode = "yes" if _cluster_enabled(probe.info("cluster")) else "no"
         finally:
             probe.close()
     if mode == "no":
-        return redis.Redis.from_url(base)
-    return _SyncCluster.from_url(base)
+        return redis.Redis.from_url(base, **TIMEOUTS)
+    return _SyncCluster.from_url(base, **TIMEOUTS)

@@ -34,7 +34,7 @@ from processor.definitions.model import Catalog
 from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
 from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
-from processor.store.client import UNAVAILABLE, connect
+from processor.store.client import UNAVAILABLE, RedisClient, connect
 from processor.store.partition_store import RedisStateStore
 from processor.store.protocol import Fenced, PartitionStore, StateStore
 from processor.worker.native import NativePartitionState
@@ -149,7 +149,7 @@ class Worker:
                    "clock": self.settings.clock},
         )  # fmt: skip
 
-    async def _connect_redis(self) -> Any:
+    async def _connect_redis(self) -> RedisClient:
         return await connect(self.settings.redis_url.get_secret_value())
 
     @property
