@@ -273,7 +273,14 @@ cluster_ready() {
   done
   local nodes; nodes="$(cluster_cli "$CLUSTER_REDIS_PORT" cluster nodes 2>/dev/null)" || return 1
   [[ "$(awk '$3 ~ /master/ && $3 !~ /fail/' <<<"$nodes" | wc -l)" == 3 ]] || return 1
-  [[ "$(awk '$3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected"' <<<"$nodes" | wc -l)" == 3 ]]
+  [[ "$(awk '$3 ~ /slave/ && $3 !~ /fail/ && $8 == "connected"' <<<"$nodes" | wc -l)" == 3 ]] || return 1
+  # And every replica has its master's data (a replica still in its first sync cannot take over).
+  for port in $(cluster_redis_ports); do
+    local replication; replication="$(cluster_cli "$port" info replication 2>/dev/null | tr -d '\r')"
+    if grep -q '^role:slave' <<<"$replication"; then
+      grep -q '^master_link_status:up' <<<"$replication" || return 1
+    fi
+  done
 }
 
 cluster_kafka_voters() {

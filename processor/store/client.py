@@ -1,14 +1,16 @@
 """Every Redis client NSM makes, from one URL: a single server or a Redis Cluster.
 
-`NSM_REDIS_URL` names a server, or any node of a Redis Cluster. Cluster mode is detected by asking
-the node (`INFO cluster`: `cluster_enabled:1`), or set by the URL's `cluster` parameter, which is
+`NSM_REDIS_URL` names a server, or any node of a Redis Cluster, or several nodes of one (comma-
+separated, so that NSM starts while one of them is down). Cluster mode is detected by asking the
+node (`INFO cluster`: `cluster_enabled:1`), or set by the URL's `cluster` parameter, which is
 taken out before the URL reaches redis-py:
 
     redis://127.0.0.1:6379/0                     detected (the default)
     redis://10.0.0.5:7001/0?cluster=yes          a cluster, without asking (INFO not allowed)
+    redis://10.0.0.5:7001,10.0.0.6:7001/0        a cluster, from whichever of these answers
     rediss://nsm:secret@10.0.0.5:7001/0          a password and TLS, on a server or a cluster
 
-On a cluster, redis-py's `RedisCluster` discovers the other nodes from the one named, sends each
+On a cluster, redis-py's `RedisCluster` discovers the other nodes from the ones named, sends each
 command to the master owning its key's slot, and follows MOVED and ASK redirections itself. NSM
 keeps every atomic step on keys of one slot: a partition's keys share the hash tag
 `{<namespace>.p<N>}` (store/partition_store.py), and the keys outside the partitions are each
@@ -17,11 +19,14 @@ written alone.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Literal
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import redis
 import redis.asyncio as aioredis
+import redis.asyncio.cluster
+import redis.cluster
 from redis.exceptions import (
     ClusterError,
     RedisClusterException,
@@ -62,6 +67,36 @@ TIMEOUTS: dict[str, Any] = {"socket_timeout": 30.0, "socket_connect_timeout": 5.
 
 class RedisUrlError(ValueError):
     """The Redis URL cannot be used as given; the message says what to change."""
+
+
+@dataclass(frozen=True)
+class RedisTarget:
+    """What a Redis URL names: redis-py's URL of the first node (NSM's parameter taken out), the
+    cluster mode asked for, and the further nodes of a cluster given after the first."""
+
+    url: str
+    mode: Mode
+    more_nodes: tuple[tuple[str, int], ...] = ()
+
+
+def _node(text: str) -> tuple[str, int]:
+    host, sep, port = text.rpartition(":")
+    if not sep or not port.isdigit():
+        raise RedisUrlError(f"{text!r} in the Redis URL: write each node as host:port")
+    return host.strip("[]"), int(port)
+
+
+def parse_url(url: str) -> RedisTarget:
+    parts = urlsplit(url)
+    credentials, at, hosts = parts.netloc.rpartition("@")
+    first, *more = hosts.split(",")
+    more_nodes = tuple(_node(node) for node in more)
+    base, mode = split_url(urlunsplit(parts._replace(netloc=credentials + at + first)))
+    if more_nodes:
+        if mode == "no":
+            raise RedisUrlError("several nodes in the Redis URL name a cluster: drop cluster=no")
+        mode = "yes"
+    return RedisTarget(base, mode, more_nodes)
 
 
 def split_url(url: str) -> tuple[str, Mode]:
@@ -118,7 +153,8 @@ class _SyncCluster(redis.RedisCluster):
 async def connect(url: str) -> RedisClient:
     """A client for the server or cluster at `url`; asks the node whether it is in a cluster
     unless the URL says. Raises one of UNAVAILABLE while Redis does not answer."""
-    base, mode = split_url(url)
+    target = parse_url(url)
+    base, mode = target.url, target.mode
     if mode == "auto":
         probe = aioredis.Redis.from_url(base, **TIMEOUTS)
         try:
@@ -127,7 +163,8 @@ async def connect(url: str) -> RedisClient:
             await probe.aclose()
     if mode == "no":
         return aioredis.Redis.from_url(base, **TIMEOUTS)
-    cluster = _Cluster.from_url(base, **TIMEOUTS)
+    nodes = [aioredis.cluster.ClusterNode(host, port) for host, port in target.more_nodes]
+    cluster = _Cluster.from_url(base, startup_nodes=nodes or None, **TIMEOUTS)
     try:
         await cluster.initialize()
     except BaseException:
@@ -138,7 +175,8 @@ async def connect(url: str) -> RedisClient:
 
 def connect_sync(url: str) -> SyncRedisClient:
     """`connect`, with redis-py's synchronous clients."""
-    base, mode = split_url(url)
+    target = parse_url(url)
+    base, mode = target.url, target.mode
     if mode == "auto":
         probe = redis.Redis.from_url(base, **TIMEOUTS)
         try:
@@ -147,4 +185,5 @@ def connect_sync(url: str) -> SyncRedisClient:
             probe.close()
     if mode == "no":
         return redis.Redis.from_url(base, **TIMEOUTS)
-    return _SyncCluster.from_url(base, **TIMEOUTS)
+    nodes = [redis.cluster.ClusterNode(host, port) for host, port in target.more_nodes]
+    return _SyncCluster.from_url(base, startup_nodes=nodes or None, **TIMEOUTS)

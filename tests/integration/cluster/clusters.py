@@ -86,8 +86,9 @@ class Clusters:
 
     @property
     def redis_url(self) -> str:
-        """The URL of one node (the first): the client finds the others."""
-        return f"redis://127.0.0.1:{self.redis_port}/0"
+        """A URL naming every node, so that clients start while any one of them is down."""
+        nodes = ",".join(f"127.0.0.1:{port}" for port in self.redis_ports)
+        return f"redis://{nodes}/0"
 
     def redis_pid(self, port: int) -> int:
         return int((self.folder / "cluster" / "redis" / str(port) / "redis.pid").read_text())

@@ -34,9 +34,11 @@ def clusters(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Clusters]:
         stack.down()
 
 
-def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> None:
-    """After the last test of this folder, stop the clusters (a later test of the folder, if the
-    order is changed, starts them again through `whole_clusters`)."""
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item, nextitem: pytest.Item | None) -> Iterator[None]:
+    """After the last test of this folder and its fixtures' teardown, stop the clusters (a later
+    test of the folder, if the order is changed, starts them again through `whole_clusters`)."""
+    yield
     if _started and (nextitem is None or HERE not in nextitem.path.parents):
         _started[0].down()
 
