@@ -144,12 +144,18 @@ class Clusters:
     def bootstrap(self) -> str:
         return ",".join(f"127.0.0.1:{self.kafka_port + i}" for i in range(3))
 
+    @property
+    def live_bootstrap(self) -> str:
+        """The brokers running now (an admin client given a dead one may fail on it)."""
+        alive = [n for n in (1, 2, 3) if _alive(self.broker_pid(n))]
+        return ",".join(f"127.0.0.1:{self.kafka_port + n - 1}" for n in alive)
+
     def broker_pid(self, node: int) -> int:
         return int((self.folder / "cluster" / "kafka" / str(node) / "kafka.pid").read_text())
 
     def leader_of(self, topic: str, partition: int) -> int:
         """The node id (1-3) of the partition's leader."""
-        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap)
+        admin = KafkaAdminClient(bootstrap_servers=self.live_bootstrap)
         try:
             (described,) = admin.describe_topics([topic])
             for p in described["partitions"]:

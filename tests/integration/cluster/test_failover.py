@@ -14,6 +14,7 @@ import time
 
 import pytest
 import redis
+from kafka.errors import KafkaError
 
 from processor.definitions import load_definitions
 from processor.store.partition_store import PartitionKeys
@@ -141,7 +142,10 @@ def test_kafka_broker_failover_mid_stream(cluster_e2e: EndToEnd, whole_clusters:
     killed_at = time.monotonic()
 
     def new_leader() -> int | None:
-        found = clusters.leader_of(e2e.topic, 0)
+        try:
+            found = clusters.leader_of(e2e.topic, 0)
+        except KafkaError:  # the metadata is being moved
+            return None
         return found if found not in (leader, -1) else None
 
     moved_to = wait_until(new_leader, 60, "partition 0's leadership to move", every_s=0.5)
