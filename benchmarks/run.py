@@ -1,6 +1,6 @@
 """`make bench`: every figure with the baseline it is judged against, measured in the same run.
 
-    python -m benchmarks.run [--events N] [--only compute,worker,replay,scaling]
+    python -m benchmarks.run [--events N] [--only compute,worker,replay,collect,scaling]
 
 `scaling` (16 partitions, 1, 2 and 4 workers) runs only when asked: `--only scaling`.
 
@@ -19,7 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import compute_bench, replay_bench, scaling_bench, worker_bench
+from benchmarks import collect_bench, compute_bench, replay_bench, scaling_bench, worker_bench
 from benchmarks.data import PARTITIONS, events_file, filled_topic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -28,7 +28,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--only", default="compute,worker,replay")
+    parser.add_argument("--only", default="compute,worker,replay,collect")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     console = Console()
@@ -72,6 +72,9 @@ def main() -> None:
     if "replay" in parts:
         console.print("[bold]nsm replay[/bold] ...")
         report["replay"] = replay_bench.run(topic, total)
+    if "collect" in parts:
+        console.print("[bold]nsm collect[/bold]: collector, (a) bare HTTP, (b) bare producer ...")
+        report["collect"] = collect_bench.run()
     if "scaling" in parts:
         console.print("[bold]scaling[/bold]: 16 partitions, 1, 2 and 4 workers ...")
         report["scaling"] = scaling_bench.run(path)
@@ -80,7 +83,7 @@ def main() -> None:
     # Each part also alone, so that a run of one part keeps the others' last figures (read by
     # `python -m benchmarks.capacity` for docs/capacity.md).
     context = {k: v for k, v in report.items() if not isinstance(v, dict)}
-    for section in ("compute", "worker", "replay", "scaling"):
+    for section in ("compute", "worker", "replay", "collect", "scaling"):
         if section in report:
             document = {**context, section: report[section]}
             (RESULTS / f"{section}.json").write_text(json.dumps(document, indent=2))

@@ -12,7 +12,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from processor.definitions import Catalog, DefinitionsInvalid, DefinitionsNotFound, load_definitions
-from processor.events import parse_time
+from processor.times import SYNTAX, parse_time
 
 EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -40,6 +40,17 @@ def events_option(function: F) -> F:
     )(function)
 
 
+def input_format_option(function: F) -> F:
+    return click.option(
+        "--input-format",
+        default="nsm",
+        show_default=True,
+        envvar="NSM_INPUT_FORMAT",
+        type=click.Choice(["nsm", "segment"]),
+        help="NSM's own events, or Segment/RudderStack calls [env NSM_INPUT_FORMAT].",
+    )(function)
+
+
 def load_or_exit(ctx: click.Context, path: str) -> Catalog:
     """The catalog; on bad or missing definitions, the problems on stderr and a non-zero exit."""
     try:
@@ -61,7 +72,8 @@ def json_lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 class TimeParam(click.ParamType):
-    """RFC 3339 with a zone, or integer epoch milliseconds."""
+    """The one time syntax of every option (`processor.times`): RFC 3339, a date, epoch ms, a
+    duration ago (`7d`) or `now`."""
 
     name = "TIME"
 
@@ -75,3 +87,4 @@ class TimeParam(click.ParamType):
 
 
 TIME = TimeParam()
+TIME_HELP = f"TIME: {SYNTAX}."
