@@ -79,14 +79,15 @@ class RedisTarget:
     more_nodes: tuple[tuple[str, int], ...] = ()
 
 
-def _node(text: str) -> tuple[str, int]:
-    host, sep, port = text.rpartition(":")
+def _node(written: str) -> tuple[str, int]:
+    host, sep, port = written.rpartition(":")
     if not sep or not port.isdigit():
-        raise RedisUrlError(f"{text!r} in the Redis URL: write each node as host:port")
+        raise RedisUrlError(f"{written!r} in the Redis URL: write each node as host:port")
     return host.strip("[]"), int(port)
 
 
 def parse_url(url: str) -> RedisTarget:
+    """What the URL names; several nodes (`redis://a:7001,b:7001/0`) can only be a cluster."""
     parts = urlsplit(url)
     credentials, at, hosts = parts.netloc.rpartition("@")
     first, *more = hosts.split(",")
