@@ -40,7 +40,7 @@ def _n(value: float, digits: int = 0) -> str:
 
 
 def _plural(n: int, word: str) -> str:
-    return f"{n} {word}" + ("" if n == 1 else "s")
+    return f"{n} {word}" + ("" if n == 1 else "es" if word.endswith("s") else "s")
 
 
 def longest_window_days() -> float:
@@ -73,9 +73,9 @@ def render() -> str:
         "",
         "| figure | measured |",
         "|---|---|",
-        f"| events/s per worker CPU-second (one worker, whole run) | "
+        f"| events/s per worker CPU-second (one worker, 4 partitions) | "
         f"{_n(w['events_per_worker_cpu_s'])} |",
-        f"| events/s per Redis CPU-second (the atomic steps of that run) | "
+        f"| events/s per Redis CPU-second (its atomic steps in the same run) | "
         f"{_n(w['events_per_redis_cpu_s'])} |",
         f"| one worker on this machine (2 cores shared with Kafka and Redis) | "
         f"{_n(w['events_per_s'])} events/s |",
@@ -106,20 +106,32 @@ def render() -> str:
             f"messages; the bare aiokafka consume loop over it: "
             f"{_n(sc['bare_aiokafka_events_per_s'])} events/s.",
             "",
-            "| workers | partitions each | events/s (group formed) | events/s (drain, from the "
-            "first batch) | worker CPU-s | Redis CPU-s | peak RSS per worker (MB) | "
-            "load before |",
-            "|---|---|---|---|---|---|---|---|",
+            "| workers | partitions each | events/s | × bare loop | worker CPU-s | events per "
+            "worker CPU-s | Redis CPU-s | peak RSS per worker (MB) | load before |",
+            "|---|---|---|---|---|---|---|---|---|",
         ]
         for run in sc["runs"]:
-            grouped = "—" if run["events_per_s"] is None else _n(run["events_per_s"])
             lines.append(
-                f"| {run['workers']} | {run['partitions_per_worker']:g} | {grouped} | "
-                f"{_n(run['drain_events_per_s'])} | {run['worker_cpu_s']} | "
-                f"{run['redis_cpu_s']} | {', '.join(map(str, run['worker_peak_rss_mb']))} | "
+                f"| {run['workers']} | {run['partitions_per_worker']:g} | "
+                f"{_n(run['events_per_s'])} | {run['ratio_to_bare']} | {run['worker_cpu_s']} | "
+                f"{_n(run['events_per_worker_cpu_s'])} | {run['redis_cpu_s']} | "
+                f"{', '.join(map(str, run['worker_peak_rss_mb']))} | "
                 f"{run['load_average_before']} |"
             )
         lines.append("")
+        one = next(r for r in sc["runs"] if r["workers"] == 1)
+        four = next(r for r in sc["runs"] if r["workers"] == 4)
+        held = sum(four["worker_peak_rss_mb"]) / len(four["worker_peak_rss_mb"])
+        state = (one["worker_peak_rss_mb"][0] - held) * 4 / 3  # all partitions' share
+        lines += [
+            f"Worker memory, from the 1- and 4-worker runs (same events, so "
+            f"{_n(w['active_entity_metric_pairs'])} active pairs in all): about "
+            f"{one['worker_peak_rss_mb'][0] - state:,.0f} MB per worker process before any state, "
+            f"plus about {state * 1000 / w['active_entity_metric_pairs']:,.0f} MB per 1,000 "
+            f"active (entity, metric) pairs it holds, its event ids and batch buffers included "
+            f"(peak RSS; approximate).",
+            "",
+        ]
     lines += sizing(w)
     lines += ["", END]
     return "\n".join(lines)
@@ -141,7 +153,8 @@ def sizing(w: dict[str, Any]) -> list[str]:
         "",
         f"- Workers: {EVENTS_PER_S:,} / ({_n(per_core)} × {UTILISATION}) → "
         f"**{_plural(worker_cores, 'worker core')}**: {_plural(worker_cores, 'worker process')} "
-        f"(count one core each), better two for failover, and a topic of at least "
+        f"(count one core each) and one more to take over from a failed one, and a topic of at "
+        f"least "
         f"{max(4, 4 * worker_cores)} partitions, so that every worker holds two or more and more "
         f"workers can be added later.",
         f"- Redis CPU: {EVENTS_PER_S:,} / ({_n(redis_per_core)} × {UTILISATION}) → "
