@@ -94,7 +94,7 @@ class Worker:
         backend: StateStore | None = None,
     ) -> None:
         """`backend`: where the partitions' state is kept; by default Redis at
-        `NSM_REDIS_URL`, connected at start."""
+        `NSM_REDIS_URL`, connected at start (`store` is there only from then on)."""
         self.settings = settings
         self.catalog = catalog
         self.telemetry = telemetry
@@ -103,7 +103,8 @@ class Worker:
         self.event_clock = settings.clock == "events"
         self.backend = backend
         self.physical_namespace = settings.namespace
-        self._store: PartitionStore | None = None
+        # Until `start` resolves the namespace pointer, the logical name's own partitions.
+        self._store = None if backend is None else backend.partitions(self.physical_namespace)
         self.partitions: dict[int, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
