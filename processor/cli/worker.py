@@ -33,7 +33,8 @@ from processor.config import Settings
     envvar="NSM_REDIS_URL",
     default="redis://127.0.0.1:6379/0",
     show_default=False,
-    help="Redis URL (NSM_REDIS_URL); rediss:// for TLS.",
+    help="Redis URL (NSM_REDIS_URL): a server or any node of a Redis Cluster (detected; "
+    "?cluster=yes|no to say), rediss:// for TLS.",
 )
 @click.option(
     "--namespace",

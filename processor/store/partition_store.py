@@ -26,12 +26,33 @@ was already applied; a worker that lost the partition in a rebalance is fenced o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgpack
-import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
+from processor.store.client import RedisClient, text
+from processor.store.namespaces import resolve_namespace
 from processor.store.payloads import NewIds, PackedWrites
+from processor.store.protocol import (
+    APPLIED,
+    COUNT_FIELDS,
+    DUPLICATES,
+    INVALID_PREFIX,
+    Fenced,
+    StoredPartition,
+)
+
+__all__ = [
+    "APPLIED",
+    "DUPLICATES",
+    "INVALID_PREFIX",
+    "Fenced",
+    "PartitionKeys",
+    "RedisPartitionStore",
+    "RedisStateStore",
+    "StoredPartition",
+]
 
 # ARGV: expected offset, new offset, max event time, then three msgpack arrays (Redis's Lua has
 # cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
@@ -74,21 +95,6 @@ return {1, ARGV[2]}
 """
 
 
-APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
-COUNT_FIELDS = (APPLIED, DUPLICATES)
-
-
-class Fenced(Exception):
-    """Another worker wrote this partition since this one loaded it: reload, then go on."""
-
-    def __init__(self, partition: int, stored_offset: str) -> None:
-        super().__init__(
-            f"partition {partition} was written by another worker (offset {stored_offset})"
-        )
-        self.partition = partition
-        self.stored_offset = stored_offset
-
-
 @dataclass(frozen=True)
 class PartitionKeys:
     namespace: str
@@ -124,21 +130,32 @@ class PartitionKeys:
         return self.prefix + "m:" + member
 
 
-@dataclass
-class StoredPartition:
-    offset: int | None
-    max_ts: int | None
-    definitions: dict[str, str]
-    buckets: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
+class RedisStateStore:
+    """The `StateStore` on Redis, one server or a cluster (store/client.py makes the client)."""
+
+    def __init__(self, client: RedisClient) -> None:
+        self.client = client
+
+    def partitions(self, namespace: str) -> RedisPartitionStore:
+        return RedisPartitionStore(self.client, namespace)
+
+    async def resolve_namespace(self, logical: str) -> str:
+        return await resolve_namespace(self.client, logical)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
-class PartitionStore:
-    """Reads and writes one namespace's partitions. Thin: no metric logic lives here."""
+class RedisPartitionStore:
+    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis). Thin: no
+    metric logic lives here. On a cluster, every call touches one partition's slot, or reads
+    several partitions' keys through a pipeline that redis-py splits by node."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+    def __init__(self, client: RedisClient, namespace: str) -> None:
         self.client = client
         self.namespace = namespace
+        # redis-py's Script runs EVALSHA and loads the script where Redis answers NOSCRIPT: a
+        # replica promoted in a failover has no script cache of its own.
         self._apply = client.register_script(APPLY_BATCH)
 
     def keys(self, partition: int) -> PartitionKeys:
@@ -180,7 +197,7 @@ class PartitionStore:
     async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
         """Record which version of each definition the stored state was built with."""
         if fingerprints:
-            mapping: dict[str | bytes, bytes | float | int | str] = {
+            mapping: dict[EncodableT, EncodableT] = {
                 f"def:{name}": value for name, value in fingerprints.items()
             }
             await self.client.hset(self.keys(partition).meta, mapping=mapping)
@@ -191,7 +208,7 @@ class PartitionStore:
         """Whether the stored partition is at `offset` with these definitions: nobody wrote it
         since a worker whose mirror is at that offset last did."""
         meta = {
-            k.decode(): v.decode()
+            text(k): text(v)
             for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
         }
         if meta.get("offset") != (None if offset is None else str(offset)):
@@ -252,10 +269,10 @@ class PartitionStore:
         """Delete the buckets whose time has passed and the event ids whose horizon is at or
         before `forget_ids_until_ms`; returns how many buckets were deleted."""
         keys = self.keys(partition)
-        members = await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)
+        members = [text(m) for m in await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)]
         async with self.client.pipeline(transaction=True) as pipe:
             for member in members:
-                pipe.delete(keys.bucket(member.decode()))
+                pipe.delete(keys.bucket(member))
             if members:
                 pipe.zrem(keys.expiry, *members)
             # A batch's ids go once all of them may (some are kept a little longer: harmless,
@@ -269,12 +286,12 @@ class PartitionStore:
         """Forget a metric's stored buckets (its definition changed)."""
         keys = self.keys(partition)
         members = [
-            m for m in await self.client.zrange(keys.expiry, 0, -1)
-            if m.decode().rpartition(":")[0] == metric
+            m for m in map(text, await self.client.zrange(keys.expiry, 0, -1))
+            if m.rpartition(":")[0] == metric
         ]  # fmt: skip
         async with self.client.pipeline(transaction=True) as pipe:
             for member in members:
-                pipe.delete(keys.bucket(member.decode()))
+                pipe.delete(keys.bucket(member))
             if members:
                 pipe.zrem(keys.expiry, *members)
             pipe.hdel(keys.meta, f"def:{metric}")

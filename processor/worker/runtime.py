@@ -7,8 +7,10 @@ lifecycle and signals, the timer that drives `tick`, and the web server for /met
 
 Exactly-once effects: Redis, not Kafka, holds what was applied. When a partition is assigned, its
 state and last applied offset are loaded from Redis and the consumer seeks just past that offset.
-Each batch's state changes and new offset are written in one fenced Lua step (PartitionStore);
-Kafka offsets are committed only so that lag shows in the usual tools.
+Each batch's state changes and new offset are written in one fenced step (store/protocol.py; on
+Redis a Lua script); Kafka offsets are committed only so that lag shows in the usual tools. The
+same fence makes a Redis failover safe: a promoted replica that missed the last writes holds an
+older offset, the next write is fenced, and the partition is reloaded and read again from Kafka.
 """
 
 from __future__ import annotations
@@ -24,25 +26,23 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
 from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
-from processor.store.namespaces import resolve_namespace
-from processor.store.partition_store import Fenced, PartitionStore
+from processor.store.client import UNAVAILABLE, RedisClient, connect
+from processor.store.partition_store import RedisStateStore
+from processor.store.protocol import Fenced, PartitionStore, StateStore
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, PartitionState
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker")
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_ERRORS = UNAVAILABLE
 MAX_BACKOFF_S = 5.0
 # The tick's Kafka calls (commit, end offsets) double as the liveness check of Kafka: the batch
 # fetch does not fail while the broker is away, and these would only time out after the client's
@@ -86,16 +86,25 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class Worker:
-    def __init__(self, settings: Settings, catalog: Catalog, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        telemetry: Telemetry,
+        backend: StateStore | None = None,
+    ) -> None:
+        """`backend`: where the partitions' state is kept; by default Redis at
+        `NSM_REDIS_URL`, connected at start (`store` is there only from then on)."""
         self.settings = settings
         self.catalog = catalog
         self.telemetry = telemetry
         self.topic = settings.topic
         self.group_id = f"nsm-{settings.namespace}"
         self.event_clock = settings.clock == "events"
-        self.redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+        self.backend = backend
         self.physical_namespace = settings.namespace
-        self.store = PartitionStore(self.redis, self.physical_namespace)
+        # Until `start` resolves the namespace pointer, the logical name's own partitions.
+        self._store = None if backend is None else backend.partitions(self.physical_namespace)
         self.partitions: dict[int, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -114,6 +123,7 @@ class Worker:
         self._loading: set[int] = set()  # assigned partitions whose state is being loaded
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
+        self._started = False  # Redis connected and Kafka's clients started
         self._stopping = False
         self._loop_done: asyncio.Event | None = None  # set when `run` has returned
 
@@ -123,18 +133,30 @@ class Worker:
         # The engine's state has no reference cycles; scanning it for them costs more than the
         # work itself, so collection runs on the tick, over young objects only.
         gc.disable()
+        if self.backend is None:
+            client = await retry("redis", self._connect_redis, self._redis_down, REDIS_ERRORS)
+            self.backend = RedisStateStore(client)
         self.physical_namespace = await retry(
             "redis", self._resolve_namespace, self._redis_down, REDIS_ERRORS
         )
-        self.store = PartitionStore(self.redis, self.physical_namespace)
+        self._store = self.backend.partitions(self.physical_namespace)
         self._redis_ok()
         await retry("kafka", self._start_kafka, self._kafka_down, (KafkaError, OSError))
+        self._started = True
         log.info(
             "worker started",
             extra={"topic": self.topic, "group": self.group_id,
                    "namespace": self.physical_namespace, "redis": self.settings.redis_url_for_logs,
                    "clock": self.settings.clock},
         )  # fmt: skip
+
+    async def _connect_redis(self) -> RedisClient:
+        return await connect(self.settings.redis_url.get_secret_value())
+
+    @property
+    def store(self) -> PartitionStore:
+        assert self._store is not None, "the worker has not started"
+        return self._store
 
     async def _start_kafka(self) -> None:
         partitions = await clients.ensure_dead_letter_topic(
@@ -166,7 +188,8 @@ class Worker:
         if self.producer is not None:
             await self.producer.stop()
         self._appliers.shutdown(wait=True)
-        await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
+        if self.backend is not None:
+            await self.backend.aclose()
         log.info("worker stopped")
 
     # ---- partitions come and go ------------------------------------------------------------
@@ -392,6 +415,8 @@ class Worker:
         after one that took `d` seconds the next waits at least `4 d` (fresh values when idle,
         throughput first under load).
         """
+        if not self._started:
+            return  # faust's timer runs from the app's start, before `start` has connected
         if time.monotonic() >= self._next_summary:
             started = time.monotonic()
             await self._summarize_and_export()
@@ -475,7 +500,8 @@ class Worker:
     # ---- namespace hand-over (docs/backfill.md) --------------------------------------------
 
     async def _resolve_namespace(self) -> str:
-        return await resolve_namespace(self.redis, self.settings.namespace)
+        assert self.backend is not None
+        return await self.backend.resolve_namespace(self.settings.namespace)
 
     async def _follow_namespace(self) -> None:
         physical = await self._resolve_namespace()
@@ -484,7 +510,8 @@ class Worker:
         log.warning("namespace swapped: reloading partitions",
                     extra={"from": self.physical_namespace, "to": physical})  # fmt: skip
         self.physical_namespace = physical
-        self.store = PartitionStore(self.redis, physical)
+        assert self.backend is not None
+        self._store = self.backend.partitions(physical)
         self._parked.clear()  # states of the old namespace: never kept for the new one
         for partition in list(self.partitions):
             await self._load(TopicPartition(self.topic, partition))

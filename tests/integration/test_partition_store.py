@@ -7,10 +7,10 @@ import asyncio
 
 import orjson
 import redis
-import redis.asyncio as aioredis
 
 from processor.definitions import load_definitions
-from processor.store.partition_store import PartitionStore, StoredPartition
+from processor.store.client import connect
+from processor.store.partition_store import RedisPartitionStore, StoredPartition
 from processor.store.payloads import NewIds, PackedWrites
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import Message
@@ -23,8 +23,8 @@ def test_event_ids_are_stored_per_batch_read_back_and_forgotten_with_their_batch
     redis_url: str, redis_client: redis.Redis, unique_name: str
 ):
     async def scenario() -> list[dict[str, int]]:
-        client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
         seen = []
         try:
             await store.apply_batch(
@@ -60,8 +60,8 @@ def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
     redis_url: str, redis_client: redis.Redis, unique_name: str
 ):
     async def scenario() -> list[int | None]:
-        client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
         newest = []
         try:
             await store.apply_batch(
@@ -108,8 +108,8 @@ def test_what_the_native_core_packs_is_stored_as_it_holds_it(
     assert outcome.new_offset is not None and len(outcome.ids.unpack()) == len(accounts)
 
     async def scenario() -> StoredPartition:
-        client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
         try:
             await store.apply_batch(
                 0, None, outcome.new_offset, outcome.max_ts, outcome.writes, outcome.ids

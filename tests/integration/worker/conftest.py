@@ -46,8 +46,8 @@ class EndToEnd:
     def namespace(self) -> str:
         return self.name
 
-    def create_topic(self, partitions: int) -> str:
-        create_topic(self.bootstrap, self.topic, partitions)
+    def create_topic(self, partitions: int, replication: int = 1) -> str:
+        create_topic(self.bootstrap, self.topic, partitions, replication)
         self.partitions = partitions
         return self.topic
 
