@@ -26,11 +26,13 @@ INVALID_REASONS = (
     "future_timestamp",
 )
 
+# ASCII digits only: `\d` would also match other scripts' digits, which int() reads.
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
-_EPOCH_MS = re.compile(r"-?\d+")
+_EPOCH_MS = re.compile(r"-?\d+", re.ASCII)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -123,10 +125,10 @@ def parse_event(
                 return InvalidEvent("not_json", "the message has no value (a tombstone)")
             return InvalidEvent("not_json", str(exc))
     if not isinstance(data, dict):
-        return InvalidEvent("not_object", f"a JSON {type(data).__name__} is not an object")
+        return InvalidEvent("not_object", f"{_preview(data)} is not an object")
     event_type = data.get("type")
     if not isinstance(event_type, str):
-        detail = "no type" if event_type is None else f"type {event_type!r} is not a string"
+        detail = "no type" if event_type is None else f"type {_preview(event_type)} is not a string"
         return InvalidEvent("missing_type", detail)
     raw_ts = data.get("timestamp")
     if raw_ts is None:
@@ -137,18 +139,38 @@ def parse_event(
     if ts_ms is None:
         return InvalidEvent(
             "bad_timestamp",
-            f"timestamp {raw_ts!r} is neither integer epoch milliseconds nor RFC 3339 with a zone",
+            f"timestamp {_preview(raw_ts)} is neither integer epoch milliseconds nor RFC 3339 "
+            "with a zone",
         )
     if ts_ms > now_ms + max_future_skew_ms:
         return InvalidEvent(
             "future_timestamp",
-            f"timestamp {raw_ts!r} is more than {max_future_skew_ms} ms ahead of the clock "
+            f"timestamp {_preview(raw_ts)} is more than {max_future_skew_ms} ms ahead of the clock "
             f"({now_ms} ms)",
         )
     raw_id = data.get("event_id")
     if raw_id is not None and type(raw_id) is not str:
         raw_id = label(raw_id)
     return Event(event_type, ts_ms, raw_id, data)
+
+
+_PREVIEW_CHARS = 60
+
+
+def _preview(value: Any) -> str:
+    """A value as an error detail shows it: short, whatever its size or depth (a repr of a value
+    nested 1,000 levels deep exceeds the recursion limit, one of a long string is as long)."""
+    if isinstance(value, str):
+        if len(value) <= _PREVIEW_CHARS:
+            return repr(value)
+        return f"{value[:_PREVIEW_CHARS]!r}... ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return f"a JSON object of {len(value)} members"
+    if isinstance(value, list):
+        return f"a JSON array of {len(value)} items"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def parse_time(text: str) -> int:
