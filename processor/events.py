@@ -17,6 +17,7 @@ from processor.engine.fields import label
 
 DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
 
+UNPROCESSABLE = "unprocessable"
 INVALID_REASONS = (
     "not_json",
     "not_object",
@@ -24,7 +25,9 @@ INVALID_REASONS = (
     "missing_timestamp",
     "bad_timestamp",
     "future_timestamp",
+    UNPROCESSABLE,  # anything else a processor failed on with this one message
 )
+_FAILURE_CHARS = 200
 
 # ASCII digits only: `\d` would also match other scripts' digits, which int() reads.
 _RFC3339 = re.compile(
@@ -51,6 +54,27 @@ class InvalidEvent(NamedTuple):
 
     reason: str
     detail: str
+
+
+def failure_detail(error: BaseException) -> str:
+    """The detail of an `unprocessable` message: the error's type and the start of its message,
+    never a stack trace (that goes to the log)."""
+    text = " ".join(str(error).split())
+    if len(text) > _FAILURE_CHARS:
+        text = text[:_FAILURE_CHARS] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class MessageFailed(Exception):
+    """Processing one message failed (`offset` in a batch, a position in `nsm compute`).
+
+    The processor counts the message as `unprocessable` and applies the rest as if it were not
+    there; `detail` says why (failure_detail)."""
+
+    def __init__(self, position: int, detail: str) -> None:
+        super().__init__(f"message {position}: {detail}")
+        self.position = position
+        self.detail = detail
 
 
 # The shape producers nearly always send, `YYYY-MM-DDTHH:MM:SS[.fff]Z`, is read by datetime's C

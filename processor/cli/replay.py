@@ -164,8 +164,11 @@ def describe(report: ReplayReport, namespace: str) -> str:
         f"({report.processes} {'process' if report.processes == 1 else 'processes'}) in "
         f"{report.seconds:.1f}s ({rate:,.0f} events/s)"
         f"{' after resuming' if report.resumed else ''}; "
-        f"{result.applied:,} applied, {invalid:,} invalid, {result.duplicates:,} duplicates in all"
+        f"{result.applied:,} applied, {invalid:,} invalid"
     )
+    if invalid:
+        text += f" ({', '.join(f'{r}: {n:,}' for r, n in sorted(result.invalid.items()) if n)})"
+    text += f", {result.duplicates:,} duplicates in all"
     if report.history_points:
         text += f"; {report.history_points:,} history points ({report.history_seconds:.1f}s)"
     return text + f"; namespace {namespace} complete, as of {format_time(result.as_of_ms)}"

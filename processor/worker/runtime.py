@@ -33,6 +33,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
+from processor.events import MessageFailed
 from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
 from processor.store.namespaces import resolve_namespace
@@ -112,6 +113,9 @@ class Worker:
         # Seeks per partition: a batch fetched before a seek is not applied (run, apply).
         self._seeks: Counter[int] = Counter()
         self._loading: set[int] = set()  # assigned partitions whose state is being loaded
+        # Per partition, messages the processor failed on and not yet stored past: {offset:
+        # detail}; they are counted as unprocessable when their batch is applied again.
+        self._unprocessable: dict[int, dict[int, str]] = {}
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
@@ -317,15 +321,44 @@ class Worker:
                 now_ms(),
                 self.settings.max_future_skew_ms,
                 self.event_clock,
+                unprocessable=self._unprocessable.get(tp.partition),
             )
-            outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
+            except MessageFailed as failure:
+                await self._skip_failed(tp, failure)
+                return
             if outcome.new_offset is None or not await self._write_batch(
                 tp, records, state, outcome
             ):
                 return
+            self._forget_unprocessable(tp.partition, outcome.new_offset)
         self._count(outcome)
         self.telemetry.batch_events.observe(len(records))
         self.telemetry.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _skip_failed(self, tp: TopicPartition, failure: MessageFailed) -> None:
+        """The processor failed on one message of a batch and the partition's state may hold
+        part of it: reload the partition from Redis (which holds nothing of the batch) and read
+        the batch again, this time with the message counted as unprocessable."""
+        log.warning(
+            "a message could not be processed: it goes to the dead-letter topic, and its batch "
+            "is applied again without it",
+            extra={"partition": tp.partition, "offset": failure.position,
+                   "error": failure.detail},
+            exc_info=failure.__cause__,
+        )  # fmt: skip
+        self._unprocessable.setdefault(tp.partition, {})[failure.position] = failure.detail
+        await self._load(tp)
+
+    def _forget_unprocessable(self, partition: int, stored_offset: int) -> None:
+        failed = self._unprocessable.get(partition)
+        if failed:
+            kept = {o: d for o, d in failed.items() if o > stored_offset}
+            if kept:
+                self._unprocessable[partition] = kept
+            else:
+                del self._unprocessable[partition]
 
     async def _write_batch(
         self, tp: TopicPartition, records: list[Any], state: PartitionState, outcome: BatchOutcome
