@@ -260,6 +260,13 @@ class PartitionState:
         self._advance(outcome)
         return outcome
 
+    def pass_over(self, last_offset: int) -> BatchOutcome:
+        """Offsets up to `last_offset` hold nothing to apply (a record batch that cannot be
+        read): the outcome that stores them as passed, so that nothing reads them again."""
+        outcome = BatchOutcome(previous_offset=self.offset, new_offset=last_offset)
+        self._advance(outcome)
+        return outcome
+
     def _advance(self, outcome: BatchOutcome) -> None:
         """The batch is applied: its offset is the partition's, its newest event time counts."""
         self.offset = outcome.new_offset

@@ -123,6 +123,12 @@ class Telemetry:
             ["dependency"],
             registry=r,
         )
+        self.unreadable_batches = Counter(
+            "nsm_record_batches_unreadable",
+            "Record batches that could not be read (CRC, decompression, decoding): passed over.",
+            ["partition"],
+            registry=r,
+        )
         self.partitions = Gauge(
             "nsm_partitions_assigned", "Partitions this worker owns.", registry=r
         )
