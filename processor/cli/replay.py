@@ -6,6 +6,7 @@ import sys
 
 import click
 import orjson
+import redis.asyncio as aioredis
 from pydantic import SecretStr
 
 from processor.cli.options import TIME, definitions_option, load_or_exit
@@ -16,6 +17,7 @@ from processor.replay.cli_support import live_option, redis_option, run_with_red
 from processor.replay.processes import ShardFailed
 from processor.replay.run import ReplayReport, ReplayRequest, replay
 from processor.replay.source import SourceError
+from processor.replay.wait import ServicesUnavailable, wait_for_services
 
 
 @click.command(name="replay")
@@ -89,6 +91,15 @@ from processor.replay.source import SourceError
     "one per partition; one for fewer than 200,000 messages].",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [auto].")
+@click.option(
+    "--wait",
+    "wait",
+    default="1m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long to wait for Kafka and Redis to answer before giving up (0: do not wait); "
+    "one line per attempt on stderr, the attempts further apart each time.",
+)
 def command(
     namespace: str,
     topic: str,
@@ -107,6 +118,7 @@ def command(
     max_future_skew: str,
     processes: int | None,
     progress: bool | None,
+    wait: str,
 ) -> None:
     """Replay every partition of a topic into namespace NAME, on the event clock, and print
     every metric as of the newest event (the JSON of `nsm compute`, or a table).
@@ -123,6 +135,10 @@ def command(
         skew_ms = parse_duration_ms(max_future_skew)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-future-skew") from None
+    try:
+        wait_s = 0.0 if wait.strip() == "0" else parse_duration_ms(wait) / 1000
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--wait") from None
     request = ReplayRequest(
         namespace=namespace, topic=topic, bootstrap=bootstrap, catalog=catalog,
         from_spec=from_spec, to_ms=to_ms, history=history, history_from_ms=history_from_ms,
@@ -133,9 +149,15 @@ def command(
     settings = Settings()
     if redis_url:  # the replay's own processes connect to the same Redis
         settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
+
+    async def waited_replay(client: aioredis.Redis) -> ReplayReport:
+        await wait_for_services(client, bootstrap, settings, wait_s,
+                                lambda line: click.echo(line, err=True))  # fmt: skip
+        return await replay(client, settings, request)
+
     try:
-        report = run_with_redis(redis_url, lambda client: replay(client, settings, request))
-    except (SourceError, ShardFailed) as error:
+        report = run_with_redis(redis_url, waited_replay)
+    except (SourceError, ShardFailed, ServicesUnavailable) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo(
