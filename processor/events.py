@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
-from processor.engine.fields import label
+from processor import segment
+from processor.engine.fields import label, preview
 
 DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
+
+InputFormat = Literal["nsm", "segment"]
+INPUT_FORMATS: tuple[InputFormat, ...] = ("nsm", "segment")
 
 UNPROCESSABLE = "unprocessable"
 INVALID_REASONS = (
@@ -137,8 +141,13 @@ def parse_event(
     raw: bytes | bytearray | memoryview | str | dict[str, Any] | None,
     now_ms: int,
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
+    input_format: InputFormat = "nsm",
 ) -> Event | InvalidEvent:
-    """Decode and validate one message (docs/semantics.md, Events)."""
+    """Decode and validate one message (docs/semantics.md, Events).
+
+    `input_format="segment"` reads a Segment/RudderStack call: its type and event id come from
+    the call (processor/segment.py), everything else as for NSM's own events.
+    """
     if type(raw) is not bytes and isinstance(raw, dict):
         data: Any = raw
     else:
@@ -149,11 +158,21 @@ def parse_event(
                 return InvalidEvent("not_json", "the message has no value (a tombstone)")
             return InvalidEvent("not_json", str(exc))
     if not isinstance(data, dict):
-        return InvalidEvent("not_object", f"{_preview(data)} is not an object")
-    event_type = data.get("type")
-    if not isinstance(event_type, str):
-        detail = "no type" if event_type is None else f"type {_preview(event_type)} is not a string"
-        return InvalidEvent("missing_type", detail)
+        return InvalidEvent("not_object", f"{preview(data)} is not an object")
+    if input_format == "segment":
+        mapped = segment.event_type(data)
+        if type(mapped) is tuple:
+            return InvalidEvent("missing_type", mapped[0])
+        event_type: Any = mapped
+        id_field = segment.MESSAGE_ID
+    else:
+        event_type = data.get("type")
+        if not isinstance(event_type, str):
+            detail = (
+                "no type" if event_type is None else f"type {preview(event_type)} is not a string"
+            )
+            return InvalidEvent("missing_type", detail)
+        id_field = "event_id"
     raw_ts = data.get("timestamp")
     if raw_ts is None:
         return InvalidEvent("missing_timestamp", "no timestamp")
@@ -163,38 +182,19 @@ def parse_event(
     if ts_ms is None:
         return InvalidEvent(
             "bad_timestamp",
-            f"timestamp {_preview(raw_ts)} is neither integer epoch milliseconds nor RFC 3339 "
+            f"timestamp {preview(raw_ts)} is neither integer epoch milliseconds nor RFC 3339 "
             "with a zone",
         )
     if ts_ms > now_ms + max_future_skew_ms:
         return InvalidEvent(
             "future_timestamp",
-            f"timestamp {_preview(raw_ts)} is more than {max_future_skew_ms} ms ahead of the clock "
+            f"timestamp {preview(raw_ts)} is more than {max_future_skew_ms} ms ahead of the clock "
             f"({now_ms} ms)",
         )
-    raw_id = data.get("event_id")
+    raw_id = data.get(id_field)
     if raw_id is not None and type(raw_id) is not str:
         raw_id = label(raw_id)
     return Event(event_type, ts_ms, raw_id, data)
-
-
-_PREVIEW_CHARS = 60
-
-
-def _preview(value: Any) -> str:
-    """A value as an error detail shows it: short, whatever its size or depth (a repr of a value
-    nested 1,000 levels deep exceeds the recursion limit, one of a long string is as long)."""
-    if isinstance(value, str):
-        if len(value) <= _PREVIEW_CHARS:
-            return repr(value)
-        return f"{value[:_PREVIEW_CHARS]!r}... ({len(value):,} characters)"
-    if isinstance(value, dict):
-        return f"a JSON object of {len(value)} members"
-    if isinstance(value, list):
-        return f"a JSON array of {len(value)} items"
-    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
-        return f"an integer of {value.bit_length()} bits"
-    return repr(value)
 
 
 def parse_time(text: str) -> int:

@@ -7,8 +7,9 @@ from typing import IO
 
 import click
 
+from processor.cli.options import TIME
 from processor.config import Settings
-from processor.generate import Drop, RecordStream, parse_time_ms, plan_history
+from processor.generate import Drop, RecordStream, plan_history
 from processor.generate.sinks import LinesSink, Sink, run
 from processor.generate.to_kafka import DeliveryFailed, KafkaSink, KafkaUnavailable
 
@@ -16,21 +17,6 @@ from processor.generate.to_kafka import DeliveryFailed, KafkaSink, KafkaUnavaila
 DEFAULT_FOLLOW_RATE = 20.0
 
 
-class _Time(click.ParamType):
-    name = "TIME"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_time_ms(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-TIME = _Time()
 PERCENT = click.FloatRange(0, 100)
 
 
@@ -51,7 +37,9 @@ def _progress_wanted(choice: bool | None, to_stdout: bool) -> bool:
     help="Length of the history (default 28, or sized to --events when only that is given).",
 )
 @click.option("--events", type=click.IntRange(min=0), help="Stop after this many events.")
-@click.option("--start", type=TIME, help="Start of the history (RFC 3339, date or epoch ms).")
+@click.option(
+    "--start", type=TIME, help="Start of the history (RFC 3339, a date, epoch ms, 7d ago, now)."
+)
 @click.option("--end", type=TIME, help="End of the history [default: now].")
 @click.option("--drop", "drop_pct", type=click.FloatRange(0, 100, min_open=True), help=(
     "Remove this percentage of product usage from --drop-from on."))  # fmt: skip
@@ -74,6 +62,15 @@ def _progress_wanted(choice: bool | None, to_stdout: bool) -> bool:
     default=0.0,
     metavar="SECONDS",
     help="Shuffle events locally, each by up to this many seconds.",
+)
+@click.option(
+    "--format",
+    "event_format",
+    type=click.Choice(["nsm", "segment"]),
+    default="nsm",
+    show_default=True,
+    help="NSM's own events, or Segment/RudderStack calls (track, page and group calls; read "
+    "with NSM_INPUT_FORMAT=segment and definitions/segment/).",
 )
 @click.option("--out", default="-", show_default=True, help="JSON Lines file; - is stdout.")
 @click.option("--topic", help="Produce to this Kafka topic [env NSM_TOPIC, product-events].")
@@ -111,6 +108,7 @@ def command(
     duplicates: float,
     invalid: float,
     disorder: float,
+    event_format: str,
     out: str,
     topic: str | None,
     bootstrap: str | None,
@@ -128,6 +126,7 @@ def command(
       nsm generate --events 1000000 --out big.jsonl
       nsm generate --days 60 --drop 30 --drop-from 2026-11-10 --drop-segment region=emea
       nsm generate --kafka --days 14 --follow --rate 50
+      nsm generate --format segment --days 30 --out calls.jsonl
     """
     try:
         drop = _drop(drop_pct, drop_from, drop_segment)
@@ -143,6 +142,7 @@ def command(
             duplicates_pct=duplicates,
             invalid_pct=invalid,
             disorder_ms=int(disorder * 1000),
+            event_format=event_format,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None

@@ -16,7 +16,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from processor.definitions import Catalog, DefinitionsInvalid, DefinitionsNotFound, load_definitions
-from processor.events import parse_time
+from processor.times import SYNTAX, parse_time
 
 EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -41,6 +41,17 @@ def events_option(function: F) -> F:
         required=True,
         type=click.Path(dir_okay=False, allow_dash=True, path_type=str),
         help="JSON Lines file of events, one per line; - for standard input.",
+    )(function)
+
+
+def input_format_option(function: F) -> F:
+    return click.option(
+        "--input-format",
+        default="nsm",
+        show_default=True,
+        envvar="NSM_INPUT_FORMAT",
+        type=click.Choice(["nsm", "segment"]),
+        help="NSM's own events, or Segment/RudderStack calls [env NSM_INPUT_FORMAT].",
     )(function)
 
 
@@ -115,7 +126,8 @@ class JsonLinesFile:
 
 
 class TimeParam(click.ParamType):
-    """RFC 3339 with a zone, or integer epoch milliseconds."""
+    """The one time syntax of every option (`processor.times`): RFC 3339, a date, epoch ms, a
+    duration ago (`7d`) or `now`."""
 
     name = "TIME"
 
@@ -129,3 +141,4 @@ class TimeParam(click.ParamType):
 
 
 TIME = TimeParam()
+TIME_HELP = f"TIME: {SYNTAX}."

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 from processor.definitions.model import Catalog
 from processor.engine.engine import Deduplicator, Engine
@@ -64,8 +64,11 @@ def compute_metrics(
     at_ms: int | None = None,
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
+    input_format: Literal["nsm", "segment"] = "nsm",
 ) -> ComputeResult:
     """Apply the events in the given order (the arrival order) and evaluate every metric.
+
+    `input_format="segment"` reads Segment/RudderStack calls (processor/events.py).
 
     `at_ms` None means the largest timestamp among applied events, or `now_ms` (default the wall
     clock) when none was applied. Invalid events and repeated event ids are counted, not applied.
@@ -87,7 +90,9 @@ def compute_metrics(
     try:
         while True:
             try:
-                return _compute(source, catalog, at_ms, clock_now, max_future_skew_ms, failed)
+                return _compute(
+                    source, catalog, at_ms, clock_now, max_future_skew_ms, input_format, failed
+                )
             except MessageFailed as failure:
                 failed[failure.position] = failure.detail
     finally:
@@ -115,6 +120,7 @@ def _compute(
     at_ms: int | None,
     clock_now: int,
     max_future_skew_ms: int,
+    input_format: Literal["nsm", "segment"],
     failed: dict[int, str],
 ) -> ComputeResult:
     from processor.events import (
@@ -138,7 +144,7 @@ def _compute(
                 invalid[UNPROCESSABLE] += 1
                 rejected.append(Rejected(seq, UNPROCESSABLE, failed[seq]))
                 continue
-            event = parse_event(raw, clock_now, max_future_skew_ms)
+            event = parse_event(raw, clock_now, max_future_skew_ms, input_format)
             if type(event) is InvalidEvent:
                 invalid[event.reason] += 1
                 rejected.append(Rejected(seq, event.reason, event.detail))

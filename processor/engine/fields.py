@@ -165,6 +165,25 @@ def compact_json(value: Any) -> str:
             return "".join(out)
 
 
+_PREVIEW_CHARS = 60
+
+
+def preview(value: Any) -> str:
+    """A value as an error detail shows it: short, whatever its size or depth (a repr of a value
+    nested 1,000 levels deep exceeds the recursion limit, one of a long string is as long)."""
+    if isinstance(value, str):
+        if len(value) <= _PREVIEW_CHARS:
+            return repr(value)
+        return f"{value[:_PREVIEW_CHARS]!r}... ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return f"a JSON object of {len(value)} members"
+    if isinstance(value, list):
+        return f"a JSON array of {len(value)} items"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
+
+
 def label_or_unknown(value: Any) -> str:
     if type(value) is str:
         return value

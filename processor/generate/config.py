@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -13,26 +14,6 @@ DEFAULT_ACCOUNTS = 100
 
 # Account attributes a drop can be restricted to (`--drop-segment plan=pro`).
 ACCOUNT_FIELDS = ("account_id", "plan", "segment", "region", "rep", "channel")
-
-
-def parse_time_ms(text: str) -> int:
-    """Epoch milliseconds from RFC 3339 with a zone, a plain date (UTC midnight) or epoch ms."""
-    raw = text.strip()
-    if raw.lstrip("-").isdigit():
-        return int(raw)
-    try:
-        if len(raw) == 10:  # 2026-11-20
-            parsed = datetime.fromisoformat(raw).replace(tzinfo=UTC)
-        else:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"invalid time {text!r}: use RFC 3339 with a zone (2026-11-20T10:00:00Z), "
-            "a date (2026-11-20) or epoch milliseconds"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {text!r} has no zone: add Z or an offset such as +02:00")
-    return int(parsed.timestamp() * 1000)
 
 
 def format_time_ms(ms: int) -> str:
@@ -82,6 +63,8 @@ class GeneratorConfig:
     duplicates_pct: float = 0.0
     invalid_pct: float = 0.0
     disorder_ms: int = 0
+    # NSM's own events, or the calls of a Segment/RudderStack source (generate/segment.py).
+    event_format: Literal["nsm", "segment"] = "nsm"
     # Accounts that already exist when the history starts; the rest sign up during it.
     existing_share: float = field(default=0.5)
 

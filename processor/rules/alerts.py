@@ -4,11 +4,17 @@ all rendered from these specs, so the four cannot drift apart.
 
 Descriptions hold two placeholders, `{value}` and `{last_week}`, that each renderer fills in its own
 template language (or, for the unit tests, with the text Prometheus is expected to print).
+`{last_week}` is the value the alert compares with: one week earlier for most, the seasonal
+centre for an anomaly.
+
+Metric alerts also carry the command that explains the move (`nsm explain METRIC --prometheus`),
+and each alert links to its runbook section: absolute links once `runbook_url` is an absolute
+URL (`--runbook-url`, NSM_RUNBOOK_URL).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from processor.definitions import Catalog, Metric
@@ -17,7 +23,14 @@ from processor.rules import promql
 
 Severity = Literal["critical", "warning", "info"]
 Kind = Literal[
-    "drop", "floor", "processor_down", "worker_down", "stale", "lag_growing", "invalid_share"
+    "drop",
+    "floor",
+    "anomaly",
+    "processor_down",
+    "worker_down",
+    "stale",
+    "lag_growing",
+    "invalid_share",
 ]
 ValueFormat = Literal["humanize", "humanizePercentage", "humanizeDuration"]
 
@@ -42,6 +55,9 @@ class AlertSettings:
     lag_growing_for: str = "15m"
     invalid_share: float = 0.05
     runbook_url: str = DEFAULT_RUNBOOK_URL
+    # Prometheus as on-call reaches it, for the explain command in the annotations; empty:
+    # Prometheus's own external URL ($externalURL, its --web.external-url).
+    prometheus_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -69,7 +85,19 @@ class AlertSpec:
         return self.name.lower()
 
     def runbook_link(self, settings: AlertSettings) -> str:
-        return f"{settings.runbook_url}#{self.anchor}"
+        return runbook_link(settings, self.anchor)
+
+
+def runbook_link(settings: AlertSettings, anchor: str) -> str:
+    return f"{settings.runbook_url}#{anchor}"
+
+
+def explain_command(metric: str, prometheus_url: str, to: str = "") -> str:
+    """The command that explains a metric's last week from Prometheus (the runbook's first step).
+
+    `prometheus_url` and `to` are text as the renderer writes them (a template or a value)."""
+    command = f"nsm explain {metric} --prometheus {prometheus_url}"
+    return f"{command} --to {to}" if to else command
 
 
 def alert_name(metric: str, suffix: str) -> str:
@@ -124,6 +152,31 @@ def metric_alerts(metric: Metric) -> list[AlertSpec]:
                 f"{title} dropped more than {_pct(alert.drop_pct)} week over week",
                 f"{title} ({metric.name}) is {{value}}, against {{last_week}} one week earlier: "
                 f"more than {_pct(alert.drop_pct)} lower, for at least {alert.for_}.{guard}",
+            )
+        )
+    if alert.anomaly is not None:
+        anomaly = alert.anomaly
+        centre, spread = promql.seasonal_centre(metric.name), promql.seasonal_spread(metric.name)
+        least = f"{promql.number(anomaly.min_drop_pct / 100)} * {centre}"
+        allowed = f"{promql.number(anomaly.deviations)} * {spread}"
+        expr = (
+            f"{now}\n  < {centre}\n    - (({allowed} > {least}) or {least})\n"
+            f"and\n  {promql.seasonal_weeks(metric.name)} == {promql.SEASONAL_WEEKS}"
+        )
+        specs.append(
+            replace(
+                spec(
+                    "Anomaly",
+                    "anomaly",
+                    expr,
+                    f"{title} is far below its usual level for this hour of the week",
+                    f"{title} ({metric.name}) is {{value}}, against {{last_week}} at this hour of "
+                    f"the week (the median of the last {promql.SEASONAL_WEEKS} weeks): more "
+                    f"than {anomaly.deviations:g} robust spreads and {_pct(anomaly.min_drop_pct)} "
+                    f"below it, for at least {anomaly.for_}.",
+                ),
+                for_=anomaly.for_,
+                last_week_expr=centre,
             )
         )
     if alert.floor is not None:

@@ -23,8 +23,10 @@ from processor.engine import Engine
 from processor.engine.entities import SUM, EntitiesMetric
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Additive, Number, Summary
+from processor.engine.traits import GROUP_CALL
 from processor.events import (
     UNPROCESSABLE,
+    InputFormat,
     InvalidEvent,
     MessageFailed,
     failure_detail,
@@ -61,6 +63,8 @@ def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
     """The native core's form of an entities metric, or None when it stays in Python."""
     if any(c.kind == SUM for c in metric.conditions):
         return None  # exact decimal sums stay with Python's Decimal
+    if metric.trait_fields:
+        return None  # account traits (group calls) are looked up by the Python engine
     model = catalog[metric.name].entities
     assert model is not None
     spec = {
@@ -89,7 +93,7 @@ def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
 
 
 class NativePartitionState(PartitionState):
-    def __init__(self, catalog: Catalog, partition: int) -> None:
+    def __init__(self, catalog: Catalog, partition: int, input_format: InputFormat = "nsm") -> None:
         full = Engine(catalog)
         native: dict[str, bytes] = {}
         for name, metric in full.entities_metrics.items():
@@ -99,19 +103,23 @@ class NativePartitionState(PartitionState):
         self.native_metrics = frozenset(native)
         python = [m.name for m in catalog if m.kind != "formula" and m.name not in native]
         # Python keeps the other metrics; events the native core defers run through `_full`.
-        super().__init__(catalog, partition, held=python)
+        super().__init__(catalog, partition, held=python, input_format=input_format)
         python_types: list[list[str] | None] = []
         for name in python:
             if name in full.aggregate_metrics:
                 types = full.aggregate_metrics[name].types
                 python_types.append(None if types is None else sorted(types))
             else:
-                for condition in full.entities_metrics[name].conditions:
+                entities = full.entities_metrics[name]
+                for condition in entities.conditions:
                     types = condition.types
                     python_types.append(None if types is None else sorted(types))
-        spec = b'{"horizon":%b,"python_types":%b,"metrics":[%b]}' % (
+                if entities.trait_fields:
+                    python_types.append([GROUP_CALL])  # its accounts' traits
+        spec = b'{"horizon":%b,"python_types":%b,"input_format":%b,"metrics":[%b]}' % (
             orjson.dumps(full.horizon_terms),
             orjson.dumps(python_types),
+            orjson.dumps(input_format),
             b",".join(native.values()),
         )
         self._native = Partition(spec.decode())
@@ -168,7 +176,7 @@ class NativePartitionState(PartitionState):
             while index < len(records):
                 message = records[index]
                 offset = message.offset
-                event = parse_event(message.value, now_ms, max_future_skew_ms)
+                event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
                 if type(event) is InvalidEvent:
                     outcome.invalid.append(
                         InvalidMessage(message.offset, message.value, event.reason, event.detail)
@@ -193,7 +201,7 @@ class NativePartitionState(PartitionState):
             for index, lateness_clock in python_events:
                 message = records[index]
                 offset = message.offset
-                event = parse_event(message.value, now_ms, max_future_skew_ms)
+                event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
                 assert not isinstance(event, InvalidEvent), "the native core took it as valid"
                 for metric in self._scratch.apply(event, message.offset, lateness_clock):
                     late[metric] += 1

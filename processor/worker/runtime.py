@@ -268,7 +268,7 @@ class Worker:
             self.consumer.seek(tp, state.offset + 1)
 
     async def _restore(self, tp: TopicPartition) -> PartitionState:
-        state = NativePartitionState(self.catalog, tp.partition)
+        state = NativePartitionState(self.catalog, tp.partition, self.settings.input_format)
         stored = await self.store.load(tp.partition)
         changed = state.restore(stored)
         for metric in changed:
