@@ -240,6 +240,8 @@ class Worker:
             finally:
                 self._loading.discard(tp.partition)
         self._parked.clear()  # the partitions that went to other workers
+        for partition in [p for p in self._unprocessable if p not in self.partitions]:
+            del self._unprocessable[partition]  # their new owner finds its failures itself
         self.telemetry.partitions.set(len(self.partitions))
         log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
 
