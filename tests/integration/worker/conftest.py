@@ -218,3 +218,16 @@ def private_stack(tmp_path: Path) -> Iterator[PrivateStack]:
         yield stack
     finally:
         stack.down()
+
+
+@pytest.fixture
+def outage_e2e(private_stack: PrivateStack, unique_name: str, tmp_path: Path) -> Iterator[EndToEnd]:
+    """Like `e2e`, on the private stack; nothing to delete afterwards, the stack goes whole."""
+    env = EndToEnd(private_stack.bootstrap, private_stack.redis_url, unique_name, tmp_path)
+    try:
+        yield env
+    finally:
+        for worker in env.workers:
+            worker.close()
+        for producer in env.producers:
+            producer.close()

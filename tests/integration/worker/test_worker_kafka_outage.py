@@ -7,8 +7,6 @@ scripts/stack.sh on free ports in a folder of its own, and always stops them at 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -25,19 +23,6 @@ from tests.integration.worker.harness import (
 from tests.integration.worker.workloads import generated_messages
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(240)]
-
-
-@pytest.fixture
-def outage_e2e(private_stack: PrivateStack, unique_name: str, tmp_path: Path) -> Iterator[EndToEnd]:
-    """Like `e2e`, on the private stack; nothing to delete afterwards, the stack goes whole."""
-    env = EndToEnd(private_stack.bootstrap, private_stack.redis_url, unique_name, tmp_path)
-    try:
-        yield env
-    finally:
-        for worker in env.workers:
-            worker.close()
-        for producer in env.producers:
-            producer.close()
 
 
 def _health(worker: WorkerProcess) -> tuple[int, dict[str, object]] | None:
