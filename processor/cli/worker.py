@@ -89,7 +89,9 @@ def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namesp
     exact rolling windows in Redis (one atomic step per batch, so a restart after kill -9 neither
     loses nor double-counts), and serves nsm_metric_value and health series on /metrics. Start
     several with the same namespace to share the partitions; one of them exports the values.
-    Stop it with SIGTERM or Ctrl-C.
+    Started before Kafka or Redis answers, it waits for them (/health answers 503 naming what
+    is missing). An invalid message, or one it fails on (unprocessable), goes to <topic>.dlq and
+    the rest is applied. Stop it with SIGTERM or Ctrl-C.
     """
     from pydantic import ValidationError
 

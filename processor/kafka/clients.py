@@ -9,6 +9,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from processor.config import Settings
+from processor.kafka import unreadable
+
+# Every consumer made here or elsewhere in the process passes an unreadable record batch on as
+# one marker instead of failing on it at every fetch (unreadable.py).
+unreadable.install()
 
 
 def _security(settings: Settings) -> dict[str, object]:

@@ -84,13 +84,20 @@ local counts = cmsgpack.unpack(ARGV[6])
 for s = 1, #counts, 2 do
   redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
 end
-local newest = tonumber(ARGV[3])  -- nil: the batch held no valid event
-local stored = redis.call('HGET', KEYS[1], 'max_ts')
-if stored ~= false and (newest == nil or tonumber(stored) > newest) then
-  newest = tonumber(stored)
+-- The newest event time only grows. Compared as text: Lua's numbers are doubles, which round
+-- times beyond 2^53 and write those beyond 14 digits in exponent form.
+local function later(a, b)
+  local a_negative, b_negative = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if a_negative ~= b_negative then return b_negative end
+  if a_negative then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a > #b end
+  return a > b
 end
+local newest = ARGV[3]  -- '': the batch held no valid event
+local stored = redis.call('HGET', KEYS[1], 'max_ts')
+if stored ~= false and (newest == '' or later(stored, newest)) then newest = stored end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2])
-if newest ~= nil then redis.call('HSET', KEYS[1], 'max_ts', tostring(newest)) end
+if newest ~= '' then redis.call('HSET', KEYS[1], 'max_ts', newest) end
 return {1, ARGV[2]}
 """
 
@@ -173,7 +180,8 @@ class RedisPartitionStore:
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
         `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
-        time only grows; `max_ts` None (no valid event in the batch) leaves it as it is."""
+        time only grows, exactly at any size; `max_ts` None (no valid event in the batch)
+        leaves it as it is."""
         keys = self.keys(partition)
         args = [
             "" if expected_offset is None else str(expected_offset),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 import redis
 
 from processor.definitions import load_definitions
@@ -83,6 +84,42 @@ def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
 
     try:
         assert asyncio.run(scenario()) == [None, 1_795_000_000_000, 1_795_000_000_000]
+    finally:
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [-(2**63), -(2**63) + 1, -(2**62)],  # far before the epoch: 19 digits
+        [-(2**63) + 1, -(2**63)],  # an older one after: kept
+        [-5, -40, 7, 3],
+        [2**53 + 1, 2**53],  # beyond a double's integers
+        [123_456_789_012_345_678, 99_999, 123_456_789_012_345_679],
+    ],
+)
+def test_the_newest_event_time_is_stored_exactly_at_any_size(
+    redis_url: str, redis_client: redis.Redis, unique_name: str, times: list[int]
+):
+    """A valid event may be timestamped anywhere in 64 bits; Redis's Lua numbers are doubles,
+    whose text has 14 digits (the worker could not read back "-9.2233720368548e+18")."""
+
+    async def scenario() -> int | None:
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
+        try:
+            offset = None
+            for i, ts in enumerate(times):
+                await store.apply_batch(0, offset, i, ts, NO_WRITES, NewIds.pack([]))
+                offset = i
+            assert await store.max_event_times([0]) == {0: max(times)}
+            return (await store.load(0)).max_ts
+        finally:
+            await client.aclose()
+
+    try:
+        assert asyncio.run(scenario()) == max(times)
     finally:
         for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
             redis_client.unlink(key)

@@ -149,7 +149,7 @@ class Producer:
     """Sends to explicit partitions with acks=all, one request in flight, so that the order in
     a partition is the order of `send` calls."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, compression: str | None = None) -> None:
         self.topic = topic
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -157,6 +157,7 @@ class Producer:
             linger_ms=5,
             max_in_flight_requests_per_connection=1,
             max_request_size=4 * 1024 * 1024,
+            compression_type=compression,
         )
 
     def send(self, messages: Iterable[Message]) -> int:
