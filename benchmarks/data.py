@@ -48,10 +48,11 @@ def topic_end_offsets(topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def filled_topic(path: Path) -> tuple[str, int]:
-    """A topic holding every line of `path`, keyed by account_id; (name, message count)."""
+def filled_topic(path: Path, partitions: int = PARTITIONS) -> tuple[str, int]:
+    """A topic of `partitions` holding every line of `path`, keyed by account_id; (name, message
+    count)."""
     lines = path.read_bytes().splitlines()
-    topic = f"nsm-bench-{path.stem}"
+    topic = f"nsm-bench-{path.stem}" + ("" if partitions == PARTITIONS else f"-p{partitions}")
     if sum(topic_end_offsets(topic).values()) == len(lines):
         return topic, len(lines)
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
@@ -59,7 +60,7 @@ def filled_topic(path: Path) -> tuple[str, int]:
         if topic in admin.list_topics():
             admin.delete_topics([topic])
             time.sleep(2)
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         admin.close()
     print(f"filling topic {topic} with {len(lines):,} events ...", flush=True)

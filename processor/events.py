@@ -20,6 +20,9 @@ InputFormat = Literal["nsm", "segment"]
 INPUT_FORMATS: tuple[InputFormat, ...] = ("nsm", "segment")
 
 INVALID_REASONS: tuple[str, ...] = tuple(nsm_native.invalid_reasons())
+# Anything else the engine failed on with this one message (docs/semantics.md, Events).
+UNPROCESSABLE = "unprocessable"
+assert UNPROCESSABLE in INVALID_REASONS
 
 _EPOCH_MS = re.compile(r"-?[0-9]+")
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -29,6 +32,20 @@ def parse_rfc3339_ms(text: str) -> int | None:
     """Epoch milliseconds of an RFC 3339 date-time with a zone (as event timestamps are read),
     or None when it is not one."""
     return nsm_native.parse_rfc3339(text)
+
+
+class MessageFailed(Exception):
+    """The engine failed on one message while applying it (`position`: its offset in a batch,
+    its position in `nsm compute`); `detail` says what went wrong.
+
+    The state that applied it may hold part of it: the processor restores the state (a partition
+    from the store, a computation from the start) and applies the rest as if the message were
+    not there, counting it as `unprocessable`."""
+
+    def __init__(self, position: int, detail: str) -> None:
+        super().__init__(f"message {position}: {detail}")
+        self.position = position
+        self.detail = detail
 
 
 def parse_time(text: str) -> int:

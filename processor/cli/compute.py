@@ -72,8 +72,9 @@ def command(
     """Compute every metric from a file of events, exactly as the streaming worker would.
 
     Events are applied in file order (which decides duplicates and ties of event time). Prints
-    one JSON document (or a table) to standard output, and a summary of invalid and duplicate
-    events to standard error.
+    one JSON document (or a table) to standard output; to standard error, each invalid line as
+    FILE:LINE: REASON: DETAIL, then a summary of invalid and duplicate events. An event the
+    engine fails on is invalid (reason unprocessable) and the rest is computed without it.
     """
     catalog = load_or_exit(ctx, definitions_path)
     with progress_status(f"computing every metric from {events_path}"):
@@ -83,15 +84,21 @@ def command(
                 input_format,
             )  # fmt: skip
         else:
-            result = compute_file(
-                events_path, catalog, at_ms, None, max_future_skew_ms, input_format
-            )
+            try:
+                result = compute_file(
+                    events_path, catalog, at_ms, None, max_future_skew_ms, input_format
+                )
+            except OSError as error:
+                raise click.FileError(events_path, str(error)) from None
     if output_format == "json":
         out = click.get_binary_stream("stdout")
         out.write(orjson.dumps(result.to_json()) + b"\n")
         out.flush()
     else:
         _print_table(result, catalog)
+    name = "<stdin>" if events_path == "-" else events_path
+    for rejected in result.rejected:
+        click.echo(f"{name}:{rejected.line}: {rejected.reason}: {rejected.detail}", err=True)
     click.echo(summary(result), err=True)
 
 

@@ -33,7 +33,8 @@ from processor.config import Settings
     envvar="NSM_REDIS_URL",
     default="redis://127.0.0.1:6379/0",
     show_default=False,
-    help="Redis URL (NSM_REDIS_URL); rediss:// for TLS.",
+    help="Redis URL (NSM_REDIS_URL): a server or any node of a Redis Cluster (detected; "
+    "?cluster=yes|no to say), rediss:// for TLS.",
 )
 @click.option(
     "--namespace",
@@ -88,7 +89,9 @@ def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namesp
     exact rolling windows in Redis (one atomic step per batch, so a restart after kill -9 neither
     loses nor double-counts), and serves nsm_metric_value and health series on /metrics. Start
     several with the same namespace to share the partitions; one of them exports the values.
-    Stop it with SIGTERM or Ctrl-C.
+    Started before Kafka or Redis answers, it waits for them (/health answers 503 naming what
+    is missing). An invalid message, or one it fails on (unprocessable), goes to <topic>.dlq and
+    the rest is applied. Stop it with SIGTERM or Ctrl-C.
     """
     from pydantic import ValidationError
 

@@ -2,17 +2,23 @@
 
 The work is the engine's (native/engine): decoding, validation, dedup, windows, every metric,
 formulas and the segment cap. This module feeds it and shapes its result.
+
+An event the engine fails on while applying it (docs/semantics.md, `unprocessable`) may have
+changed the state in part: the computation then starts again from the first event, with that one
+invalid (`unprocessable`), so that nothing of it remains. The input is read again for this.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
+import tempfile
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import IO, Any
+from typing import IO, Any, NamedTuple
 
 import orjson
 from nsm_native import Compute
@@ -26,6 +32,16 @@ _BATCH = 10_000
 _CHUNK_BYTES = 8 << 20
 
 
+class Rejected(NamedTuple):
+    """An event that was not applied: its position among the events (from 0), its line in the
+    JSON Lines read (from 1, blank lines included), why, and the detail."""
+
+    position: int
+    line: int
+    reason: str
+    detail: str
+
+
 @dataclass(slots=True)
 class ComputeResult:
     as_of_ms: int
@@ -33,6 +49,7 @@ class ComputeResult:
     invalid: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
     applied: int = 0
+    rejected: list[Rejected] = field(default_factory=list)  # every invalid event, in order
 
     def to_json(self) -> dict[str, Any]:
         """The document of CONTRACT §4: `{"as_of": ..., "metrics": {name: {value, segments}}}`."""
@@ -70,22 +87,49 @@ def message_bytes(
     return bytes(raw)
 
 
-def _engine(
+def _run(
+    feed: Callable[[Compute], None],
     catalog: Catalog,
     at_ms: int | None,
     now_ms: int | None,
     skew_ms: int,
     input_format: InputFormat,
-) -> Compute:
+) -> ComputeResult:
+    """Feed the events to an engine, again after each event it failed on (the rest computed
+    without it), and shape the result."""
     clock_now = int(time.time() * 1000) if now_ms is None else now_ms
-    return Compute(compile_catalog(catalog), at_ms, clock_now, skew_ms, input_format)
-
-
-def _result(engine: Compute) -> ComputeResult:
+    spec = compile_catalog(catalog)
+    failed: dict[int, str] = {}
+    while True:
+        engine = Compute(spec, at_ms, clock_now, skew_ms, input_format, failed)
+        feed(engine)
+        if engine.failure is None:
+            break
+        position, detail = engine.failure
+        failed[position] = detail
     values = {r.name: MetricValue(r.value, r.segments) for r in engine.evaluate()}
     return ComputeResult(
-        engine.as_of_ms, values, Counter(engine.invalid), engine.duplicates, engine.applied
+        engine.as_of_ms,
+        values,
+        Counter(engine.invalid),
+        engine.duplicates,
+        engine.applied,
+        [Rejected(*r) for r in engine.rejected],
     )
+
+
+class _Replayable:
+    """A one-shot iterator that can be iterated again: what was read is kept."""
+
+    def __init__(self, items: Iterable[Any]) -> None:
+        self._source = iter(items)
+        self._read: list[Any] = []
+
+    def __iter__(self) -> Iterator[Any]:
+        yield from self._read[:]
+        for item in self._source:
+            self._read.append(item)
+            yield item
 
 
 def compute_metrics(
@@ -100,17 +144,23 @@ def compute_metrics(
 
     `at_ms` None means the largest timestamp among applied events, or `now_ms` (default the wall
     clock) when none was applied. Invalid events and repeated event ids are counted, not applied.
-    `input_format="segment"` reads Segment/RudderStack calls.
+    `input_format="segment"` reads Segment/RudderStack calls. After an event the engine fails
+    on, `events` is iterated again: a one-shot iterator is kept as it is read.
     """
-    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms, input_format)
-    batch: list[bytes | None] = []
-    for raw in events:
-        batch.append(message_bytes(raw))
-        if len(batch) >= _BATCH:
-            engine.feed(batch)
-            batch = []
-    engine.feed(batch)
-    return _result(engine)
+    source = _Replayable(events) if iter(events) is events else events
+
+    def feed(engine: Compute) -> None:
+        batch: list[bytes | None] = []
+        for raw in source:
+            batch.append(message_bytes(raw))
+            if len(batch) >= _BATCH:
+                engine.feed(batch)
+                batch = []
+                if engine.failure is not None:
+                    return
+        engine.feed(batch)
+
+    return _run(feed, catalog, at_ms, now_ms, max_future_skew_ms, input_format)
 
 
 def compute_file(
@@ -122,9 +172,11 @@ def compute_file(
     input_format: InputFormat = "nsm",
 ) -> ComputeResult:
     """`compute_metrics` over a JSON Lines file, which the engine reads itself."""
-    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms, input_format)
-    engine.feed_file(os.fspath(path))
-    return _result(engine)
+    name = os.fspath(path)
+    return _run(
+        lambda engine: engine.feed_file(name),
+        catalog, at_ms, now_ms, max_future_skew_ms, input_format,
+    )  # fmt: skip
 
 
 def compute_stream(
@@ -136,16 +188,28 @@ def compute_stream(
     input_format: InputFormat = "nsm",
 ) -> ComputeResult:
     """`compute_metrics` over a JSON Lines stream (blank lines are not events), read in large
-    chunks that the engine splits into lines itself."""
-    engine = _engine(catalog, at_ms, now_ms, max_future_skew_ms, input_format)
-    rest = b""
-    while chunk := stream.read(_CHUNK_BYTES):
-        end = chunk.rfind(b"\n")
-        if end < 0:
-            rest += chunk
-            continue
-        engine.feed_lines(rest + chunk[: end + 1])
-        rest = chunk[end + 1 :]
-    if rest:
-        engine.feed_lines(rest)
-    return _result(engine)
+    chunks that the engine splits into lines itself. A stream that cannot seek (a pipe) is kept
+    in a temporary file first, to be read again after an event the engine failed on."""
+    if not stream.seekable():
+        with tempfile.TemporaryFile() as spool:
+            shutil.copyfileobj(stream, spool, _CHUNK_BYTES)
+            spool.seek(0)
+            return compute_stream(spool, catalog, at_ms, now_ms, max_future_skew_ms, input_format)
+    start = stream.tell()
+
+    def feed(engine: Compute) -> None:
+        stream.seek(start)
+        rest = b""
+        while chunk := stream.read(_CHUNK_BYTES):
+            end = chunk.rfind(b"\n")
+            if end < 0:
+                rest += chunk
+                continue
+            engine.feed_lines(rest + chunk[: end + 1])
+            rest = chunk[end + 1 :]
+            if engine.failure is not None:
+                return
+        if rest:
+            engine.feed_lines(rest)
+
+    return _run(feed, catalog, at_ms, now_ms, max_future_skew_ms, input_format)

@@ -12,23 +12,18 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
 import orjson
-from nsm_native import Partition, StateWrites, Summary
+from nsm_native import EventFailed, Partition, StateWrites, Summary
 
 from processor.definitions.model import Catalog, Metric
 from processor.engine.spec import compile_catalog
-from processor.events import InputFormat
-from processor.store.partition_store import (
-    APPLIED,
-    DUPLICATES,
-    INVALID_PREFIX,
-    StoredPartition,
-)
+from processor.events import InputFormat, MessageFailed
 from processor.store.payloads import NewIds
+from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
 
 
 def definition_fingerprint(metric: Metric) -> str:
@@ -171,17 +166,29 @@ class PartitionState:
         max_future_skew_ms: int,
         event_clock: bool,
         drop_late: bool = True,
+        unprocessable: Mapping[int, str] | None = None,
     ) -> BatchOutcome:
         """Apply a batch (in offset order); say what to write and to report.
 
         With the wall clock, lateness is judged against `now_ms`; with the event clock, against
         the newest event time seen so far in this partition. `drop_late=False` applies every
         event whatever its lateness (a replay, whose history counts events that arrived after
-        newer ones)."""
+        newer ones).
+
+        A message the engine fails on (docs/semantics.md, `unprocessable`) raises MessageFailed
+        (its offset and what went wrong), and this state is then unusable: the engine changes it
+        in place, so the message may be applied in part. Restore the partition from the store and
+        apply the batch again with the message among `unprocessable` ({offset: detail}): those
+        are invalid, with reason `unprocessable`, and the rest is applied as if they were not
+        there."""
         records = messages if type(messages) is list else list(messages)
-        result = self.native.apply_batch(
-            records, now_ms, max_future_skew_ms, event_clock, drop_late
-        )
+        try:
+            result = self.native.apply_batch(
+                records, now_ms, max_future_skew_ms, event_clock, drop_late, unprocessable
+            )
+        except EventFailed as failure:
+            _, offset, detail = failure.args
+            raise MessageFailed(offset, detail) from failure
         if result.new_offset is not None:
             self.offset = result.new_offset
         if result.max_ts is not None and (self.max_ts is None or result.max_ts > self.max_ts):
@@ -201,6 +208,14 @@ class PartitionState:
             new_offset=result.new_offset,
             max_ts=result.max_ts,
         )
+
+    def pass_over(self, last_offset: int) -> BatchOutcome:
+        """Offsets up to `last_offset` hold nothing to apply (a record batch that cannot be
+        read): the outcome that stores them as passed, so that nothing reads them again."""
+        outcome = BatchOutcome(previous_offset=self.offset, new_offset=last_offset)
+        self.native.pass_over(last_offset)
+        self.offset = self.native.offset
+        return outcome
 
     def summarize(self, as_of_ms: int) -> Summary:
         """Every metric's part as of `as_of_ms` (or as of the clock the state was last pruned at,

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from processor.partition.state import BatchOutcome, PartitionState, Record
-from processor.store.partition_store import PartitionStore
+from processor.store.protocol import PartitionStore
 
 
 @dataclass(frozen=True)
@@ -32,9 +32,20 @@ class BatchStep:
         self.store = store
         self.options = options
 
-    def apply(self, state: PartitionState, records: Sequence[Record], now_ms: int) -> BatchOutcome:
+    def apply(
+        self,
+        state: PartitionState,
+        records: Sequence[Record],
+        now_ms: int,
+        unprocessable: Mapping[int, str] | None = None,
+    ) -> BatchOutcome:
+        """`PartitionState.apply_batch` with this step's options: raises MessageFailed when
+        the engine fails on a message, and `unprocessable` names such messages of an earlier
+        attempt."""
         o = self.options
-        return state.apply_batch(records, now_ms, o.max_future_skew_ms, o.event_clock, o.drop_late)
+        return state.apply_batch(
+            records, now_ms, o.max_future_skew_ms, o.event_clock, o.drop_late, unprocessable
+        )
 
     async def apply_in(
         self,
@@ -42,11 +53,12 @@ class BatchStep:
         state: PartitionState,
         records: Sequence[Record],
         now_ms: int,
+        unprocessable: Mapping[int, str] | None = None,
     ) -> BatchOutcome:
         """`apply` in a thread of `executor` (None: in this thread)."""
         if executor is None:
-            return self.apply(state, records, now_ms)
-        work = functools.partial(self.apply, state, records, now_ms)
+            return self.apply(state, records, now_ms, unprocessable)
+        work = functools.partial(self.apply, state, records, now_ms, unprocessable)
         return await asyncio.get_running_loop().run_in_executor(executor, work)
 
     async def write(self, state: PartitionState, outcome: BatchOutcome) -> None:

@@ -7,29 +7,36 @@ and a worker that is pointed at the namespace continues where the replay stopped
 
 Nothing expires or is pruned while consuming: out-of-order events of any age are applied, and the
 whole state is there for the exact history sweep (replay/history.py); at the end it is pruned and
-expired as of the newest event, and written whole (`expire`). The replay (run.py) drives its
+expired as of the newest event, and written whole (`expire`). A message the engine fails on is
+`unprocessable`, as in the worker: the partition is restored from what was stored and the batch
+applied again without it. The replay (run.py) drives its
 shards through the same steps whether they run in its own process or in others (processes.py).
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from processor.config import Settings
 from processor.engine.summaries import Summary, encode_summary
+from processor.events import MessageFailed
 from processor.partition.state import PartitionState
 from processor.partition.step import BatchStep, StepOptions
 from processor.replay.history import sweep_summaries
 from processor.replay.request import ReplayRequest
 from processor.replay.source import OffsetPlan, batches, new_consumer
 from processor.store import namespaces as ns
-from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
+from processor.store.client import RedisClient
+from processor.store.partition_store import RedisPartitionStore
+from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
+
+log = logging.getLogger("nsm.replay")
 
 
 @dataclass
@@ -76,12 +83,12 @@ class Shard:
     """Replays the partitions of `plan` (a part of the replay's plan) in this process."""
 
     def __init__(
-        self, client: aioredis.Redis, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
+        self, client: RedisClient, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
         resumed: bool,
     ) -> None:  # fmt: skip
         self.client, self.settings, self.request = client, settings, request
         self.plan, self.resumed = plan, resumed
-        self.store = PartitionStore(client, request.namespace)
+        self.store: PartitionStore = RedisPartitionStore(client, request.namespace)
         options = StepOptions(request.max_future_skew_ms, event_clock=True, drop_late=False)
         self.step = BatchStep(self.store, options)
         self.states: dict[int, PartitionState] = {}
@@ -125,11 +132,14 @@ class Shard:
             await self.store.write_state(partition, state.offset, state.compact(as_of_ms))
             await self.store.expire(partition, state.forget_ids_until(as_of_ms))
 
+    def _new_state(self, partition: int) -> PartitionState:
+        return PartitionState(self.request.catalog, partition, keep_history=True,
+                              input_format=self.settings.input_format)  # fmt: skip
+
     async def _load(self) -> dict[int, int]:
         positions = {}
         for partition, start in self.plan.start.items():
-            state = PartitionState(self.request.catalog, partition, keep_history=True,
-                                   input_format=self.settings.input_format)  # fmt: skip
+            state = self._new_state(partition)
             position = start
             if self.resumed:
                 stored = await self.store.load(partition)
@@ -150,9 +160,28 @@ class Shard:
             plan, max_records = self.plan, self.request.max_records
             async for partition, records in batches(consumer, plan.topic, positions, plan.end,
                                                     max_records):  # fmt: skip
-                state = self.states[partition]
                 # Records have the `offset` and `value` a Message has: no copy per record.
-                outcome = self.step.apply(state, records, ns.now_ms())
+                failed: dict[int, str] = {}
+                while True:
+                    state = self.states[partition]
+                    try:
+                        outcome = self.step.apply(state, records, ns.now_ms(), failed)
+                        break
+                    except MessageFailed as failure:
+                        log.warning(
+                            "a message could not be processed: it counts as unprocessable, and "
+                            "its batch is applied again without it",
+                            extra={"partition": partition, "offset": failure.position,
+                                   "error": failure.detail},
+                        )  # fmt: skip
+                        failed[failure.position] = failure.detail
+                        previous = in_flight.pop(partition, None)
+                        if previous is not None:  # the state to restore is all stored first
+                            await asyncio.shield(previous[0])
+                            report(previous[1])
+                        restored = self._new_state(partition)
+                        restored.restore(await self.store.load(partition))
+                        self.states[partition] = restored
                 counts = outcome.counts()
                 tally = Tally.of(counts, events=len(records))
                 previous = in_flight.get(partition)

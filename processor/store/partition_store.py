@@ -31,14 +31,44 @@ was already applied; a worker that lost the partition in a rebalance is fenced o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgpack
 import nsm_native
-import redis.asyncio as aioredis
 from nsm_native import StateWrites
+from redis.typing import EncodableT
 
+from processor.store.client import RedisClient, text
+from processor.store.namespaces import resolve_namespace
 from processor.store.payloads import NewIds
+from processor.store.protocol import (
+    APPLIED,
+    COUNT_FIELDS,
+    DEFINITION_PREFIX,
+    DUPLICATES,
+    INVALID_PREFIX,
+    METRIC_ID_PREFIX,
+    NEXT_METRIC_ID,
+    Fenced,
+    LegacyBatch,
+    LegacyState,
+    StoredPartition,
+    UnknownFormat,
+    stored_from_meta,
+)
+
+__all__ = [
+    "APPLIED",
+    "DUPLICATES",
+    "FORMAT",
+    "INVALID_PREFIX",
+    "Fenced",
+    "PartitionKeys",
+    "RedisPartitionStore",
+    "RedisStateStore",
+    "StoredPartition",
+    "UnknownFormat",
+]
 
 FORMAT = "2"
 
@@ -70,13 +100,20 @@ local counts = cmsgpack.unpack(ARGV[9])
 for s = 1, #counts, 2 do
   redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
 end
-local newest = tonumber(ARGV[3])  -- nil: the batch held no valid event
-local stored = redis.call('HGET', KEYS[1], 'max_ts')
-if stored ~= false and (newest == nil or tonumber(stored) > newest) then
-  newest = tonumber(stored)
+-- The newest event time only grows. Compared as text: Lua's numbers are doubles, which round
+-- times beyond 2^53 and write those beyond 14 digits in exponent form.
+local function later(a, b)
+  local a_negative, b_negative = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if a_negative ~= b_negative then return b_negative end
+  if a_negative then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a > #b end
+  return a > b
 end
+local newest = ARGV[3]  -- '': the batch held no valid event
+local stored = redis.call('HGET', KEYS[1], 'max_ts')
+if stored ~= false and (newest == '' or later(stored, newest)) then newest = stored end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'format', '2') end
-if newest ~= nil then redis.call('HSET', KEYS[1], 'max_ts', tostring(newest)) end
+if newest ~= '' then redis.call('HSET', KEYS[1], 'max_ts', newest) end
 return {1, current}
 """
 
@@ -106,30 +143,12 @@ return {1, current}
 """
 
 
-APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
-COUNT_FIELDS = (APPLIED, DUPLICATES)
-DEFINITION_PREFIX, METRIC_ID_PREFIX, NEXT_METRIC_ID = "def:", "mid:", "next_mid"
 LEGACY_TRAITS_BUCKET = -(2**63)
 
 
 def _packb(value: object) -> bytes:
     # Fields and values go as msgpack strings (no bin type), which Lua reads as byte strings.
     return msgpack.packb(value, use_bin_type=False)
-
-
-class Fenced(Exception):
-    """Another worker wrote this partition since this one loaded it: reload, then go on."""
-
-    def __init__(self, partition: int, stored_offset: str) -> None:
-        super().__init__(
-            f"partition {partition} was written by another worker (offset {stored_offset})"
-        )
-        self.partition = partition
-        self.stored_offset = stored_offset
-
-
-class UnknownFormat(Exception):
-    """The stored state was written by a newer NSM: upgrade to read it (it is never misread)."""
 
 
 @dataclass(frozen=True)
@@ -176,42 +195,6 @@ class PartitionKeys:
         return self.prefix + "m:" + member
 
 
-@dataclass
-class LegacyBatch:
-    """One `ids` member of the first format: its batch's ids (label, horizon)."""
-
-    member: bytes
-    score: float
-    ids: list[tuple[str, int]]
-
-
-@dataclass
-class LegacyState:
-    """What the first format held: the fields of its bucket hashes (metric, bucket, field,
-    value), its event ids (label, horizon: every batch's, and the `seen` zset's), and the keys the
-    migration replaces."""
-
-    fields: list[tuple[str, int, bytes, bytes]] = field(default_factory=list)
-    ids: list[tuple[str, int]] = field(default_factory=list)
-    batches: list[LegacyBatch] = field(default_factory=list)
-    seen: list[tuple[str, int]] = field(default_factory=list)
-    bucket_keys: list[str] = field(default_factory=list)
-
-
-@dataclass
-class StoredPartition:
-    offset: int | None
-    max_ts: int | None
-    definitions: dict[str, str] = field(default_factory=dict)
-    metric_ids: dict[str, int] = field(default_factory=dict)
-    next_metric_id: int = 1
-    records: list[tuple[bytes, bytes]] = field(default_factory=list)
-    aggregates: list[tuple[bytes, bytes]] = field(default_factory=list)
-    ids: list[bytes] = field(default_factory=list)
-    # The first format's state, to migrate (None: format 2).
-    legacy: LegacyState | None = None
-
-
 def _unless_fenced(partition: int, result: list[object]) -> None:
     """A step's answer: `{1, ...}` applied, `{0, stored offset}` fenced off."""
     if int(str(result[0])) != 1:
@@ -224,12 +207,32 @@ def _members_of(packed_ids: bytes) -> tuple[int, bytes]:
     return int(offset), payload
 
 
-class PartitionStore:
-    """Reads and writes one namespace's partitions. Thin: no metric logic lives here."""
+class RedisStateStore:
+    """The `StateStore` on Redis, one server or a cluster (store/client.py makes the client)."""
 
-    def __init__(self, client: aioredis.Redis, namespace: str) -> None:
+    def __init__(self, client: RedisClient) -> None:
+        self.client = client
+
+    def partitions(self, namespace: str) -> RedisPartitionStore:
+        return RedisPartitionStore(self.client, namespace)
+
+    async def resolve_namespace(self, logical: str) -> str:
+        return await resolve_namespace(self.client, logical)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
+
+
+class RedisPartitionStore:
+    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis). Thin: no
+    metric logic lives here. On a cluster, every call touches one partition's slot, or reads
+    several partitions' keys through a pipeline that redis-py splits by node."""
+
+    def __init__(self, client: RedisClient, namespace: str) -> None:
         self.client = client
         self.namespace = namespace
+        # redis-py's Script runs EVALSHA and loads the script where Redis answers NOSCRIPT: a
+        # replica promoted in a failover has no script cache of its own.
         self._apply = client.register_script(APPLY_BATCH)
         self._migrate = client.register_script(MIGRATE)
 
@@ -323,7 +326,7 @@ class PartitionStore:
     ) -> None:
         """Record which version of each definition the stored state was built with, and the
         ids its state is filed under."""
-        mapping: dict[str | bytes, bytes | float | int | str] = {
+        mapping: dict[EncodableT, EncodableT] = {
             f"{DEFINITION_PREFIX}{name}": value for name, value in fingerprints.items()
         }
         for name, metric_id in (metric_ids or {}).items():
@@ -339,7 +342,7 @@ class PartitionStore:
         """Whether the stored partition is at `offset` with these definitions: nobody wrote it
         since a worker whose mirror is at that offset last did."""
         meta = {
-            k.decode(): v.decode()
+            text(k): text(v)
             for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
         }
         if meta.get("offset") != (None if offset is None else str(offset)):
@@ -383,23 +386,9 @@ class PartitionStore:
                 f"partition {partition} of namespace {self.namespace} holds state of format "
                 f"{format_}; this NSM reads format {FORMAT} and the first: upgrade NSM"
             )
-        stored = StoredPartition(
-            offset=int(meta["offset"]) if "offset" in meta else None,
-            max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
-            definitions={
-                k.removeprefix(DEFINITION_PREFIX): v
-                for k, v in meta.items()
-                if k.startswith(DEFINITION_PREFIX)
-            },
-            metric_ids={
-                k.removeprefix(METRIC_ID_PREFIX): int(v)
-                for k, v in meta.items()
-                if k.startswith(METRIC_ID_PREFIX)
-            },
-            next_metric_id=int(meta.get(NEXT_METRIC_ID, "1")),
-            records=list(records.items()),
-            aggregates=list(aggregates.items()),
-        )
+        stored = stored_from_meta(meta)
+        stored.records = list(records.items())
+        stored.aggregates = list(aggregates.items())
         if format_ == FORMAT:
             stored.ids = [_members_of(member)[1] for member, _ in batches]
             return stored
@@ -454,8 +443,9 @@ class PartitionStore:
             pipe.hdel(keys.meta, f"{DEFINITION_PREFIX}{metric}", f"{METRIC_ID_PREFIX}{metric}")
             await pipe.execute()
         if metric_id is not None:
-            prefix = _varint(metric_id)
-            gone = [f for f in await self.client.hkeys(keys.aggregates) if f.startswith(prefix)]
+            prefix = varint(metric_id)
+            fields = await self.client.hkeys(keys.aggregates)
+            gone = [f for f in fields if isinstance(f, bytes) and f.startswith(prefix)]
             for start in range(0, len(gone), 1000):
                 await self.client.hdel(keys.aggregates, *gone[start : start + 1000])
 
@@ -479,7 +469,7 @@ class PartitionStore:
         return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
 
 
-def _varint(value: int) -> bytes:
+def varint(value: int) -> bytes:
     """An unsigned varint (how the engine prefixes a metric's aggregate items with its id)."""
     out = bytearray()
     while value >= 0x80:

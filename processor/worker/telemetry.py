@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 
 from processor.definitions.model import Catalog
 from processor.engine import MetricValue
+from processor.events import INVALID_REASONS
 
 METRIC_LABELS = ["metric", "tier", "segment", "segment_value"]
 
@@ -122,11 +123,16 @@ class Telemetry:
             ["dependency"],
             registry=r,
         )
+        self.unreadable_batches = Counter(
+            "nsm_record_batches_unreadable",
+            "Record batches that could not be read (CRC, decompression, decoding): passed over.",
+            ["partition"],
+            registry=r,
+        )
         self.partitions = Gauge(
             "nsm_partitions_assigned", "Partitions this worker owns.", registry=r
         )
-        for reason in ("not_json", "not_object", "missing_type", "missing_timestamp",
-                       "bad_timestamp", "future_timestamp"):  # fmt: skip
+        for reason in INVALID_REASONS:
             self.invalid.labels(reason=reason)
         for dependency in ("kafka", "redis"):
             self.dependency_up.labels(dependency=dependency).set(0)

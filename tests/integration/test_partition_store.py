@@ -12,7 +12,6 @@ from typing import Any, TypeVar
 import orjson
 import pytest
 import redis
-import redis.asyncio as aioredis
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -22,8 +21,10 @@ from processor.engine import compute_metrics
 from processor.engine.compute import ComputeResult
 from processor.engine.summaries import finish, merge_summaries
 from processor.partition.state import Message, PartitionState
-from processor.store.partition_store import PartitionStore, UnknownFormat
+from processor.store.client import RedisClient, connect
+from processor.store.partition_store import RedisPartitionStore, UnknownFormat
 from processor.store.payloads import NewIds
+from processor.store.protocol import PartitionStore
 from tests.reference.partition import PartitionState as FirstFormatState
 from tests.reference.store import PartitionStore as FirstFormatStore
 from tests.strategies import BASE_MS, Scenario, catalog_of, scenarios
@@ -33,9 +34,9 @@ from tests.unit.test_traits_vs_oracle import cases as trait_cases
 T = TypeVar("T")
 
 
-def _run(redis_url: str, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+def _run(redis_url: str, work: Callable[[RedisClient], Awaitable[T]]) -> T:
     async def scenario() -> T:
-        client = aioredis.Redis.from_url(redis_url)
+        client = await connect(redis_url)
         try:
             return await work(client)
         finally:
@@ -71,8 +72,8 @@ def test_event_ids_are_kept_per_batch_and_forgotten_with_their_batch(
     def sent(offset: int, event_id: object, ts: int) -> Message:
         return _message(offset, event_id=event_id, timestamp=ts)
 
-    async def work(client: aioredis.Redis) -> list[int]:
-        store = PartitionStore(client, unique_name)
+    async def work(client: RedisClient) -> list[int]:
+        store = RedisPartitionStore(client, unique_name)
         state = PartitionState(catalog, 0)
         first = state.apply_batch([sent(0, "a", BASE_MS), sent(1, "b", BASE_MS)], now, 0, True)
         await store.apply_batch(0, None, 1, first.max_ts, first.writes, first.ids)
@@ -103,8 +104,8 @@ def test_event_ids_are_kept_per_batch_and_forgotten_with_their_batch(
 def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
     redis_url: str, unique_name: str, clean: None
 ):
-    async def work(client: aioredis.Redis) -> list[int | None]:
-        store = PartitionStore(client, unique_name)
+    async def work(client: RedisClient) -> list[int | None]:
+        store = RedisPartitionStore(client, unique_name)
         newest = []
         await store.apply_batch(0, None, 3, None, None, NewIds())  # only invalid messages
         newest.append((await store.load(0)).max_ts)
@@ -118,6 +119,34 @@ def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
         return newest
 
     assert _run(redis_url, work) == [None, 1_795_000_000_000, 1_795_000_000_000]
+
+
+@pytest.mark.parametrize(
+    "times",
+    [
+        [-(2**63), -(2**63) + 1, -(2**62)],  # far before the epoch: 19 digits
+        [-(2**63) + 1, -(2**63)],  # an older one after: kept
+        [-5, -40, 7, 3],
+        [2**53 + 1, 2**53],  # beyond a double's integers
+        [123_456_789_012_345_678, 99_999, 123_456_789_012_345_679],
+    ],
+)
+def test_the_newest_event_time_is_stored_exactly_at_any_size(
+    redis_url: str, unique_name: str, clean: None, times: list[int]
+):
+    """A valid event may be timestamped anywhere in 64 bits; Redis's Lua numbers are doubles,
+    whose text has 14 digits (the worker could not read back "-9.2233720368548e+18")."""
+
+    async def work(client: RedisClient) -> int | None:
+        store = RedisPartitionStore(client, unique_name)
+        offset = None
+        for i, ts in enumerate(times):
+            await store.apply_batch(0, offset, i, ts, None, NewIds())
+            offset = i
+        assert await store.max_event_times([0]) == {0: max(times)}
+        return (await store.load(0)).max_ts
+
+    assert _run(redis_url, work) == max(times)
 
 
 def test_what_the_engine_packs_is_stored_and_read_back_as_it_holds_it(
@@ -139,8 +168,8 @@ def test_what_the_engine_packs_is_stored_and_read_back_as_it_holds_it(
     outcome = state.apply_batch(messages, BASE_MS, 300_000, event_clock=True)
     assert outcome.writes is not None and outcome.writes.changes >= len(accounts)
 
-    async def work(client: aioredis.Redis) -> PartitionState:
-        store = PartitionStore(client, unique_name)
+    async def work(client: RedisClient) -> PartitionState:
+        store = RedisPartitionStore(client, unique_name)
         await store.set_definitions(0, state.fingerprints, state.metric_ids)
         assert outcome.new_offset is not None
         await store.apply_batch(
@@ -159,11 +188,11 @@ def test_what_the_engine_packs_is_stored_and_read_back_as_it_holds_it(
 def test_state_of_an_unknown_format_is_refused_not_misread(
     redis_url: str, redis_client: redis.Redis, unique_name: str, clean: None
 ):
-    store_keys = PartitionStore(redis.Redis(), unique_name).keys(0)  # type: ignore[arg-type]
+    store_keys = RedisPartitionStore(redis.Redis(), unique_name).keys(0)  # type: ignore[arg-type]
     redis_client.hset(store_keys.meta, mapping={"offset": "4", "format": "3"})
 
-    async def work(client: aioredis.Redis) -> None:
-        await PartitionStore(client, unique_name).load(0)
+    async def work(client: RedisClient) -> None:
+        await RedisPartitionStore(client, unique_name).load(0)
 
     with pytest.raises(UnknownFormat, match="format 3"):
         _run(redis_url, work)
@@ -179,7 +208,7 @@ def _first_format(
     """Write `batches` to Redis exactly as the version before format 2 did (its engine, its
     codec, its Lua step, its expiry)."""
 
-    async def work(client: aioredis.Redis) -> FirstFormatState:
+    async def work(client: RedisClient) -> FirstFormatState:
         store = FirstFormatStore(client, namespace)
         state = FirstFormatState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
         await store.set_definitions(0, state.fingerprints)
@@ -215,7 +244,7 @@ def _migrate_and_continue(
     try:
         _first_format(redis_url, namespace, catalog, batches, now, expire_after, input_format)
 
-        async def work(client: aioredis.Redis) -> tuple[PartitionState, bool]:
+        async def work(client: RedisClient) -> tuple[PartitionState, bool]:
             store = PartitionStore(client, namespace)
             state = PartitionState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
             stored = await store.load(0)

@@ -25,6 +25,7 @@ from processor.events import format_time
 from processor.partition import state as partition_state
 from processor.store.namespaces import history_key, info_key, target_key
 from processor.store.partition_store import PartitionKeys
+from tests.faults import injected_fault
 from tests.integration.test_replay_support import (
     DEFINITIONS,
     PARTITIONS,
@@ -302,3 +303,22 @@ def test_a_replay_process_killed_with_sigkill_fails_the_replay_and_resume_finish
 
     resumed = _resume(args)
     assert_resumed_exactly(redis_client, name, history_topic, catalog, resumed.stdout)
+
+
+def test_a_message_the_engine_fails_on_is_unprocessable_and_the_rest_replayed_exactly(
+    history_topic: Topic, catalog: Catalog, namespaces: str, redis_client: redis.Redis
+):
+    """A failure injected on one event (tests/faults.py): the replay counts it as unprocessable,
+    restores its partition from what it stored, and applies the rest once."""
+    values = history_topic.values()
+    ids = [orjson.loads(v)["event_id"] for v in values if b'"event_id"' in v]
+    marker = orjson.dumps({"event_id": ids[len(ids) // 2]})[1:-1]  # `"event_id":"..."`
+    assert sum(marker in v for v in values) == 1
+    name = f"{namespaces}-failing"
+    with injected_fault(marker):
+        replayed = replay_json("--namespace", name, "--topic", history_topic.name, "--live",
+                               f"{namespaces}-live", "--batch", "50")  # fmt: skip
+    clean = [None if marker in v else v for v in values]
+    assert replayed == compute_metrics(clean, catalog).to_json()
+    info = {k.decode(): v for k, v in redis_client.hgetall(info_key(name)).items()}
+    assert orjson.loads(info["invalid"]).get("unprocessable") == 1

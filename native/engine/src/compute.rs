@@ -5,9 +5,13 @@
 //! are not kept at all (they are late for it); the state is kept whole, so it can also be
 //! evaluated at any earlier time (history.rs).
 
+use std::sync::{mpsc, Arc};
+
+use ahash::AHashMap;
+
 use crate::dedup::Seen;
 use crate::engine::Engine;
-use std::sync::{mpsc, Arc};
+use crate::fault;
 
 use crate::event::{decode, decode_into, Header, InputFormat, Invalid, Reason};
 use crate::fields::{Captured, Captures, Paths};
@@ -35,9 +39,15 @@ impl<'a> Block<'a> {
         self.captures.resize(lines.len() * slots, None);
         for (k, line) in lines.iter().enumerate() {
             let captures = &mut self.captures[k * slots..(k + 1) * slots];
-            self.results.push(decode_into(paths, line, now_ms, skew_ms, captures));
+            let decoded = fault::catch(|| decode_into(paths, line, now_ms, skew_ms, captures));
+            self.results.push(decoded.unwrap_or_else(unprocessable));
         }
     }
+}
+
+/// A message the engine failed on while decoding it: invalid, as `unprocessable`.
+fn unprocessable<T>(detail: String) -> Result<T, Invalid> {
+    Err(Invalid { reason: Reason::Unprocessable, detail })
 }
 
 /// What became of one message.
@@ -47,6 +57,16 @@ pub enum Verdict {
     Applied(i64),
     Duplicate,
     Invalid(Invalid),
+    /// The engine failed while applying it (`Compute::failure`): nothing more is applied.
+    Failed,
+}
+
+/// A message that was not applied: its position in the input (from 0), why, and the detail.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Rejected {
+    pub position: i64,
+    pub reason: Reason,
+    pub detail: String,
 }
 
 pub struct Compute {
@@ -60,6 +80,16 @@ pub struct Compute {
     pub duplicates: i64,
     pub invalid: Vec<(Reason, i64)>,
     pub newest: Option<i64>,
+    /// Every invalid message, in order.
+    pub rejected: Vec<Rejected>,
+    /// For each blank line of the JSON Lines read, how many messages came before it (the line
+    /// numbers of `rejected`).
+    pub blanks: Vec<i64>,
+    /// Positions an earlier run failed on, with what went wrong: invalid, as `unprocessable`.
+    pub failed: AHashMap<i64, String>,
+    /// The position this run failed on while applying it, and what went wrong: the state may
+    /// hold part of it, so nothing more is applied; start again with it among `failed`.
+    pub failure: Option<(i64, String)>,
     /// Threads that decode ahead of the one applying (0: this thread decodes too).
     pub decoders: usize,
 }
@@ -94,41 +124,87 @@ impl Compute {
             duplicates: 0,
             invalid: Reason::ALL.iter().map(|r| (*r, 0)).collect(),
             newest: None,
+            rejected: Vec::new(),
+            blanks: Vec::new(),
+            failed: AHashMap::new(),
+            failure: None,
             decoders: default_decoders(),
         })
     }
 
     /// One message, the next in arrival order.
     pub fn message<'a>(&mut self, raw: &'a [u8], captures: &mut Captures<'a>) -> Verdict {
+        if self.failure.is_some() || self.failed.contains_key(&self.seq) {
+            return self.accept(raw, Ok(Header { ts: 0, id: None }), captures);
+        }
+        let (now, skew) = (self.now_ms, self.max_future_skew_ms);
+        let paths = &self.engine.paths;
         let decoded =
-            decode(&self.engine.paths, raw, self.now_ms, self.max_future_skew_ms, captures);
-        self.accept(decoded, captures)
+            fault::catch(|| decode(paths, raw, now, skew, captures)).unwrap_or_else(unprocessable);
+        self.accept(raw, decoded, captures)
     }
 
     /// The next message in arrival order, decoded (its captured values in `captures`).
-    fn accept(&mut self, decoded: Result<Header, Invalid>, captures: &Captured) -> Verdict {
+    fn accept(
+        &mut self,
+        raw: &[u8],
+        decoded: Result<Header, Invalid>,
+        captures: &Captured,
+    ) -> Verdict {
+        if self.failure.is_some() {
+            return Verdict::Failed;
+        }
         let seq = self.seq;
         self.seq += 1;
+        let decoded = match self.failed.get(&seq) {
+            Some(detail) => unprocessable(detail.clone()),
+            None => decoded,
+        };
         let header = match decoded {
             Ok(header) => header,
             Err(invalid) => {
                 if let Some(count) = self.invalid.iter_mut().find(|(r, _)| *r == invalid.reason) {
                     count.1 += 1;
                 }
+                self.rejected.push(Rejected {
+                    position: seq,
+                    reason: invalid.reason,
+                    detail: invalid.detail.clone(),
+                });
                 return Verdict::Invalid(invalid);
             }
         };
-        if let Some(id) = header.id {
-            let horizon = self.engine.horizon.of(header.ts);
-            if !self.seen.first_time(id, header.ts, horizon) {
+        let applied = fault::catch(|| {
+            if let Some(id) = header.id {
+                let horizon = self.engine.horizon.of(header.ts);
+                if !self.seen.first_time(id, header.ts, horizon) {
+                    return false;
+                }
+            }
+            self.engine.apply(captures, header, seq, self.at_ms);
+            fault::check(raw);
+            true
+        });
+        match applied {
+            Ok(true) => {
+                self.applied += 1;
+                self.newest = Some(self.newest.map_or(header.ts, |n| n.max(header.ts)));
+                Verdict::Applied(header.ts)
+            }
+            Ok(false) => {
                 self.duplicates += 1;
-                return Verdict::Duplicate;
+                Verdict::Duplicate
+            }
+            Err(detail) => {
+                self.failure = Some((seq, detail));
+                Verdict::Failed
             }
         }
-        self.engine.apply(captures, header, seq, self.at_ms);
-        self.applied += 1;
-        self.newest = Some(self.newest.map_or(header.ts, |n| n.max(header.ts)));
-        Verdict::Applied(header.ts)
+    }
+
+    /// The line (from 1) of the message at `position` (from 0) of the JSON Lines read.
+    pub fn line_number(&self, position: i64) -> i64 {
+        position + 1 + self.blanks.partition_point(|&before| before <= position) as i64
     }
 
     /// An event already judged valid and new (a log's kept event), with its arrival sequence:
@@ -160,9 +236,13 @@ impl Compute {
     pub fn lines(&mut self, chunk: &[u8]) {
         let mut lines: Vec<&[u8]> = Vec::with_capacity(chunk.len() / 128);
         let mut start = 0;
-        for end in memchr::memchr_iter(b'\n', chunk).chain([chunk.len()]) {
-            let line = chunk.get(start..end).unwrap_or_default();
-            if !is_blank(line) {
+        let mut ends = memchr::memchr_iter(b'\n', chunk).peekable();
+        while start < chunk.len() {
+            let end = ends.next().unwrap_or(chunk.len());
+            let line = &chunk[start..end];
+            if is_blank(line) {
+                self.blanks.push(self.seq + lines.len() as i64);
+            } else {
                 lines.push(line);
             }
             start = end + 1;
@@ -199,11 +279,12 @@ impl Compute {
                 recycle.push(give_back);
             }
             let slots = paths.slots();
-            for index in 0..blocks.len() {
+            for (index, lines) in blocks.iter().enumerate() {
                 let d = index % decoders;
                 let block = decoded[d].recv().expect("a decoder ends after its last block");
                 for (k, result) in block.results.iter().enumerate() {
-                    self.accept(result.clone(), &block.captures[k * slots..(k + 1) * slots]);
+                    let captures = &block.captures[k * slots..(k + 1) * slots];
+                    self.accept(lines[k], result.clone(), captures);
                 }
                 let _ = recycle[d].send(block);
             }
@@ -281,5 +362,52 @@ mod tests {
         for decoders in [1, 2, 3] {
             assert_eq!(run(decoders), alone);
         }
+    }
+}
+
+#[cfg(test)]
+mod failures {
+    use super::*;
+
+    const SPEC: &str = r#"{"metrics": [
+        {"name": "sent", "window_ms": 604800000, "bucket_ms": 3600000,
+         "aggregate": {"count": true, "event": "report.sent"}}]}"#;
+
+    fn line(id: &str, extra: &str) -> String {
+        format!(
+            r#"{{"type":"report.sent","timestamp":"2026-01-01T00:00:00Z","event_id":"{id}"{extra}}}"#
+        )
+    }
+
+    /// A failure while applying stops the run; run again with it among `failed`, the rest is
+    /// exact and the failed message is named with its line.
+    #[test]
+    fn a_run_that_failed_is_run_again_without_the_message() {
+        let _one_at_a_time = fault::TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let spec: CatalogSpec = serde_json::from_str(SPEC).unwrap();
+        let marker = ",\"compute-fault\":1";
+        let data =
+            [line("a", ""), String::new(), line("b", marker), line("c", ""), "{".into()].join("\n");
+        let run = |failed: &AHashMap<i64, String>| {
+            let mut compute =
+                Compute::new(&spec, InputFormat::Nsm, None, i64::MAX / 4, 300_000).unwrap();
+            compute.failed = failed.clone();
+            fault::inject(Some(marker.as_bytes().to_vec()));
+            compute.lines(data.as_bytes());
+            fault::inject(None);
+            compute
+        };
+        let first = run(&AHashMap::new());
+        let (position, detail) = first.failure.clone().expect("the marked event failed");
+        assert_eq!((position, detail.as_str()), (1, "panic: injected fault"));
+        let again = run(&[(position, detail)].into_iter().collect());
+        assert_eq!(again.failure, None);
+        assert_eq!((again.applied, again.duplicates), (2, 0));
+        let named: Vec<(i64, i64, Reason)> = again
+            .rejected
+            .iter()
+            .map(|r| (r.position, again.line_number(r.position), r.reason))
+            .collect();
+        assert_eq!(named, [(1, 3, Reason::Unprocessable), (3, 5, Reason::NotJson)]);
     }
 }

@@ -40,16 +40,19 @@ pub enum Reason {
     MissingTimestamp,
     BadTimestamp,
     FutureTimestamp,
+    /// Anything else the engine failed on with this one message (a defect: fault.rs).
+    Unprocessable,
 }
 
 impl Reason {
-    pub const ALL: [Reason; 6] = [
+    pub const ALL: [Reason; 7] = [
         Reason::NotJson,
         Reason::NotObject,
         Reason::MissingType,
         Reason::MissingTimestamp,
         Reason::BadTimestamp,
         Reason::FutureTimestamp,
+        Reason::Unprocessable,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -60,6 +63,7 @@ impl Reason {
             Reason::MissingTimestamp => "missing_timestamp",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::FutureTimestamp => "future_timestamp",
+            Reason::Unprocessable => "unprocessable",
         }
     }
 }
@@ -102,9 +106,17 @@ fn python_type(value: &Value) -> &'static str {
     }
 }
 
-/// A value as a detail shows it: strings quoted, long containers cut.
+/// The longest string a detail quotes whole (a detail stays short whatever the message holds).
+const SHOWN_CHARS: usize = 60;
+
+/// A value as a detail shows it: strings quoted (a long one cut, with its length), long
+/// containers cut.
 fn shown(value: &Value) -> String {
     match value {
+        Value::Str(s) if s.chars().count() > SHOWN_CHARS => {
+            let start: String = s.chars().take(SHOWN_CHARS).collect();
+            format!("{start:?}... ({} characters)", s.chars().count())
+        }
         Value::Str(s) => format!("{s:?}"),
         Value::Array(t) | Value::Object(t) if t.chars().count() > 40 => {
             format!("{}...", t.chars().take(40).collect::<String>())
@@ -232,6 +244,20 @@ pub fn event_type<'c>(paths: &Paths, captures: &'c Captured<'_>) -> &'c str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_detail_stays_short_whatever_the_message_holds() {
+        let paths = Paths::for_format(std::iter::empty(), InputFormat::Nsm);
+        let long = "9".repeat(100_000);
+        for raw in [
+            format!(r#"{{"type": "{long}", "timestamp": "{long}"}}"#),
+            format!(r#"{{"type": [{long}], "timestamp": 1}}"#),
+        ] {
+            let mut captures = Captures::new();
+            let invalid = decode(&paths, raw.as_bytes(), 0, 0, &mut captures).unwrap_err();
+            assert!(invalid.detail.len() < 300, "{}", &invalid.detail[..300]);
+        }
+    }
 
     const NOW: i64 = 1_795_168_800_000;
 

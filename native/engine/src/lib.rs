@@ -10,6 +10,7 @@ pub mod dedup;
 pub mod engine;
 pub mod entities;
 pub mod event;
+pub mod fault;
 pub mod fields;
 pub mod filter;
 pub mod finish;

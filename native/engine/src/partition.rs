@@ -18,6 +18,7 @@ use crate::dedup::Seen;
 use crate::engine::Engine;
 use crate::engine::MetricKind;
 use crate::event::{decode, event_id_of, EventId, InputFormat, Reason};
+use crate::fault;
 use crate::fields::Captures;
 use crate::legacy::{LegacyCell, LegacyField};
 use crate::spec::{CatalogSpec, SpecError};
@@ -62,6 +63,15 @@ impl Writes {
     pub fn is_empty(&self) -> bool {
         self.records.is_empty() && self.aggregates.is_empty()
     }
+}
+
+/// The engine failed on a message while applying it (a panic, caught): the partition's state may
+/// hold part of it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Failed {
+    pub index: usize,
+    pub offset: i64,
+    pub detail: String,
 }
 
 #[derive(Default, Debug)]
@@ -258,11 +268,18 @@ impl Partition {
     // ---- one batch --------------------------------------------------------------------------
 
     /// Apply a batch (records in offset order, a value None for a message without one).
+    ///
+    /// A message the engine fails on while decoding it is invalid (`unprocessable`). One it fails
+    /// on while applying it may have changed the state in part: the batch stops with `Failed`,
+    /// and this partition must not be used any more. Restore it from what is stored and apply
+    /// the batch again with that message among `unprocessable` (offset -> detail), which are
+    /// then counted as such and passed over.
     pub fn apply_batch(
         &mut self,
         records: &[(i64, Option<&[u8]>)],
         options: BatchOptions,
-    ) -> Outcome {
+        unprocessable: &AHashMap<i64, String>,
+    ) -> Result<Outcome, Failed> {
         let mut outcome = Outcome { previous_offset: self.offset, ..Outcome::default() };
         let mut clock = if options.event_clock { self.max_ts } else { Some(options.now_ms) };
         let mut batch_ids: Vec<(EventId, i64)> = Vec::new();
@@ -273,53 +290,59 @@ impl Partition {
                 continue;
             }
             outcome.new_offset = Some(*offset);
+            let rejected =
+                |reason, detail| InvalidMessage { index, offset: *offset, reason, detail };
+            if let Some(detail) = unprocessable.get(offset) {
+                outcome.invalid.push(rejected(Reason::Unprocessable, detail.clone()));
+                continue;
+            }
             let Some(raw) = value else {
-                outcome.invalid.push(InvalidMessage {
-                    index,
-                    offset: *offset,
-                    reason: Reason::NotJson,
-                    detail: "the message has no value (a tombstone)".into(),
-                });
+                let detail = "the message has no value (a tombstone)".to_owned();
+                outcome.invalid.push(rejected(Reason::NotJson, detail));
                 continue;
             };
-            let header = match decode(
-                &self.engine.paths,
-                raw,
-                options.now_ms,
-                options.max_future_skew_ms,
-                &mut captures,
-            ) {
-                Ok(header) => header,
-                Err(invalid) => {
-                    outcome.invalid.push(InvalidMessage {
-                        index,
-                        offset: *offset,
-                        reason: invalid.reason,
-                        detail: invalid.detail,
-                    });
-                    continue;
-                }
-            };
+            let (now, skew) = (options.now_ms, options.max_future_skew_ms);
+            let header =
+                match fault::catch(|| decode(&self.engine.paths, raw, now, skew, &mut captures)) {
+                    Ok(Ok(header)) => header,
+                    Ok(Err(invalid)) => {
+                        outcome.invalid.push(rejected(invalid.reason, invalid.detail));
+                        continue;
+                    }
+                    Err(detail) => {
+                        outcome.invalid.push(rejected(Reason::Unprocessable, detail));
+                        continue;
+                    }
+                };
             let ts = header.ts;
-            if let Some(id) = header.id {
-                let horizon = self.engine.horizon.of(ts);
-                if !self.seen.first_time(id, ts, horizon) {
-                    outcome.duplicates += 1;
-                    continue;
+            let applied = fault::catch(|| {
+                if let Some(id) = header.id {
+                    let horizon = self.engine.horizon.of(ts);
+                    if !self.seen.first_time(id, ts, horizon) {
+                        return false;
+                    }
+                    batch_ids.push((id, horizon));
                 }
-                batch_ids.push((id, horizon));
+                if options.event_clock && clock.is_none_or(|c| ts > c) {
+                    clock = Some(ts);
+                }
+                let lateness = if options.drop_late { clock } else { None };
+                self.engine.apply(&captures, header, *offset, lateness);
+                fault::check(raw);
+                true
+            });
+            match applied {
+                Ok(true) => {
+                    outcome.applied += 1;
+                    outcome.max_ts = Some(outcome.max_ts.map_or(ts, |m| m.max(ts)));
+                }
+                Ok(false) => outcome.duplicates += 1,
+                Err(detail) => return Err(Failed { index, offset: *offset, detail }),
             }
-            if options.event_clock && clock.is_none_or(|c| ts > c) {
-                clock = Some(ts);
-            }
-            let lateness = if options.drop_late { clock } else { None };
-            self.engine.apply(&captures, header, *offset, lateness);
-            outcome.applied += 1;
-            outcome.max_ts = Some(outcome.max_ts.map_or(ts, |m| m.max(ts)));
         }
         outcome.late = self.engine.take_late();
         if outcome.new_offset.is_none() {
-            return outcome;
+            return Ok(outcome);
         }
         if let Some(clock) = clock.filter(|_| !self.keep_history) {
             self.prune_dirty(clock);
@@ -338,7 +361,15 @@ impl Partition {
         if let Some(ts) = outcome.max_ts {
             self.max_ts = Some(self.max_ts.map_or(ts, |m| m.max(ts)));
         }
-        outcome
+        Ok(outcome)
+    }
+
+    /// Offsets up to `last_offset` hold nothing to apply (a record batch that cannot be read):
+    /// they count as applied.
+    pub fn pass_over(&mut self, last_offset: i64) {
+        if self.offset.is_none_or(|offset| offset < last_offset) {
+            self.offset = Some(last_offset);
+        }
     }
 
     fn prune_dirty(&mut self, clock: i64) {
@@ -444,5 +475,58 @@ impl Partition {
     pub fn summarize(&mut self, as_of_ms: i64) -> Summary {
         let as_of = self.settled.map_or(as_of_ms, |s| s.max(as_of_ms));
         self.engine.summarize(as_of)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SPEC: &str = r#"{"metrics": [
+        {"name": "sent", "window_ms": 604800000, "bucket_ms": 3600000,
+         "aggregate": {"count": true, "event": "report.sent"}}]}"#;
+    const MARKER: &str = ",\"partition-fault\":1";
+
+    fn event(id: &str, extra: &str) -> Vec<u8> {
+        format!(r#"{{"type":"report.sent","timestamp":1000,"event_id":"{id}"{extra}}}"#).into()
+    }
+
+    fn options() -> BatchOptions {
+        BatchOptions { now_ms: 1000, max_future_skew_ms: 0, event_clock: true, drop_late: true }
+    }
+
+    #[test]
+    fn a_failure_while_applying_names_the_message_and_a_named_one_is_passed_over() {
+        let _one_at_a_time = fault::TESTS.lock().unwrap_or_else(|e| e.into_inner());
+        let spec: CatalogSpec = serde_json::from_str(SPEC).unwrap();
+        let (a, bad, c) = (event("a", ""), event("b", MARKER), event("c", ""));
+        let records = [(7, Some(&a[..])), (8, Some(&bad[..])), (9, Some(&c[..]))];
+        let mut partition = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+        fault::inject(Some(MARKER.as_bytes().to_vec()));
+        let failed = partition.apply_batch(&records, options(), &AHashMap::new()).unwrap_err();
+        fault::inject(None);
+        assert_eq!((failed.index, failed.offset), (1, 8));
+        assert_eq!(failed.detail, "panic: injected fault");
+
+        let mut fresh = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+        let named: AHashMap<i64, String> = [(8, failed.detail)].into_iter().collect();
+        let outcome = fresh.apply_batch(&records, options(), &named).unwrap();
+        assert_eq!((outcome.applied, outcome.duplicates, outcome.new_offset), (2, 0, Some(9)));
+        let invalid: Vec<(i64, Reason)> =
+            outcome.invalid.iter().map(|i| (i.offset, i.reason)).collect();
+        assert_eq!(invalid, [(8, Reason::Unprocessable)]);
+        assert_eq!(fresh.seen_ids(), 2);
+    }
+
+    #[test]
+    fn offsets_passed_over_count_as_applied() {
+        let spec: CatalogSpec = serde_json::from_str(SPEC).unwrap();
+        let mut partition = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+        partition.pass_over(41);
+        partition.pass_over(12);
+        assert_eq!(partition.offset, Some(41));
+        let a = event("a", "");
+        let outcome = partition.apply_batch(&[(40, Some(&a[..]))], options(), &AHashMap::new());
+        assert_eq!(outcome.unwrap().skipped, 1);
     }
 }

@@ -1,6 +1,6 @@
 //! `nsm compute`: a stream of raw events through the engine, every metric as of a time out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use pyo3::prelude::*;
@@ -28,18 +28,24 @@ pub struct Compute {
 
 #[pymethods]
 impl Compute {
+    /// `failed` ({position: detail}): messages an earlier run failed on (`failure`), which
+    /// are invalid (`unprocessable`) in this one.
     #[new]
-    #[pyo3(signature = (catalog, at_ms, now_ms, max_future_skew_ms, input_format="nsm"))]
+    #[pyo3(signature = (catalog, at_ms, now_ms, max_future_skew_ms, input_format="nsm",
+                        failed=None))]
     fn new(
         catalog: &Catalog,
         at_ms: Option<i64>,
         now_ms: i64,
         max_future_skew_ms: i64,
         input_format: &str,
+        failed: Option<HashMap<i64, String>>,
     ) -> PyResult<Compute> {
         let format = crate::catalog::input_format(input_format)?;
-        let inner = compute::Compute::new(&catalog.spec, format, at_ms, now_ms, max_future_skew_ms)
-            .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        let mut inner =
+            compute::Compute::new(&catalog.spec, format, at_ms, now_ms, max_future_skew_ms)
+                .map_err(|e| pyo3::exceptions::PyValueError::new_err(e.to_string()))?;
+        inner.failed = failed.into_iter().flatten().collect();
         Ok(Compute { inner, names: catalog.names(), spec: catalog.spec.clone() })
     }
 
@@ -67,6 +73,9 @@ impl Compute {
                 filled += read;
                 if let Some(end) = memchr::memrchr(b'\n', &buffer[..filled]) {
                     self.inner.lines(&buffer[..=end]);
+                    if self.inner.failure.is_some() {
+                        return Ok(()); // to be run again (`failure`)
+                    }
                     buffer.copy_within(end + 1..filled, 0);
                     filled -= end + 1;
                 }
@@ -130,6 +139,27 @@ impl Compute {
     #[getter]
     fn invalid(&self) -> BTreeMap<&'static str, i64> {
         self.inner.invalid.iter().filter(|(_, n)| *n > 0).map(|(r, n)| (r.as_str(), *n)).collect()
+    }
+
+    /// Every invalid message, in order: (position from 0, line from 1 of the JSON Lines read,
+    /// reason, detail).
+    #[getter]
+    fn rejected(&self) -> Vec<(i64, i64, &'static str, String)> {
+        let inner = &self.inner;
+        inner
+            .rejected
+            .iter()
+            .map(|r| {
+                (r.position, inner.line_number(r.position), r.reason.as_str(), r.detail.clone())
+            })
+            .collect()
+    }
+
+    /// The position of the message this run failed on while applying it, and what went wrong
+    /// (None: it failed on none). Nothing after it was applied: run again with it in `failed`.
+    #[getter]
+    fn failure(&self) -> Option<(i64, String)> {
+        self.inner.failure.clone()
     }
 
     #[getter]

@@ -25,6 +25,9 @@ const PURGE_DELAY: libmimalloc_sys::mi_option_t = 15;
 fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     // SAFETY: sets a process-wide allocator option; mimalloc allows it at any time.
     unsafe { libmimalloc_sys::mi_option_set(PURGE_DELAY, -1) };
+    // A panic is caught where the engine works on one message, and that message is named with
+    // it (unprocessable): one line on standard error with where it happened, no backtrace.
+    std::panic::set_hook(Box::new(|info| eprintln!("nsm-engine: {info}")));
     module.add_class::<catalog::Catalog>()?;
     module.add_class::<compute::Compute>()?;
     module.add_class::<values::MetricResult>()?;
@@ -44,5 +47,7 @@ fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<summary::Summary>()?;
     module.add_function(wrap_pyfunction!(summary::summary_from_positional, module)?)?;
     module.add_function(wrap_pyfunction!(partition::sweep, module)?)?;
+    module.add_function(wrap_pyfunction!(partition::inject_fault, module)?)?;
+    module.add("EventFailed", module.py().get_type::<partition::EventFailed>())?;
     Ok(())
 }

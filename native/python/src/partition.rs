@@ -3,7 +3,10 @@
 
 use std::collections::HashMap;
 
-use pyo3::exceptions::PyValueError;
+use ahash::AHashMap;
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList};
@@ -12,6 +15,15 @@ use nsm_engine::partition::{self, BatchOptions, Items, Writes};
 
 use crate::catalog::Catalog;
 use crate::summary::Summary;
+
+create_exception!(
+    nsm_native,
+    EventFailed,
+    PyException,
+    "The engine failed on one record while applying it: args (index in the batch, offset, what \
+     went wrong). The partition's state may hold part of that record: restore it from what is \
+     stored, then apply the batch again with the record among `unprocessable`."
+);
 
 fn error(e: impl ToString) -> PyErr {
     PyValueError::new_err(e.to_string())
@@ -209,7 +221,12 @@ impl Partition {
     }
 
     /// Apply a batch: records with `offset` and `value` (bytes or None), in offset order.
-    #[pyo3(signature = (records, now_ms, max_future_skew_ms, event_clock, drop_late=true))]
+    /// `unprocessable` ({offset: detail}) names records an earlier attempt failed on: they are
+    /// invalid (`unprocessable`) and passed over. Raises EventFailed when the engine fails on a
+    /// record while applying it.
+    #[pyo3(signature = (records, now_ms, max_future_skew_ms, event_clock, drop_late=true,
+                        unprocessable=None))]
+    #[allow(clippy::too_many_arguments)]
     fn apply_batch(
         &mut self,
         py: Python<'_>,
@@ -218,11 +235,16 @@ impl Partition {
         max_future_skew_ms: i64,
         event_clock: bool,
         drop_late: bool,
+        unprocessable: Option<HashMap<i64, String>>,
     ) -> PyResult<BatchResult> {
         let gathered = Records::gather(records, std::mem::take(&mut self.spare))?;
         let options = BatchOptions { now_ms, max_future_skew_ms, event_clock, drop_late };
-        let outcome = py.allow_threads(|| self.inner.apply_batch(&gathered.views(), options));
+        let unprocessable: AHashMap<i64, String> = unprocessable.into_iter().flatten().collect();
+        let applied =
+            py.allow_threads(|| self.inner.apply_batch(&gathered.views(), options, &unprocessable));
         self.spare = gathered;
+        let outcome = applied
+            .map_err(|failed| EventFailed::new_err((failed.index, failed.offset, failed.detail)))?;
         let invalid = outcome
             .invalid
             .into_iter()
@@ -251,6 +273,11 @@ impl Partition {
             ids: PyBytes::new(py, &outcome.ids).unbind(),
             newest_horizon: outcome.newest_horizon,
         })
+    }
+
+    /// Offsets up to `last_offset` hold nothing to apply (a record batch that cannot be read).
+    fn pass_over(&mut self, last_offset: i64) {
+        self.inner.pass_over(last_offset);
     }
 
     /// Expiry as of `clock_ms`: what to write (records trimmed or deleted, aggregate items gone).
@@ -329,4 +356,12 @@ pub fn pack_ids<'py>(py: Python<'py>, ids: Vec<(String, i64)>) -> Bound<'py, PyB
         .map(|(label, horizon)| (nsm_engine::event::event_id_of(label), *horizon))
         .collect();
     PyBytes::new(py, &nsm_engine::state::pack_ids(&hashed))
+}
+
+/// For tests of what follows a failure: from now on the engine fails after applying any message
+/// whose bytes contain `marker` (None: never). Off by default.
+#[pyfunction]
+#[pyo3(signature = (marker))]
+pub fn inject_fault(marker: Option<Vec<u8>>) {
+    nsm_engine::fault::inject(marker);
 }
