@@ -245,7 +245,7 @@ def _migrate_and_continue(
         _first_format(redis_url, namespace, catalog, batches, now, expire_after, input_format)
 
         async def work(client: RedisClient) -> tuple[PartitionState, bool]:
-            store = PartitionStore(client, namespace)
+            store = RedisPartitionStore(client, namespace)
             state = PartitionState(catalog, 0, input_format=input_format)  # type: ignore[arg-type]
             stored = await store.load(0)
             had_legacy = stored.legacy is not None
