@@ -408,14 +408,10 @@ impl Engine {
     }
 
     /// Drop every bucket before its metric's window as of `clock_ms`; entities with nothing left
-    /// are released (their records deleted). Only metrics whose window moved have work.
+    /// are released (their records deleted). Only metrics whose window moved have work. Trait
+    /// histories are not pruned here but when they are written (EntitiesMetric::trait_writes).
     pub fn expire(&mut self, clock_ms: i64) {
         let moved: Vec<bool> = self.entities.iter_mut().map(|m| m.window_moved(clock_ms)).collect();
-        for (metric, moved) in self.entities.iter_mut().zip(&moved) {
-            if *moved {
-                metric.prune_traits(clock_ms);
-            }
-        }
         for table in &mut self.tables {
             if !table.metrics.iter().any(|m| moved[*m]) {
                 continue;

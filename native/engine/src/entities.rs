@@ -275,12 +275,31 @@ impl EntitiesMetric {
         )
     }
 
-    /// Keep of the trait history what the window as of `clock_ms` can still need.
-    pub fn prune_traits(&mut self, clock_ms: i64) {
-        let first_ms = self.window.span(clock_ms).first.saturating_mul(self.window.bucket_ms);
-        if let Some(traits) = &mut self.traits {
-            traits.prune(first_ms);
-        }
+    /// The trait histories to write: of the accounts changed since the last call (or of all),
+    /// each pruned first to what the window as of `clock_ms` can still need. Pruned here and
+    /// nowhere else (not by expiry), the store holds exactly what is kept, so a partition
+    /// restored from it goes on as one that was not (docs/semantics.md, Account traits). No
+    /// clock (late events applied: a replay) prunes nothing.
+    pub fn trait_writes(
+        &mut self,
+        clock_ms: Option<i64>,
+        everything: bool,
+    ) -> Vec<(String, Option<Vec<u8>>)> {
+        let window = &self.window;
+        let first_ms = clock_ms.map(|c| window.span(c).first.saturating_mul(window.bucket_ms));
+        let Some(traits) = self.traits.as_mut() else { return Vec::new() };
+        let touched = traits.take_touched();
+        let accounts = if everything { traits.accounts() } else { touched };
+        accounts
+            .into_iter()
+            .map(|account| {
+                if let Some(first_ms) = first_ms {
+                    traits.prune(&account, first_ms);
+                }
+                let encoded = traits.encode(&account);
+                (account, encoded)
+            })
+            .collect()
     }
 
     /// Whether the metric holds anything of the entity.

@@ -344,10 +344,13 @@ impl Partition {
         if outcome.new_offset.is_none() {
             return Ok(outcome);
         }
-        if let Some(clock) = clock.filter(|_| !self.keep_history) {
+        let settled = clock.filter(|_| !self.keep_history);
+        if let Some(clock) = settled {
             self.prune_dirty(clock);
         }
-        outcome.writes = self.writes(false);
+        // Trait histories are pruned as they are written, as of the batch's lateness clock;
+        // with late events applied, an event of any age may need any value.
+        outcome.writes = self.writes(false, settled.filter(|_| options.drop_late));
         // A repeat registered anew within the batch: its last registration is its horizon.
         let mut last: AHashMap<EventId, i64> = AHashMap::with_capacity(batch_ids.len());
         for (id, horizon) in &batch_ids {
@@ -390,8 +393,9 @@ impl Partition {
         self.settled = Some(self.settled.map_or(clock, |s| s.max(clock)));
     }
 
-    /// The records of the entities changed since the last writes, and the aggregate items.
-    fn writes(&mut self, everything: bool) -> Writes {
+    /// The records of the entities changed since the last writes, and the aggregate items; the
+    /// trait histories written are pruned as of `trait_clock` first (EntitiesMetric::trait_writes).
+    fn writes(&mut self, everything: bool, trait_clock: Option<i64>) -> Writes {
         let mut writes = Writes::default();
         for t in 0..self.engine.tables.len() {
             let (mut rows, gone) = self.engine.tables[t].take_dirty();
@@ -419,13 +423,11 @@ impl Partition {
         }
         for m in 0..self.engine.entities.len() {
             let id = self.metric_ids[self.engine.entities_index(m)];
-            let Some(traits) = self.engine.entities[m].traits.as_mut() else { continue };
-            let touched = traits.take_touched();
+            let histories = self.engine.entities[m].trait_writes(trait_clock, everything);
             let Some(id) = id else { continue };
-            let accounts = if everything { traits.accounts() } else { touched };
-            for account in accounts {
+            for (account, history) in histories {
                 let item = [TRAIT_ITEM, account.as_bytes()].concat();
-                writes.aggregates.push((aggregate_key(id, &item), traits.encode(&account)));
+                writes.aggregates.push((aggregate_key(id, &item), history));
             }
         }
         for (a, changes) in self.engine.aggregate_changes(everything) {
@@ -447,22 +449,22 @@ impl Partition {
             self.prune_dirty(clock);
         }
         self.seen.forget(self.engine.horizon.forget_until(clock));
-        self.writes(false)
+        self.writes(false, None)
     }
 
     /// Stop keeping the history: prune everything as of `clock`, expire, and write it all (the
-    /// end of a replay).
+    /// end of a replay), the trait histories pruned as of `clock` as they are written.
     pub fn compact(&mut self, clock: i64) -> Writes {
         self.keep_history = false;
         self.prune_all(clock);
         self.engine.expire(clock);
         self.seen.forget(self.engine.horizon.forget_until(clock));
-        self.writes(true)
+        self.writes(true, Some(clock))
     }
 
     /// Everything, as stored (migration from the first format).
     pub fn all_writes(&mut self) -> Writes {
-        self.writes(true)
+        self.writes(true, None)
     }
 
     /// Ids whose horizon is at or before this may go at `clock` (docs/semantics.md, Dedup).
@@ -516,6 +518,88 @@ mod tests {
             outcome.invalid.iter().map(|i| (i.offset, i.reason)).collect();
         assert_eq!(invalid, [(8, Reason::Unprocessable)]);
         assert_eq!(fresh.seen_ids(), 2);
+    }
+
+    const TRAIT_SPEC: &str = r#"{"metrics": [
+        {"name": "m0", "window_ms": 14400000, "bucket_ms": 3600000, "segments": ["group.plan"],
+         "entities": {"key": "context.groupId",
+                      "all": [{"event": "a", "count_at_least": 1}]}}]}"#;
+    const NOW: i64 = 1_800_000_000_000;
+
+    /// A partition of TRAIT_SPEC, the metric stored under id 1.
+    fn trait_partition() -> Partition {
+        let spec: CatalogSpec = serde_json::from_str(TRAIT_SPEC).unwrap();
+        let mut partition = Partition::new(&spec, InputFormat::Segment, false).unwrap();
+        partition.set_metric_ids(&[("m0".to_owned(), 1)]);
+        partition
+    }
+
+    /// Apply group calls of one account a day before NOW, at these offsets, with the wall clock;
+    /// returns the trait items written.
+    fn group_calls(partition: &mut Partition, offsets: &[i64]) -> Items {
+        let ts = NOW - 86_400_000;
+        let calls: Vec<Vec<u8>> = offsets
+            .iter()
+            .map(|o| {
+                let call = format!(
+                    r#"{{"type":"group","groupId":"a1","traits":{{"plan":"free"}},"userId":"u1","timestamp":{ts},"messageId":"m{o}"}}"#
+                );
+                call.into_bytes()
+            })
+            .collect();
+        let records: Vec<(i64, Option<&[u8]>)> =
+            offsets.iter().zip(&calls).map(|(o, c)| (*o, Some(&c[..]))).collect();
+        let options = BatchOptions {
+            now_ms: NOW,
+            max_future_skew_ms: 300_000,
+            event_clock: false,
+            drop_late: true,
+        };
+        partition.apply_batch(&records, options, &AHashMap::new()).unwrap().writes.aggregates
+    }
+
+    #[test]
+    fn a_trait_history_is_pruned_as_it_is_written_so_a_restart_changes_nothing() {
+        // Two calls; expiry; a restart from what was stored, or none; one more call. Expiry
+        // writes no history, and each batch writes an account's history pruned to what the
+        // window as of its clock needs: here only the latest call, all being before the window.
+        let mut written = Vec::new();
+        for restart in [false, true] {
+            let mut partition = trait_partition();
+            let mut stored: AHashMap<Vec<u8>, Vec<u8>> = AHashMap::new();
+            for (key, value) in group_calls(&mut partition, &[0, 1]) {
+                stored.insert(key, value.unwrap());
+            }
+            assert!(partition.expire(NOW).aggregates.is_empty());
+            if restart {
+                partition = trait_partition();
+                for (key, value) in &stored {
+                    partition.restore_aggregate(key, value).unwrap();
+                }
+                partition.restored(Some(NOW));
+            }
+            written.push(group_calls(&mut partition, &[2]));
+        }
+        let only_the_latest = group_calls(&mut trait_partition(), &[2]);
+        assert_eq!(only_the_latest.len(), 1);
+        assert_eq!(written, [only_the_latest.clone(), only_the_latest]);
+    }
+
+    #[test]
+    fn a_replay_batch_prunes_no_trait_history() {
+        // A worker's second batch writes only the latest call (the one a partition given only
+        // that call writes); a replay's keeps both: a late event may need any value.
+        let mut worker = trait_partition();
+        group_calls(&mut worker, &[0]);
+        let pruned = group_calls(&mut worker, &[1]);
+        assert_eq!(pruned, group_calls(&mut trait_partition(), &[1]));
+        let spec: CatalogSpec = serde_json::from_str(TRAIT_SPEC).unwrap();
+        let mut replay = Partition::new(&spec, InputFormat::Segment, true).unwrap();
+        replay.set_metric_ids(&[("m0".to_owned(), 1)]);
+        group_calls(&mut replay, &[0]);
+        let kept = group_calls(&mut replay, &[1]);
+        assert_eq!(kept.len(), 1);
+        assert_ne!(kept, pruned);
     }
 
     #[test]

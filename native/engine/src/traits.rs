@@ -115,16 +115,16 @@ impl Traits {
         }
     }
 
-    /// Keep per account and trait the values from the start of bucket `first` on (`first_ms`),
-    /// and the last one before: nothing older can be the latest for an event in the window.
-    pub fn prune(&mut self, first_ms: i64) {
-        for (account, per_trait) in &mut self.history {
-            for entries in per_trait.iter_mut() {
-                let before = entries.partition_point(|e| e.0 < first_ms);
-                if before > 1 {
-                    entries.drain(..before - 1);
-                    self.touched.insert(account.clone());
-                }
+    /// Keep, for `account` and each trait, the values from `first_ms` (the start of the window's
+    /// first bucket) on, and the last one before: nothing older can be the latest for an event in
+    /// the window. Called only for a history about to be written (Partition::writes), so that
+    /// what is stored is what is kept.
+    pub fn prune(&mut self, account: &str, first_ms: i64) {
+        let Some(per_trait) = self.history.get_mut(account) else { return };
+        for entries in per_trait.iter_mut() {
+            let before = entries.partition_point(|e| e.0 < first_ms);
+            if before > 1 {
+                entries.drain(..before - 1);
             }
         }
     }

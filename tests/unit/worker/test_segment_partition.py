@@ -1,8 +1,8 @@
 """The worker's pipeline over Segment/RudderStack calls (NSM_INPUT_FORMAT=segment).
 
-The engine decodes calls; the trait history is written, reloaded after a crash, pruned by
-expiry, and split over partitions by account, and the numbers still equal `nsm compute` (and the
-oracle, tests/unit/test_traits_vs_oracle.py) over the calls.
+The engine decodes calls; the trait history is written, pruned as it is written (never by
+expiry), reloaded after a crash, and split over partitions by account, and the numbers still equal
+`nsm compute` (and the oracle, tests/unit/test_traits_vs_oracle.py) over the calls.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from processor.engine.summaries import decode_summary, encode_summary, finish, m
 from processor.partition.state import Message, PartitionState
 from tests.strategies import catalog_of
 from tests.unit.test_traits_vs_oracle import NOW, cases
-from tests.unit.worker.test_partitioned_processing import DictStore, label
+from tests.unit.worker.test_partitioned_processing import DictStore, _pairs, label
 
 PARTITIONS = 3
 # A metric without a trait segment, beside the trait metrics.
@@ -85,19 +85,27 @@ def test_partitioned_calls_with_a_crash_equal_compute(
     for partition, messages in per_partition.items():
         state = PartitionState(catalog, partition, input_format="segment")
         store = DictStore(state)
+        # The same batches and expiries without the crash store the same: trait histories are
+        # pruned only as they are written (never by expiry or a restore), so what a partition
+        # restores is what it kept, and it goes on exactly as one that did not restart.
+        twin = PartitionState(catalog, partition, input_format="segment")
+        twin_store = DictStore(twin)
         position, crash_at = 0, choose.draw(st.integers(0, len(messages)))
         while position < len(messages):
             batch = messages[position : position + choose.draw(st.integers(1, 6))]
             store.write(state.apply_batch(batch, NOW, 300_000, event_clock))
+            twin_store.write(twin.apply_batch(batch, NOW, 300_000, event_clock))
             position += len(batch)
             clock = state.max_ts if event_clock else NOW
             if clock is not None and choose.draw(st.booleans()):
                 store.apply(state.expire(clock))
                 store.expire_ids(state.forget_ids_until(clock))
+                twin_store.apply(twin.expire(clock))
             if crash_at is not None and position >= crash_at:
                 crash_at = None
                 state = PartitionState(catalog, partition, input_format="segment")
                 state.restore(store.stored(), None if event_clock else NOW)
+        assert (store.records, store.aggregates) == (twin_store.records, twin_store.aggregates)
         states.append(state)
     newest = [s.max_ts for s in states if s.max_ts is not None]
     as_of = (max(newest) if newest else NOW) if event_clock else NOW
@@ -111,3 +119,48 @@ def test_partitioned_calls_with_a_crash_equal_compute(
     if event_clock and not newest:
         expected["as_of"] = worker["as_of"]
     assert worker == expected
+
+
+def test_a_restart_after_expiry_keeps_the_same_trait_history() -> None:
+    """With the wall clock, a day after the calls: two plans of one account; expiry, a restart
+    from what was stored (or none), one more plan. Expiry writes no history, and the restarted
+    partition writes the history the other writes: what it loads is what the other keeps. Every
+    call is before the window, so only the latest can still label an event: both write what a
+    partition given only that call writes."""
+    metric = {
+        "name": "m0",
+        "tier": "diagnostic",
+        "window": "4h",
+        "bucket": "1h",
+        "segments": ["group.plan"],
+        "entities": {"key": "context.groupId", "all": [{"event": "a", "count_at_least": 1}]},
+    }
+    catalog = catalog_of([metric])
+    ts = NOW - 86_400_000
+
+    def group(offset: int) -> Message:
+        call = {"type": "group", "groupId": "a1", "traits": {"plan": "free"}, "userId": "u1",
+                "timestamp": ts, "messageId": f"m{offset}"}  # fmt: skip
+        return Message(offset, orjson.dumps(call))
+
+    def written(state: PartitionState, offsets: list[int]) -> list[tuple[bytes, bytes]]:
+        outcome = state.apply_batch([group(o) for o in offsets], NOW, 300_000, False)
+        assert outcome.writes is not None
+        return _pairs(outcome.writes.aggregates)
+
+    histories = []
+    for restart in (False, True):
+        state = PartitionState(catalog, 0, input_format="segment")
+        store = DictStore(state)
+        store.write(state.apply_batch([group(0), group(1)], NOW, 300_000, False))
+        expired = state.expire(NOW)
+        assert not _pairs(expired.aggregates)
+        store.apply(expired)
+        store.expire_ids(state.forget_ids_until(NOW))
+        if restart:
+            state = PartitionState(catalog, 0, input_format="segment")
+            state.restore(store.stored(), NOW)
+        histories.append(written(state, [2]))
+    only_the_latest = written(PartitionState(catalog, 0, input_format="segment"), [2])
+    assert len(only_the_latest) == 1
+    assert histories == [only_the_latest, only_the_latest]
