@@ -550,7 +550,12 @@ def printed(kind: str, value: Fraction | None) -> int | float | None:
     if kind == "int":
         assert value.denominator == 1
         return int(value)
-    return float(value)
+    try:
+        return float(value)
+    except OverflowError:
+        # Beyond the float range (two sums of 1.7976931348623157e308, say): the float of the
+        # exact value is infinite, as Python's float() of the engine's exact decimal is.
+        return math.copysign(math.inf, value)
 
 
 def breakdown(ev: Evaluated, name: str, cap: int) -> dict[str, int | float | None]:
