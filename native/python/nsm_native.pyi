@@ -160,6 +160,12 @@ class Partition:
     def restore_legacy(
         self, fields: list[tuple[str, int, bytes, bytes]], ids: list[tuple[str, int]]
     ) -> None: ...
+    def take_over(
+        self,
+        records: list[tuple[bytes, bytes]],
+        aggregates: list[tuple[bytes, bytes]],
+        ids: list[tuple[int, str]],
+    ) -> StateWrites: ...
     def restored(self, offset: int | None, max_ts: int | None, clock: int | None) -> None: ...
     def apply_batch(
         self,

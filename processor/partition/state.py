@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,7 +20,7 @@ import orjson
 from nsm_native import EventFailed, Partition, StateWrites, Summary
 
 from processor.definitions.model import Catalog, Metric
-from processor.engine.spec import compile_catalog
+from processor.engine.spec import compile_catalog, compile_part
 from processor.events import InputFormat, MessageFailed
 from processor.store.payloads import NewIds
 from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
@@ -100,15 +100,24 @@ class PartitionState:
         partition: int,
         keep_history: bool = False,
         input_format: InputFormat = "nsm",
+        metrics: Collection[str] | None = None,
     ) -> None:
         """`keep_history`: keep the state whole (a replay evaluates past times at its end).
-        `input_format`: how messages read (NSM_INPUT_FORMAT)."""
+        `input_format`: how messages read (NSM_INPUT_FORMAT). `metrics`: the metrics covered
+        (every one when None; a rebuild covers the metrics it rebuilds), their event ids
+        deduplicated by the whole catalogue's rule (docs/semantics.md, Dedup)."""
         self.catalog = catalog
         self.partition = partition
-        self.native = Partition(compile_catalog(catalog), keep_history, input_format)
-        self.fingerprints = fingerprints(catalog)
+        if metrics is None:
+            engine_catalog, covered = compile_catalog(catalog), catalog
+        else:
+            names = [m.name for m in catalog if m.kind != "formula" and m.name in metrics]
+            engine_catalog = compile_part(catalog, names)
+            covered = Catalog(metrics={name: catalog[name] for name in names})
+        self.native = Partition(engine_catalog, keep_history, input_format)
+        self.fingerprints = fingerprints(covered)
         # The ids the stored state files each metric's state under (`restore` reads them).
-        self.metric_ids = first_metric_ids(catalog)
+        self.metric_ids = first_metric_ids(covered)
         self.next_metric_id = len(self.metric_ids) + 1
         self.native.set_metric_ids(sorted(self.metric_ids.items()))
         self.offset: int | None = None
@@ -156,6 +165,15 @@ class PartitionState:
         self.native.restored(stored.offset, stored.max_ts, clock)
         self.offset, self.max_ts = stored.offset, stored.max_ts
         return changed
+
+    # ---- a rebuild handed over (processor/worker/rebuild.py) --------------------------------
+
+    def take_over(self, rebuilt: StoredPartition, metrics: Collection[str]) -> StateWrites:
+        """Merge what a rebuild stored for `metrics` (their events before the live stream took
+        them on, as the store holds them) into this state; returns what to write: the records
+        of the entities it reached and every item of those metrics."""
+        ids = [(rebuilt.metric_ids[m], m) for m in metrics if m in rebuilt.metric_ids]
+        return self.native.take_over(rebuilt.records, rebuilt.aggregates, ids)
 
     # ---- one batch ------------------------------------------------------------------------
 

@@ -261,7 +261,10 @@ impl Engine {
                 empty,
             });
         }
-        let horizon = Horizon::new(metrics.iter().filter_map(|m| m.window));
+        let horizon = match &spec.horizon {
+            Some(terms) => Horizon::of_terms(terms),
+            None => Horizon::new(metrics.iter().filter_map(|m| m.window)),
+        };
         let late = vec![0; metrics.len()];
         let has_traits = entities.iter().any(|m: &EntitiesMetric| m.traits.is_some());
         Ok(Engine {

@@ -265,6 +265,93 @@ impl Partition {
         }
     }
 
+    // ---- a rebuild handed over ---------------------------------------------------------------
+
+    /// Merge what a rebuild of some metrics stored (its entity records and aggregate items,
+    /// format 2, with its own metric ids: `ids` maps those of the metrics taken over to their
+    /// names) into this state, as stored state of the same entities from another partition
+    /// merges; returns what to write: the records of the entities it reached and every item of
+    /// the metrics taken over. Nothing is pruned here: the trait histories merged were each
+    /// pruned as the rebuild's batches wrote them, and are written whole.
+    pub fn take_over(
+        &mut self,
+        records: &[(&[u8], &[u8])],
+        aggregates: &[(&[u8], &[u8])],
+        ids: &[(u32, String)],
+    ) -> Result<Writes, FormatError> {
+        let mut metric_of: AHashMap<u32, usize> = AHashMap::new();
+        for (id, name) in ids {
+            let index = self.engine.metrics.iter().position(|m| &m.name == name);
+            let index = index.ok_or_else(|| {
+                FormatError::new(format!("a rebuilt metric this state does not have: {name}"))
+            })?;
+            if self.metric_ids[index].is_none() {
+                return Err(FormatError::new(format!("a rebuilt metric not stored here: {name}")));
+            }
+            metric_of.insert(*id, index);
+        }
+        for (key, value) in records {
+            let (key_field, label) = split_record_key(key)?;
+            for (id, state) in record_parts(value)? {
+                let Some(&index) = metric_of.get(&id) else { continue };
+                let MetricKind::Entities(m) = self.engine.metrics[index].kind else {
+                    return Err(FormatError::new("a rebuilt entity record of another kind"));
+                };
+                let t = self.engine.table_of(m);
+                if self.engine.tables[t].key != key_field {
+                    return Err(FormatError::new("a rebuilt entity record under another key"));
+                }
+                let row = self.engine.tables[t].row(label);
+                let rows = self.engine.tables[t].rows();
+                self.engine.entities[m].reserve(rows);
+                self.engine.entities[m].decode(row, &mut Reader::new(state))?;
+                self.engine.tables[t].touch(row);
+            }
+        }
+        let mut whole: Vec<usize> = Vec::new();
+        for (key, value) in aggregates {
+            let (id, item) = split_aggregate_key(key)?;
+            let Some(&index) = metric_of.get(&id) else { continue };
+            match self.engine.metrics[index].kind {
+                MetricKind::Aggregate(a) => {
+                    self.engine.aggregates[a].kind.load(item, value)?;
+                    if !whole.contains(&a) {
+                        whole.push(a);
+                    }
+                }
+                MetricKind::Entities(m) => {
+                    let (Some(account), Some(traits)) =
+                        (item.strip_prefix(TRAIT_ITEM), self.engine.entities[m].traits.as_mut())
+                    else {
+                        return Err(FormatError::new("a rebuilt item is no trait history"));
+                    };
+                    let account = std::str::from_utf8(account)
+                        .map_err(|_| FormatError::new("a stored account is not UTF-8"))?;
+                    traits.decode(account, value)?;
+                    traits.touch(account);
+                }
+                MetricKind::Formula { .. } => {
+                    return Err(FormatError::new("a rebuilt item of a formula"));
+                }
+            }
+        }
+        let mut writes = self.writes(false, None);
+        let written: ahash::AHashSet<Vec<u8>> =
+            writes.aggregates.iter().map(|(k, _)| k.clone()).collect();
+        for a in whole {
+            let Some(id) = self.metric_ids[self.engine.aggregate_index(a)] else { continue };
+            let mut items = Vec::new();
+            self.engine.aggregates[a].kind.changes(true, &mut items);
+            for (item, value) in items {
+                let key = aggregate_key(id, &item);
+                if !written.contains(&key) {
+                    writes.aggregates.push((key, value));
+                }
+            }
+        }
+        Ok(writes)
+    }
+
     // ---- one batch --------------------------------------------------------------------------
 
     /// Apply a batch (records in offset order, a value None for a message without one).
@@ -600,6 +687,142 @@ mod tests {
         let kept = group_calls(&mut replay, &[1]);
         assert_eq!(kept.len(), 1);
         assert_ne!(kept, pruned);
+    }
+
+    const MIXED_SPEC: &str = r#"{"metrics": [
+        {"name": "readers", "segments": ["plan"], "window_ms": 36000000, "bucket_ms": 3600000,
+         "entities": {"key": "account_id",
+                      "all": [{"event": "report.viewed", "distinct": "user_id", "at_least": 2}]}},
+        {"name": "active", "window_ms": 18000000, "bucket_ms": 3600000,
+         "entities": {"key": "account_id", "all": [{"event": "*", "count_at_least": 3}]}},
+        {"name": "records", "segments": ["plan"], "window_ms": 36000000, "bucket_ms": 3600000,
+         "aggregate": {"sum": "records", "event": "data.received"}}]}"#;
+
+    /// Events out of order, with repeated ids, over about 40 hours.
+    fn mixed_events() -> Vec<Vec<u8>> {
+        (0..400)
+            .map(|i: i64| {
+                let ts = 1_000_000_000_000 + ((i * 7919) % 150) * 900_000;
+                let (id, account, user) = (i % 353, i % 11, i % 5);
+                let plan = ["free", "pro"][(i % 3 == 0) as usize];
+                let line = if i % 4 == 0 {
+                    format!(
+                        r#"{{"type":"data.received","timestamp":{ts},"event_id":"e{id}","account_id":"a{account}","plan":"{plan}","records":{}}}"#,
+                        i % 9
+                    )
+                } else {
+                    format!(
+                        r#"{{"type":"report.viewed","timestamp":{ts},"event_id":"e{id}","account_id":"a{account}","user_id":"u{user}","plan":"{plan}"}}"#
+                    )
+                };
+                line.into_bytes()
+            })
+            .collect()
+    }
+
+    #[derive(Default)]
+    struct Stored {
+        records: AHashMap<Vec<u8>, Vec<u8>>,
+        aggregates: AHashMap<Vec<u8>, Vec<u8>>,
+        ids: Vec<Vec<u8>>,
+    }
+
+    impl Stored {
+        fn write(&mut self, writes: Writes) {
+            for (map, items) in
+                [(&mut self.records, writes.records), (&mut self.aggregates, writes.aggregates)]
+            {
+                for (key, value) in items {
+                    match value {
+                        Some(value) => map.insert(key, value),
+                        None => map.remove(&key),
+                    };
+                }
+            }
+        }
+
+        fn pairs(map: &AHashMap<Vec<u8>, Vec<u8>>) -> Vec<(&[u8], &[u8])> {
+            map.iter().map(|(k, v)| (&k[..], &v[..])).collect()
+        }
+    }
+
+    fn apply_in_batches(partition: &mut Partition, events: &[Vec<u8>], first: i64) -> Stored {
+        let mut stored = Stored::default();
+        let options =
+            BatchOptions { now_ms: NOW, max_future_skew_ms: 0, event_clock: true, drop_late: true };
+        for (n, chunk) in events.chunks(17).enumerate() {
+            let start = first + 17 * n as i64;
+            let records: Vec<(i64, Option<&[u8]>)> =
+                chunk.iter().enumerate().map(|(i, e)| (start + i as i64, Some(&e[..]))).collect();
+            let outcome = partition.apply_batch(&records, options, &AHashMap::new()).unwrap();
+            stored.write(outcome.writes);
+            stored.ids.push(outcome.ids);
+        }
+        stored
+    }
+
+    #[test]
+    fn a_rebuilt_metric_taken_over_equals_the_metric_applied_whole() {
+        // A metric rebuilt from the offsets before L (in a state of that metric only, deduplicated
+        // by the whole catalogue's horizon) and handed over to a live state that applied the
+        // other metrics before L and every metric from L on: the live state then says what one
+        // state that applied every event says, for every metric.
+        let spec: CatalogSpec = serde_json::from_str(MIXED_SPEC).unwrap();
+        let ids: Vec<(String, u32)> =
+            spec.metrics.iter().zip(1..).map(|(m, id)| (m.name.clone(), id)).collect();
+        let events = mixed_events();
+        let split = 230;
+        let mut whole = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+        whole.set_metric_ids(&ids);
+        apply_in_batches(&mut whole, &events, 0);
+        for rebuilt in ["readers", "active", "records"] {
+            let mut before = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+            before.set_metric_ids(&ids);
+            let stored = apply_in_batches(&mut before, &events[..split], 0);
+            // The live state: the rebuilt metric under a new id, so its stored state is not read.
+            let mut live = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+            let renamed: Vec<(String, u32)> =
+                ids.iter().map(|(n, id)| (n.clone(), if n == rebuilt { 9 } else { *id })).collect();
+            live.set_metric_ids(&renamed);
+            for (key, value) in &stored.records {
+                live.restore_record(key, value).unwrap();
+            }
+            for (key, value) in &stored.aggregates {
+                live.restore_aggregate(key, value).unwrap();
+            }
+            for packed in &stored.ids {
+                live.restore_ids(packed).unwrap();
+            }
+            (live.offset, live.max_ts) = (before.offset, before.max_ts);
+            live.restored(before.max_ts);
+            apply_in_batches(&mut live, &events[split..], split as i64);
+
+            let mut only: CatalogSpec = serde_json::from_str(MIXED_SPEC).unwrap();
+            only.metrics.retain(|m| m.name == rebuilt);
+            only.horizon = Some(whole.engine.horizon.terms().to_vec());
+            let mut rebuild = Partition::new(&only, InputFormat::Nsm, false).unwrap();
+            rebuild.set_metric_ids(&[(rebuilt.to_owned(), 1)]);
+            let group = apply_in_batches(&mut rebuild, &events[..split], 0);
+            let records = Stored::pairs(&group.records);
+            let aggregates = Stored::pairs(&group.aggregates);
+            let writes = live.take_over(&records, &aggregates, &[(1, rebuilt.to_owned())]).unwrap();
+            assert!(!writes.is_empty());
+            let as_of = whole.max_ts.unwrap();
+            assert_eq!(live.summarize(as_of), whole.summarize(as_of), "{rebuilt}");
+        }
+    }
+
+    #[test]
+    fn a_catalogue_part_deduplicates_by_the_horizon_it_is_given() {
+        let spec: CatalogSpec = serde_json::from_str(MIXED_SPEC).unwrap();
+        let whole = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+        let mut only: CatalogSpec = serde_json::from_str(MIXED_SPEC).unwrap();
+        only.metrics.retain(|m| m.name == "active");
+        let own = Partition::new(&only, InputFormat::Nsm, false).unwrap();
+        assert_ne!(own.engine.horizon.terms(), whole.engine.horizon.terms());
+        only.horizon = Some(whole.engine.horizon.terms().to_vec());
+        let given = Partition::new(&only, InputFormat::Nsm, false).unwrap();
+        assert_eq!(given.engine.horizon.terms(), whole.engine.horizon.terms());
     }
 
     #[test]

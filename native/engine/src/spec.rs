@@ -35,6 +35,11 @@ impl std::error::Error for SpecError {}
 #[derive(Deserialize, Debug)]
 pub struct CatalogSpec {
     pub metrics: Vec<MetricSpec>,
+    /// The dedup horizon's terms (bucket ms, longest window in buckets), when the metrics are a
+    /// part of a catalogue (a rebuild of some metrics): which repeats are duplicates is one rule
+    /// for every metric of the catalogue. None: the metrics' own.
+    #[serde(default)]
+    pub horizon: Option<Vec<(i64, i64)>>,
 }
 
 #[derive(Deserialize, Debug)]

@@ -129,6 +129,11 @@ impl Traits {
         }
     }
 
+    /// Count an account's history as changed (to be written).
+    pub fn touch(&mut self, account: &str) {
+        self.touched.insert(account.to_owned());
+    }
+
     /// The accounts whose history changed since the last call.
     pub fn take_touched(&mut self) -> Vec<String> {
         std::mem::take(&mut self.touched).into_iter().collect()

@@ -64,6 +64,15 @@ impl Horizon {
         Horizon { terms }
     }
 
+    /// A horizon of given terms (bucket ms, longest window in buckets of that size).
+    pub fn of_terms(terms: &[(i64, i64)]) -> Horizon {
+        Horizon::new(
+            terms
+                .iter()
+                .map(|(bucket_ms, buckets)| Window { bucket_ms: *bucket_ms, buckets: *buckets }),
+        )
+    }
+
     pub fn terms(&self) -> &[(i64, i64)] {
         &self.terms
     }

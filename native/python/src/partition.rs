@@ -195,6 +195,28 @@ impl Partition {
         .map_err(error)
     }
 
+    /// Merge what a rebuild of some metrics stored (format 2: its entity records and aggregate
+    /// items, filed under its own metric ids; `ids` [(id, name)] names those taken over) into
+    /// this state; returns what to write (the entities reached, every item of those metrics).
+    fn take_over(
+        &mut self,
+        py: Python<'_>,
+        records: Vec<(Vec<u8>, Vec<u8>)>,
+        aggregates: Vec<(Vec<u8>, Vec<u8>)>,
+        ids: Vec<(u32, String)>,
+    ) -> PyResult<StateWrites> {
+        let writes = py
+            .allow_threads(|| {
+                let records: Vec<(&[u8], &[u8])> =
+                    records.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+                let aggregates: Vec<(&[u8], &[u8])> =
+                    aggregates.iter().map(|(k, v)| (&k[..], &v[..])).collect();
+                self.inner.take_over(&records, &aggregates, &ids)
+            })
+            .map_err(error)?;
+        Ok(StateWrites::of(py, &writes))
+    }
+
     /// Load stored state of the first format: the fields of its bucket hashes (metric, bucket,
     /// field, value) and its event ids (label, horizon).
     fn restore_legacy(
