@@ -411,7 +411,9 @@ impl EntitiesMetric {
         let mut previous: Option<&Vec<String>> = None;
         for (bucket, newest) in latest {
             buckets.put(out, *bucket);
-            put_int(out, newest.ts - bucket * self.window.bucket_ms);
+            // The time within its bucket. The bucket's start may lie beyond 64 bits for a time
+            // near either end (a bucket is floored): wrapping gives the exact offset all the same.
+            put_int(out, newest.ts.wrapping_sub(bucket.wrapping_mul(self.window.bucket_ms)));
             put_int(out, newest.seq);
             if previous == Some(&newest.labels) {
                 out.push(0);
@@ -435,10 +437,9 @@ impl EntitiesMetric {
         let mut labels: Vec<String> = Vec::new();
         for _ in 0..n {
             let bucket = buckets.get(input)?;
-            let ts = bucket
-                .checked_mul(self.window.bucket_ms)
-                .and_then(|start| start.checked_add(input.int().ok()?))
-                .ok_or_else(|| FormatError::new("a stored event time is out of range"))?;
+            let start = i128::from(bucket) * i128::from(self.window.bucket_ms);
+            let ts = i64::try_from(start + i128::from(input.int()?))
+                .map_err(|_| FormatError::new("a stored event time is out of range"))?;
             let seq = input.int()?;
             if input.byte()? == 1 {
                 labels = (0..self.segments.len())

@@ -826,6 +826,30 @@ mod tests {
     }
 
     #[test]
+    fn an_entity_whose_newest_event_is_near_the_earliest_time_is_stored_and_read_back() {
+        // Its bucket's start (floored) lies below the smallest 64-bit time.
+        let spec: CatalogSpec = serde_json::from_str(MIXED_SPEC).unwrap();
+        let ids: Vec<(String, u32)> =
+            spec.metrics.iter().zip(1..).map(|(m, id)| (m.name.clone(), id)).collect();
+        for ts in [i64::MIN, i64::MIN + 1, -1] {
+            let event = format!(r#"{{"type":"report.viewed","timestamp":{ts},"account_id":"a"}}"#);
+            let mut partition = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+            partition.set_metric_ids(&ids);
+            let stored = apply_in_batches(&mut partition, &[event.into_bytes()], 0);
+            assert_eq!(stored.records.len(), 1);
+            let mut again = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
+            again.set_metric_ids(&ids);
+            for (key, value) in &stored.records {
+                again.restore_record(key, value).unwrap();
+            }
+            let (mut a, mut b) = (Stored::default(), Stored::default());
+            a.write(partition.all_writes());
+            b.write(again.all_writes());
+            assert_eq!(a.records, b.records, "{ts}");
+        }
+    }
+
+    #[test]
     fn offsets_passed_over_count_as_applied() {
         let spec: CatalogSpec = serde_json::from_str(SPEC).unwrap();
         let mut partition = Partition::new(&spec, InputFormat::Nsm, false).unwrap();
