@@ -311,7 +311,14 @@ def test_a_message_the_engine_fails_on_is_unprocessable_and_the_rest_replayed_ex
     """A failure injected on one event (tests/faults.py): the replay counts it as unprocessable,
     restores its partition from what it stored, and applies the rest once."""
     values = history_topic.values()
-    ids = [orjson.loads(v)["event_id"] for v in values if b'"event_id"' in v]
+    ids = []
+    for value in values:
+        try:
+            event = orjson.loads(value)
+        except orjson.JSONDecodeError:
+            continue  # the topic mixes in invalid messages, some cut off after their event_id
+        if isinstance(event, dict) and isinstance(event.get("event_id"), str):
+            ids.append(event["event_id"])
     marker = orjson.dumps({"event_id": ids[len(ids) // 2]})[1:-1]  # `"event_id":"..."`
     assert sum(marker in v for v in values) == 1
     name = f"{namespaces}-failing"
