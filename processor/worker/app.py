@@ -6,7 +6,9 @@ per-message dispatch is about 30x slower than a batch fetch (see runtime.py and 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -17,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
+from processor.worker.reload import Reloader
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 
@@ -26,7 +29,12 @@ SESSION_TIMEOUT_S = 10.0
 _TEMP = Path(tempfile.gettempdir())
 
 
-def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> faust.App:
+def create_app(
+    settings: Settings,
+    catalog: Catalog,
+    tick_seconds: float,
+    watch_definitions_s: float | None = None,
+) -> faust.App:
     app = faust.App(
         f"nsm-{settings.namespace}-app",
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -47,16 +55,26 @@ def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> fau
     )
     telemetry = Telemetry(catalog)
     worker = Worker(settings, catalog, telemetry)
+    reloader = Reloader(worker, settings.definitions, telemetry)
 
     class StreamService(mode.Service):
-        """Runs the batch loop for the life of the app; faust stops it on SIGTERM."""
+        """Runs the batch loop for the life of the app; faust stops it on SIGTERM. SIGHUP
+        reloads the definitions, and so does a change of their files with --watch-definitions."""
 
         async def on_start(self) -> None:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
+            )
             await worker.start()
 
         @mode.Service.task
         async def _consume(self) -> None:
             await worker.run()
+
+        @mode.Service.task
+        async def _watch(self) -> None:
+            if watch_definitions_s is not None:
+                await reloader.watch(watch_definitions_s)
 
         async def on_stop(self) -> None:
             await worker.stop()
