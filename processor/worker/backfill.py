@@ -5,21 +5,32 @@ A group reads its partition from the first offset the topic still holds up to th
 (the offset from which the live stream applies the group's metrics), with a Kafka consumer of its
 own outside the consumer group, and applies it to a state that covers the group's metrics only,
 deduplicating by the whole catalogue's rule. Each batch goes to the group's own keys beside the
-partition's (`PartitionStore.scoped`) in the same atomic, fenced step as the live stream's
-batches, so a worker killed during a rebuild resumes it from its last batch, with its ids: exact.
-The live stream is never paused: the group's batches are applied in a thread of their own (the
-native core runs without the GIL) and written while the live stream goes on; only the hand-over
-takes the partition's lock, for one merge and one atomic step.
+partition's (`PartitionStore` with the group's scope) in the same atomic, fenced step as the live
+stream's batches, so a worker killed during a rebuild resumes it from its last batch, with its
+ids: exact. Once the group has reached its end, the worker loads what it stored and hands it over
+(`Worker._hand_over`, one merge and one atomic step under the partition's lock).
+
+The reading runs in a process of its own, one group at a time: decoding Kafka's records is
+Python, and in the worker's process it would take the interpreter lock from the live stream,
+which then falls far behind. The process stops when the worker does (it checks for its parent
+after every batch), so a worker killed with -9 leaves none behind.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 import logging
+import multiprocessing
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from multiprocessing.process import BaseProcess
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -30,17 +41,24 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
+from processor.replay.processes import receive
 from processor.replay.source import batches, new_consumer
-from processor.store.partition_store import DEFINITION_PREFIX, MetaUpdate, PartitionStore
+from processor.store.partition_store import (
+    DEFINITION_PREFIX,
+    MetaUpdate,
+    PartitionStore,
+    StoredPartition,
+)
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, PartitionState
 from processor.worker.rebuild import COVERED, START, group_end, scope
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker.backfill")
-# Records per fetch: large enough to amortise a Redis step, small enough that one batch of the
-# rebuild does not hold a core for long while the live stream waits for it.
-REBUILD_FETCH_RECORDS = 20_000
+# A group's mark once it has read everything up to its end (the end, as its value).
+COMPLETE = "complete"
+# Records per fetch, as the live stream's.
+REBUILD_FETCH_RECORDS = 50_000
 EXPIRE_EVERY_S = 5.0
 RETRY_S = 2.0
 ERRORS = (KafkaError, RedisConnectionError, RedisTimeoutError, OSError)
@@ -72,12 +90,19 @@ class Rebuilt:
 HandOver = Callable[[GroupRebuild, Rebuilt], Awaitable[None]]
 
 
+class RebuildFailed(Exception):
+    """The rebuild process stopped or failed; the message says how. The group is retried."""
+
+
 def now_ms() -> int:
     return int(time.time() * 1000)
 
 
+# ---- the worker's side ------------------------------------------------------------------------
+
+
 class Rebuilder:
-    """Runs a worker's rebuild groups, one batch at a time across all of them."""
+    """Runs a worker's rebuild groups, one at a time, in a process of their own."""
 
     def __init__(
         self, settings: Settings, redis: aioredis.Redis, telemetry: Telemetry, event_clock: bool
@@ -86,130 +111,272 @@ class Rebuilder:
         self.redis = redis
         self.telemetry = telemetry
         self.event_clock = event_clock
-        # One thread: a rebuild shares the machine with the live stream, which keeps its two.
-        self._applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsm-rebuild")
-        self._remaining: dict[tuple[int, str], int] = {}
+        self._turn = asyncio.Lock()
+        self._process: _ReaderProcess | None = None
 
     def close(self) -> None:
-        self._applier.shutdown(wait=False, cancel_futures=True)
+        if self._process is not None:
+            self._process.stop()
+            self._process = None
 
     async def run(self, job: GroupRebuild, catalog: Catalog, namespace: str,
                   hand_over: HandOver) -> None:  # fmt: skip
         """Rebuild the group until it is handed over; retried after Kafka or Redis errors.
         Cancelling it stops the reading; a hand-over under way is finished first."""
+        store = PartitionStore(self.redis, namespace, scope(job.group))
         while True:
             try:
-                rebuilt = await self._rebuild(job, catalog, namespace)
+                async with self._turn:
+                    await self._read(job, catalog, namespace)
+                rebuilt = await self._load(job, catalog, store)
                 break
-            except ERRORS as exc:
+            except (RebuildFailed, *ERRORS) as exc:
                 log.warning(
                     "rebuild interrupted; retrying",
                     extra={"partition": job.partition, "group": job.group, "error": repr(exc)},
                 )
                 await asyncio.sleep(RETRY_S)
             finally:
-                self._set_remaining(job, None)
+                self._remaining(job, None)
         critical = asyncio.ensure_future(hand_over(job, rebuilt))
         try:
             await asyncio.shield(critical)
         except asyncio.CancelledError:
             await critical
             raise
-        store = PartitionStore(self.redis, namespace, scope(job.group))
         await store.clear(job.partition)
 
-    async def _rebuild(self, job: GroupRebuild, catalog: Catalog, namespace: str) -> Rebuilt:
-        p, started = job.partition, time.monotonic()
-        store = PartitionStore(self.redis, namespace, scope(job.group))
-        state = NativePartitionState(catalog, p, metrics=job.metrics)
-        stored = await store.load(p)
-        consumer = new_consumer(self.settings.kafka_bootstrap, self.settings)
-        await consumer.start()
+    async def _read(self, job: GroupRebuild, catalog: Catalog, namespace: str) -> None:
+        if self._process is None or not self._process.alive:
+            self._process = _ReaderProcess()
+        process = self._process
+        request = _ReadRequest(self.settings, catalog, namespace, job.partition, job.group,
+                               job.metrics, self.event_clock)  # fmt: skip
         try:
-            tp = TopicPartition(self.settings.topic, p)
-            begin = (await consumer.beginning_offsets([tp]))[tp]
-            resumable = (
-                stored.offset is not None
-                and stored.definitions == state.fingerprints
-                and stored.offset + 1 >= begin
-            )
-            if resumable:
-                state.restore(stored)
-                covered = stored.marks.get(COVERED)
-                covered_from = int(covered) if covered else None
-            else:
-                if stored.offset is not None or stored.definitions:
-                    # Other definitions, or the topic dropped what it had not read yet.
-                    await store.clear(p)
-                covered_from = None
-            position = begin if state.offset is None else state.offset + 1
-            log.info(
-                "rebuilding metrics from the topic",
-                extra={"partition": p, "group": job.group, "metrics": list(job.metrics),
-                       "from_offset": position, "to_offset": job.end},
-            )  # fmt: skip
-            if position < job.end:
-                covered_from = await self._consume(
-                    job, state, store, consumer, begin, position, covered_from
-                )
-            elif state.offset is None and begin > 0:
-                # Nothing before the end is left: only the live stream's events count.
-                covered_from = await _first_timestamp(consumer, tp, begin)
-        finally:
-            await consumer.stop()
-        log.info(
-            "rebuild caught up with the live stream",
-            extra={"partition": p, "group": job.group, "metrics": list(job.metrics),
-                   "seconds": round(time.monotonic() - started, 2)},
-        )  # fmt: skip
-        return Rebuilt(state, covered_from)
+            await process.read(request, lambda remaining: self._remaining(job, remaining))
+        except BaseException:
+            # Cancelled, or it failed: the next group gets a fresh process. Each batch it wrote
+            # is whole (one atomic step), so stopping it anywhere loses nothing.
+            process.stop()
+            self._process = None
+            raise
 
-    async def _consume(
-        self, job: GroupRebuild, state: PartitionState, store: PartitionStore,
-        consumer: AIOKafkaConsumer, begin: int, position: int, covered_from: int | None,
-    ) -> int | None:  # fmt: skip
-        p, skew = job.partition, self.settings.max_future_skew_ms
-        loop = asyncio.get_running_loop()
+    async def _load(self, job: GroupRebuild, catalog: Catalog, store: PartitionStore) -> Rebuilt:
+        """What the group stored, as a state to hand over."""
+        stored = await store.load(job.partition)
+        state = NativePartitionState(catalog, job.partition, metrics=job.metrics)
+        if not _holds(stored, state, job.end):
+            raise RebuildFailed("the rebuild's stored state is not complete")
+        state.restore(stored)
+        covered = stored.marks.get(COVERED)
+        return Rebuilt(state, int(covered) if covered else None)
+
+    def _remaining(self, job: GroupRebuild, remaining: int | None) -> None:
+        gauge = self.telemetry.rebuild_remaining.labels(partition=str(job.partition))
+        gauge.set(remaining or 0)
+
+
+def _holds(stored: StoredPartition, state: PartitionState, end: int) -> bool:
+    """Whether a group's stored state is for its metrics as now defined and read to its end."""
+    defined = all(stored.definitions.get(m) == f for m, f in state.fingerprints.items())
+    return defined and stored.marks.get(COMPLETE) == str(end)
+
+
+@dataclass(frozen=True)
+class _ReadRequest:
+    settings: Settings
+    catalog: Catalog
+    namespace: str
+    partition: int
+    group: str
+    metrics: tuple[str, ...]
+    event_clock: bool
+
+
+class _ReaderProcess:
+    """A child process that reads groups, one request at a time (started with `spawn`: no
+    inherited event loop, threads or sockets)."""
+
+    def __init__(self) -> None:
+        context = multiprocessing.get_context("spawn")
+        self._conn, child = context.Pipe()
+        self._process: BaseProcess = context.Process(
+            target=_serve, args=(child, os.getpid()), name="nsm-rebuild", daemon=True
+        )
+        self._process.start()
+        child.close()
+
+    @property
+    def alive(self) -> bool:
+        return self._process.is_alive()
+
+    async def read(self, request: _ReadRequest, progress: Callable[[int], None]) -> None:
+        extra = {"partition": request.partition, "group": request.group,
+                 "metrics": list(request.metrics)}  # fmt: skip
+        try:
+            self._conn.send(("read", request))
+            while True:
+                kind, payload = await receive(self._conn)
+                if kind == "remaining":
+                    progress(payload)
+                elif kind == "started":
+                    log.info("rebuilding metrics from the topic", extra={**extra, **payload})
+                elif kind == "done":
+                    log.info("rebuild caught up with the live stream",
+                             extra={**extra, "seconds": payload})  # fmt: skip
+                    return
+                else:
+                    raise RebuildFailed(payload)
+        except (EOFError, OSError) as exc:
+            raise RebuildFailed(f"the rebuild process stopped ({exc!r})") from None
+
+    def stop(self) -> None:
+        if self._process.is_alive() and self._process.pid is not None:
+            with contextlib.suppress(OSError):
+                os.kill(self._process.pid, signal.SIGKILL)
+        self._process.join(5)
+        self._conn.close()
+
+
+# ---- the child ----------------------------------------------------------------------------------
+
+
+def _serve(conn: Connection, parent: int) -> None:
+    # The state has no reference cycles; the cyclic collector would only rescan it.
+    gc.disable()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
+    try:
+        while True:
+            try:
+                command, request = conn.recv()
+            except EOFError:  # the worker is gone
+                return
+            if command != "read":
+                return
+            started = time.monotonic()
+            try:
+                asyncio.run(read_group(request, parent, conn.send))
+            except Exception as error:
+                conn.send(("failed", repr(error)))
+                continue
+            conn.send(("done", round(time.monotonic() - started, 2)))
+    except (BrokenPipeError, EOFError):
+        return
+    finally:
+        conn.close()
+
+
+async def read_group(
+    request: _ReadRequest, parent: int, report: Callable[[tuple[str, Any]], None]
+) -> None:
+    """Read the group's partition up to its end into its keys, resuming from what they hold;
+    `report` gets ("started", {from_offset, to_offset}) and ("remaining", messages)."""
+    p, end = request.partition, group_end(request.group)
+    client = aioredis.Redis.from_url(request.settings.redis_url.get_secret_value())
+    store = PartitionStore(client, request.namespace, scope(request.group))
+    state = NativePartitionState(request.catalog, p, metrics=request.metrics)
+    consumer = new_consumer(request.settings.kafka_bootstrap, request.settings)
+    try:
+        await consumer.start()
+        tp = TopicPartition(request.settings.topic, p)
+        begin = (await consumer.beginning_offsets([tp]))[tp]
+        stored = await store.load(p)
+        if _holds(stored, state, end):
+            return  # read to its end before (the worker stopped before the hand-over)
+        resumable = (
+            stored.offset is not None
+            and all(stored.definitions.get(m) == f for m, f in state.fingerprints.items())
+            and stored.offset + 1 >= begin
+        )
+        if resumable:
+            state.restore(stored)
+        elif stored.offset is not None or stored.definitions or stored.marks:
+            # Other definitions, or the topic dropped what it had not read yet: start again.
+            await store.clear(p)
+        position = begin if state.offset is None else state.offset + 1
+        report(("started", {"from_offset": position, "to_offset": end}))
+        reader = _GroupReader(request, state, store, begin, parent,
+                              lambda n: report(("remaining", n)))  # fmt: skip
+        if position < end:
+            await reader.consume(consumer, position, end)
+        marks = {COMPLETE: str(end)}
+        if state.offset is None:
+            # Nothing before the end to read: from when the live stream's own events are all
+            # there is, when the topic no longer holds its beginning.
+            marks.update(reader.first_marks(await _first_timestamp(consumer, tp, begin)))
+        await store.update_meta(p, MetaUpdate(marks))
+    finally:
+        await consumer.stop()
+        await client.aclose()  # type: ignore[attr-defined]
+
+
+class _GroupReader:
+    def __init__(
+        self, request: _ReadRequest, state: PartitionState, store: PartitionStore, begin: int,
+        parent: int, progress: Callable[[int], None],
+    ) -> None:  # fmt: skip
+        self.request, self.state, self.store = request, state, store
+        self.begin, self.parent, self.progress = begin, parent, progress
+        # The next batch is fetched while this one is applied (in a thread: the native core
+        # runs without the interpreter lock) and written.
+        self._applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsm-rebuild")
+
+    def first_marks(self, first_ms: int | None) -> dict[str, str]:
+        """The marks of the group's first batch: where it started, its definitions, and the
+        time from which it holds every event when the topic no longer held offset 0."""
+        marks = {START: str(self.begin)}
+        marks.update({DEFINITION_PREFIX + m: f for m, f in self.state.fingerprints.items()})
+        if self.begin > 0 and first_ms is not None:
+            marks[COVERED] = str(first_ms)
+        return marks
+
+    async def consume(self, consumer: AIOKafkaConsumer, position: int, end: int) -> None:
+        p = self.request.partition
+        in_flight: asyncio.Future[None] | None = None
         next_expiry = time.monotonic() + EXPIRE_EVERY_S
-        async for _, records in batches(consumer, self.settings.topic, {p: position},
-                                        {p: job.end}, REBUILD_FETCH_RECORDS):  # fmt: skip
-            meta = None
-            if state.offset is None:
-                # The first batch: where the rebuild starts, and whether the topic still held its
-                # beginning (offset 0) or only what its retention kept since a time.
-                marks = {START: str(begin)}
-                marks.update({DEFINITION_PREFIX + m: f for m, f in state.fingerprints.items()})
-                if begin > 0:
-                    covered_from = int(records[0].timestamp)
-                    marks[COVERED] = str(covered_from)
-                meta = MetaUpdate(set=marks)
+        try:
+            async for _, records in batches(consumer, self.request.settings.topic, {p: position},
+                                            {p: end}, REBUILD_FETCH_RECORDS):  # fmt: skip
+                if os.getppid() != self.parent:
+                    raise SystemExit("the worker is gone")
+                if in_flight is not None:
+                    await in_flight
+                in_flight = asyncio.ensure_future(self._apply_and_write(records, end))
+                if time.monotonic() >= next_expiry:
+                    await in_flight
+                    in_flight = None
+                    await self._expire()
+                    next_expiry = time.monotonic() + EXPIRE_EVERY_S
+            if in_flight is not None:
+                await in_flight
+        finally:
+            self._applier.shutdown(wait=True)
 
-            def apply(records: list[Any] = records) -> BatchOutcome:
-                return state.apply_batch(records, now_ms(), skew, self.event_clock)
+    async def _apply_and_write(self, records: list[Any], end: int) -> None:
+        state, p = self.state, self.request.partition
+        meta = None
+        if state.offset is None:
+            meta = MetaUpdate(self.first_marks(int(records[0].timestamp)))
+        skew, event_clock = self.request.settings.max_future_skew_ms, self.request.event_clock
 
-            outcome = await loop.run_in_executor(self._applier, apply)
-            if outcome.new_offset is not None:
-                await store.apply_batch(
-                    p, outcome.previous_offset, outcome.new_offset, outcome.max_ts,
-                    outcome.writes, outcome.ids, None, meta,
-                )  # fmt: skip
-                self._set_remaining(job, job.end - outcome.new_offset - 1)
-            if time.monotonic() >= next_expiry:
-                clock = state.max_ts if self.event_clock else now_ms()
-                if clock is not None:
-                    state.expire(clock)
-                    await store.expire(p, clock, state.forget_ids_until(clock))
-                next_expiry = time.monotonic() + EXPIRE_EVERY_S
-        return covered_from
+        def apply() -> BatchOutcome:
+            return state.apply_batch(records, now_ms(), skew, event_clock)
 
-    def _set_remaining(self, job: GroupRebuild, remaining: int | None) -> None:
-        key = (job.partition, job.group)
-        if remaining is None:
-            self._remaining.pop(key, None)
-        else:
-            self._remaining[key] = remaining
-        total = sum(n for (p, _), n in self._remaining.items() if p == job.partition)
-        self.telemetry.rebuild_remaining.labels(partition=str(job.partition)).set(total)
+        outcome = await asyncio.get_running_loop().run_in_executor(self._applier, apply)
+        if outcome.new_offset is None:
+            return
+        await self.store.apply_batch(
+            p, outcome.previous_offset, outcome.new_offset, outcome.max_ts,
+            outcome.writes, outcome.ids, None, meta,
+        )  # fmt: skip
+        self.progress(max(0, end - outcome.new_offset - 1))
+
+    async def _expire(self) -> None:
+        clock = self.state.max_ts if self.request.event_clock else now_ms()
+        if clock is not None:
+            self.state.expire(clock)
+            partition = self.request.partition
+            await self.store.expire(partition, clock, self.state.forget_ids_until(clock))
 
 
 async def _first_timestamp(consumer: AIOKafkaConsumer, tp: TopicPartition, begin: int) -> int:
