@@ -228,14 +228,6 @@ class PartitionStore:
             stored = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
             raise Fenced(partition, stored)
 
-    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
-        """Record which version of each definition the stored state was built with."""
-        if fingerprints:
-            mapping: dict[str | bytes, bytes | float | int | str] = {
-                f"def:{name}": value for name, value in fingerprints.items()
-            }
-            await self.client.hset(self.keys(partition).meta, mapping=mapping)
-
     async def update_meta(
         self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
     ) -> None:

@@ -35,7 +35,7 @@ Marks in the partition's meta hash (store/partition_store.py), all strings:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,7 +43,7 @@ import orjson
 
 from processor.definitions.model import Catalog
 from processor.engine.engine import horizon_terms
-from processor.store.partition_store import StoredPartition
+from processor.store.partition_store import DEFINITION_PREFIX, StoredPartition
 from processor.worker.partition import definition_fingerprint
 
 PENDING, SHADOWS, COVERED = "pending", "shadows", "covered"
@@ -62,6 +62,20 @@ def horizon_mark(catalog: Catalog) -> str:
 
 def fingerprints(catalog: Catalog) -> dict[str, str]:
     return {m.name: definition_fingerprint(m) for m in catalog if m.kind != "formula"}
+
+
+def state_marks(catalog: Catalog) -> dict[str, str]:
+    """The meta fields that say which definitions a partition's state was built with: each
+    metric's fingerprint (`def:<metric>`) and the dedup horizon."""
+    marks = {DEFINITION_PREFIX + m: f for m, f in fingerprints(catalog).items()}
+    marks[HORIZON] = horizon_mark(catalog)
+    return marks
+
+
+def covered_marks(metrics: Iterable[str], first_ms: int) -> dict[str, str]:
+    """The `covered` mark of a state built from the first message the topic still held (at
+    `first_ms`, its Kafka timestamp), not from the partition's beginning."""
+    return {COVERED: dumps({m: int(first_ms) for m in metrics})}
 
 
 def group_id(end_offset: int, started_ms: int) -> str:

@@ -43,7 +43,6 @@ from processor.kafka import clients
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
 from processor.store.namespaces import resolve_namespace
 from processor.store.partition_store import (
-    DEFINITION_PREFIX,
     PENDING,
     Fenced,
     MetaUpdate,
@@ -59,11 +58,13 @@ from processor.worker.rebuild import (
     COVERED,
     DLQ_UNTIL,
     READY_AT,
+    covered_marks,
     dumps,
     fingerprints,
     pending_token,
     plan_restore,
     scope,
+    state_marks,
 )
 from processor.worker.telemetry import Telemetry
 
@@ -308,7 +309,7 @@ class Worker:
         dlq_until = marks.get(DLQ_UNTIL, stored.marks.get(DLQ_UNTIL))
         if dlq_until:
             self._dlq_until[p] = int(dlq_until)
-        marks.update({DEFINITION_PREFIX + m: f for m, f in state.fingerprints.items()})
+        marks.update(state_marks(self.catalog))
         await self.store.update_meta(p, MetaUpdate(marks, plan.unmarks), plan.drop)
         return state
 
@@ -484,7 +485,7 @@ class Worker:
             # time of the first message it still holds.
             first = getattr(records[0], "timestamp", None)
             if first is not None:
-                marks[COVERED] = dumps({m: int(first) for m in state.fingerprints})
+                marks.update(covered_marks(state.fingerprints, first))
         assert outcome.new_offset is not None
         if state.ready_at is not None and outcome.new_offset + 1 >= state.ready_at:
             done = (READY_AT,)
