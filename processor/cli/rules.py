@@ -58,6 +58,13 @@ def alert_options(function: F) -> F:
             help="Alert when this share of the events read is invalid (0.05 = 5%).",
         ),
         click.option(
+            "--not-ready-for",
+            default=defaults.not_ready_for,
+            show_default=True,
+            callback=_duration,
+            help="Alert when a metric stays not ready (being rebuilt) for this long.",
+        ),
+        click.option(
             "--runbook-url",
             default=DEFAULT_RUNBOOK_URL,
             show_default=True,
@@ -75,6 +82,7 @@ def alert_settings(params: dict[str, Any]) -> AlertSettings:
         stale_after=params["stale_after"],
         lag_threshold=params["lag_threshold"],
         invalid_share=params["invalid_share"],
+        not_ready_for=params["not_ready_for"],
         runbook_url=params["runbook_url"],
     )
 
@@ -112,9 +120,11 @@ def command(
     """Print Prometheus alert rules for the metric definitions.
 
     Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`) and
-    a floor; for the processor, down or absent workers, stale data, growing consumer lag and a
-    high share of invalid events. Redirect to a rule file, e.g.
-    `nsm rules > prometheus/rules/nsm.yml`, then check it with `promtool check rules`.
+    a floor, both silent while the metric is not ready or its window not fully covered; for the
+    processor, down or absent workers, stale data, growing consumer lag, a high share of invalid
+    events and a metric that stays not ready (a rebuild that does not finish). Redirect to a
+    rule file, e.g. `nsm rules > prometheus/rules/nsm.yml`, then check it with
+    `promtool check rules`.
     """
     catalog = load_or_exit(ctx, definitions_path)
     settings = alert_settings(params)

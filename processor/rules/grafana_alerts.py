@@ -81,9 +81,11 @@ def _template(ref_id: str, function: str, missing: str) -> str:
 
 
 def grafana_rule(spec: AlertSpec, settings: AlertSettings) -> dict[str, Any]:
-    description = spec.description.replace(
-        "{value}", _template(VALUE, spec.value_format, "no value")
-    ).replace("{last_week}", _template(LAST_WEEK_VALUE, spec.value_format, "no data"))
+    description = (
+        spec.description.replace("{value}", _template(VALUE, spec.value_format, "no value"))
+        .replace("{last_week}", _template(LAST_WEEK_VALUE, spec.value_format, "no data"))
+        .replace("{metric}", "{{ $labels.metric }}")
+    )
     threshold = {
         "type": "threshold",
         "expression": SERIES,

@@ -30,8 +30,10 @@ def last_week_template(spec: AlertSpec) -> str:
 
 
 def rule(spec: AlertSpec, settings: AlertSettings) -> dict[str, Any]:
-    description = spec.description.replace("{value}", value_template(spec)).replace(
-        "{last_week}", last_week_template(spec)
+    description = (
+        spec.description.replace("{value}", value_template(spec))
+        .replace("{last_week}", last_week_template(spec))
+        .replace("{metric}", "{{ $labels.metric }}")
     )
     return {
         "alert": spec.name,
