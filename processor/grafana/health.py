@@ -1,5 +1,5 @@
 """The processor-health dashboard: throughput, lag, invalid, late and duplicate events,
-freshness."""
+freshness, and which metrics are ready (exported) and how much of their window they cover."""
 
 from __future__ import annotations
 
@@ -143,6 +143,33 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             "short",
             [p.target("sum by (instance) (nsm_partitions_assigned)", "{{instance}}")],
             width=24,
+        ),
+        p.row("Readiness"),
+        p.timeseries(
+            "Metric readiness",
+            "1 while a metric's value is exported; 0 while its state is built from the topic "
+            "(a new or changed definition, a first start): no value is shown then rather than a "
+            "wrong one. Alerted on after "
+            f"{settings.not_ready_for} (NSMMetricNotReady).",
+            "bool_yes_no",
+            [p.target(promql.not_ready(), "{{metric}}", "A")],
+            width=8,
+        ),
+        p.timeseries(
+            "Window coverage",
+            "Share of each metric's window its state holds every event of: below 1 when the "
+            "topic no longer held the window's start (retention shorter than the window); the "
+            "metric's alerts stay silent until it is 1.",
+            "percentunit",
+            [p.target("max by (metric) (nsm_metric_window_coverage_ratio)", "{{metric}}", "A")],
+            width=8,
+        ),
+        p.timeseries(
+            "Rebuild remaining",
+            "Messages the rebuilds of new or changed metrics still have to read, by partition.",
+            "short",
+            [p.target("max by (partition) (nsm_rebuild_remaining_messages)", "{{partition}}")],
+            width=8,
         ),
     ]
     return dashboard(
