@@ -4,6 +4,10 @@ Starts (after `make up`) the streaming worker and the generator: two weeks of hi
 goes, then a steady live stream (20 events/s). Shows where everything is, then a live view of the
 north stars read from the worker's /metrics, until Ctrl-C (or `--seconds N`). The services keep
 running afterwards; `make down` stops them.
+
+Repeatable: each run starts from an empty topic and namespace (the generated history ends at the
+moment it starts, so a second run adding it again would double every number). `--keep` goes on
+from what the last run left instead.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import urllib.request
 from pathlib import Path
 
 from kafka.admin import KafkaAdminClient, NewTopic
+from kafka.errors import TopicAlreadyExistsError
 from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console, Group
 from rich.live import Live
@@ -27,13 +32,49 @@ ROOT = Path(__file__).resolve().parents[1]
 NSM = [sys.executable, "-m", "processor.cli"]
 
 
-def ensure_topic(bootstrap: str, topic: str, partitions: int) -> None:
+def ensure_topic(bootstrap: str, topic: str, partitions: int, fresh: bool) -> None:
+    """The topic, emptied first when `fresh` (with its dead-letter topic): deleted, then made
+    again once the broker has finished deleting it."""
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        if topic not in admin.list_topics():
-            admin.create_topics([NewTopic(topic, partitions, 1)])
+        if fresh:
+            old = [t for t in (topic, f"{topic}.dlq") if t in admin.list_topics()]
+            if old:
+                admin.delete_topics(old)
+            deadline = time.monotonic() + 60
+            while set(old) & set(admin.list_topics()):
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"Kafka did not delete {', '.join(old)} within 60 s")
+                time.sleep(0.5)
+        deadline = time.monotonic() + 60
+        while topic not in admin.list_topics():
+            try:
+                admin.create_topics([NewTopic(topic, partitions, 1)])
+            except TopicAlreadyExistsError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)  # still being deleted
     finally:
         admin.close()
+
+
+def empty_namespace(namespace: str) -> int:
+    """Delete the namespace's state in Redis (what `nsm namespace drop` does)."""
+    import asyncio
+
+    import redis.asyncio as aioredis
+
+    from processor.config import Settings
+    from processor.store.namespaces import drop
+
+    async def work() -> int:
+        client = aioredis.Redis.from_url(Settings().redis_url.get_secret_value())
+        try:
+            return await drop(client, namespace)
+        finally:
+            await client.aclose()
+
+    return asyncio.run(work())
 
 
 def scrape(port: int) -> dict[str, list[tuple[dict[str, str], float]]]:
@@ -92,6 +133,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="Run the NSM pipeline on the local stack.")
     parser.add_argument("--seconds", type=float, default=0, help="stop after this long (0: Ctrl-C)")
     parser.add_argument("--days", type=int, default=14, help="history to generate first")
+    parser.add_argument(
+        "--keep", action="store_true", help="go on from the last run's topic and state"
+    )
     args = parser.parse_args()
 
     bootstrap = os.environ.get("NSM_KAFKA_BOOTSTRAP", "127.0.0.1:9092")
@@ -102,7 +146,14 @@ def main() -> int:
     logs.mkdir(parents=True, exist_ok=True)
     console = Console()
 
-    ensure_topic(bootstrap, topic, partitions=4)
+    namespace = os.environ.get("NSM_NAMESPACE", "live")
+    if not args.keep:
+        deleted = empty_namespace(namespace)
+        console.print(
+            f"Starting afresh: topic {topic} emptied, namespace {namespace} dropped "
+            f"({deleted:,} keys); --keep goes on from the last run instead."
+        )
+    ensure_topic(bootstrap, topic, partitions=4, fresh=not args.keep)
     worker_log = (logs / "worker.log").open("ab")
     generator_log = (logs / "generator.log").open("ab")
     worker = subprocess.Popen([*NSM, "worker"], cwd=ROOT, stdout=worker_log, stderr=worker_log)

@@ -34,21 +34,30 @@ def _fmt(value: float) -> str:
         return f"{value:,.0f}"
     if value == int(value):
         return str(int(value))
-    return f"{value:.2f}"
+    return f"{value:.3g}"
 
 
 def _attr_values(values: Sequence[float | None]) -> str:
     return ",".join("" if v is None else repr(float(v)) for v in values)
 
 
-def _nice_max(value: float) -> float:
+TICKS = 4  # intervals on the y axis
+
+
+def nice_step(value: float, integer: bool = False) -> float:
+    """The smallest round step (1, 2, 2.5 or 5 times a power of ten) such that TICKS steps
+    reach `value`; a whole number for counts, which have no fractions to show."""
     if value <= 0:
         return 1.0
-    magnitude = 10 ** (len(str(int(value))) - 1) if value >= 1 else 0.1
-    for step in (1, 2, 2.5, 5, 10):
-        if step * magnitude >= value:
-            return step * magnitude
-    return value
+    raw = value / TICKS
+    magnitude = 10 ** math.floor(math.log10(raw))
+    for factor in (1, 2, 2.5, 5, 10):
+        step = factor * magnitude
+        if integer and (step < 1 or step != int(step)):
+            continue
+        if step >= raw:
+            return step
+    return 10 * magnitude
 
 
 def line_chart(
@@ -61,11 +70,13 @@ def line_chart(
     height: int = 220,
     percent: bool = False,
 ) -> str:
-    """Lines over a shared x axis; gaps where a value is None. The y axis starts at 0."""
-    left, right, top, bottom = 52, 12, 30, 44
+    """Lines over a shared x axis; gaps where a value is None. The y axis starts at 0; counts
+    (every value whole) get whole-number ticks."""
+    left, right, top, bottom = 52, 16, 30, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     found = [v for s in series for v in s.values if v is not None]
-    y_max = 1.0 if percent else _nice_max(max(found, default=1.0))
+    integer = all(float(v).is_integer() for v in found)
+    y_max = 1.0 if percent else TICKS * nice_step(max(found, default=1.0), integer)
     count = max((len(s.values) for s in series), default=1)
 
     def x(i: int) -> float:
@@ -78,11 +89,11 @@ def line_chart(
         f'<svg class="chart" data-chart="{escape(chart_id)}" viewBox="0 0 {width} {height}" '
         f'width="{width}" height="{height}" role="img" aria-label="{escape(title)}" '
         f'xmlns="http://www.w3.org/2000/svg">',
-        f'<text x="{left}" y="18" font-size="13" font-weight="600" fill="{INK}">'
-        f"<title>{escape(title)}</title>{escape(_fit(title, width // 7))}</text>",
+        f'<text x="8" y="18" font-size="13" font-weight="600" fill="{INK}">'
+        f"<title>{escape(title)}</title>{escape(_fit(title, (width - 16) * 2 // 15))}</text>",
     ]
-    for k in range(5):
-        value = y_max * k / 4
+    for k in range(TICKS + 1):
+        value = y_max * k / TICKS
         label = f"{value * 100:.0f}%" if percent else _fmt(value)
         parts.append(
             f'<line x1="{left}" x2="{width - right}" y1="{y(value):.1f}" '
@@ -95,9 +106,11 @@ def line_chart(
     shown = sorted({0, count // 2, count - 1}) if count > 2 else list(range(count))
     for i in shown:
         if i < len(x_labels):
+            # The first and last labels grow inwards, so that they stay inside the chart.
+            anchor = "start" if i == 0 and count > 1 else "end" if i == count - 1 else "middle"
             parts.append(
                 f'<text x="{x(i):.1f}" y="{height - bottom + 16}" font-size="10" '
-                f'text-anchor="middle" fill="{MUTED}">{escape(x_labels[i])}</text>'
+                f'text-anchor="{anchor}" fill="{MUTED}">{escape(x_labels[i])}</text>'
             )
     for s in series:
         segments: list[list[str]] = [[]]

@@ -17,9 +17,9 @@ from processor.analysis.charts import (
     line_chart,
     score_bar,
 )
+from processor.analysis.evaluate.export import history_needs
 from processor.analysis.evaluate.panel import Panel
 from processor.analysis.evaluate.scorecard import CandidateResult, Scorecard, Settings
-from processor.events import format_time
 
 _STYLE = """
 body { font: 14px/1.45 system-ui, -apple-system, "Segoe UI", sans-serif; color: #1f2937;
@@ -42,6 +42,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 .grid { display: flex; flex-wrap: wrap; gap: 12px; }
 .grid .card { padding: 8px; }
 ul.reasons { margin: 6px 0 0 18px; padding: 0; }
+.note { color: #92400e; background: #fffbeb; border-color: #fcd34d; margin: 8px 0; }
+.declared { color: #6b7280; font-size: 13px; margin-top: 2px; }
 """
 
 
@@ -56,25 +58,49 @@ def _color(index: int) -> str:
 
 
 def _week_labels(panel: Panel) -> list[str]:
-    return [datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%d %b") for t in panel.checkpoints]
+    return [
+        datetime.fromtimestamp(t / 1000, tz=UTC).strftime("%-d %b %Y") for t in panel.checkpoints
+    ]
+
+
+def _day(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, tz=UTC).strftime("%-d %b %Y")
+
+
+def _note(text: str) -> str:
+    return f'<div class="card note">{escape(text)}</div>'
 
 
 def _pick(card: Scorecard) -> str:
-    def box(kind: str, label: str, name: str | None) -> str:
+    def box(kind: str, label: str, name: str | None, declared: str | None) -> str:
+        if declared is None:
+            said = ""
+        elif declared == name:
+            said = '<div class="declared">as the definitions declare</div>'
+        else:
+            said = f'<div class="declared">the definitions declare: <b>{escape(declared)}</b></div>'
         return (
             f'<div class="card {kind}"><div class="label">{label}</div>'
-            f'<div class="name">{escape(name or "none")}</div></div>'
+            f'<div class="name">{escape(name or "none")}</div>{said}</div>'
         )
 
     reasons = "".join(f"<li>{escape(r)}</li>" for r in card.reasons)
     return (
-        f'<div class="pick">{box("ns", "Recommended north star", card.north_star)}'
-        f"{box('backup', 'Backup', card.backup)}</div>"
+        f'<div class="pick">'
+        f"{box('ns', 'Recommended north star', card.north_star, card.declared_north_star)}"
+        f"{box('backup', 'Recommended backup', card.backup, card.declared_backup)}</div>"
         f'<div class="card"><b>Why</b><ul class="reasons">{reasons}</ul></div>'
     )
 
 
-def _scorecard_table(card: Scorecard, colors: dict[str, str]) -> str:
+def _effect_cell(estimate: float | None, low: float | None, high: float | None, need: str) -> str:
+    if estimate is None:
+        why = "history too short (below)" if need else "too few accounts"
+        return f"<small>not measurable: {why}</small>"
+    return f"{_pct(estimate, True)} <small>[{_pct(low, True)}, {_pct(high, True)}]</small>"
+
+
+def _scorecard_table(card: Scorecard, colors: dict[str, str], needs: dict[str, str]) -> str:
     head = (
         "<tr><th>#</th><th>candidate</th><th>score</th><th>leading indicator</th>"
         "<th>core value</th><th>frequency</th><th>movability</th><th>flags</th></tr>"
@@ -91,15 +117,18 @@ def _scorecard_table(card: Scorecard, colors: dict[str, str]) -> str:
             )
         )
         lead, core = r.leading.retention, r.core_value
+        lead_need, core_need = needs.get("leading_indicator", ""), needs.get("core_value", "")
         freq = r.frequency
         rows.append(
             f'<tr data-candidate="{escape(r.name)}"><td class="num">{rank}</td>'
             f"<td><b>{escape(r.name)}</b><br><small>{escape(r.title)}</small></td>"
             f"<td>{score_bar(r.overall, colors[r.name])} {r.overall:.2f}</td>"
-            f"<td>{score_bar(r.scores['leading'], colors[r.name])} {_pct(lead.estimate, True)}"
-            f" <small>[{_pct(lead.low, True)}, {_pct(lead.high, True)}]</small></td>"
-            f"<td>{score_bar(r.scores['core_value'], colors[r.name])} {_pct(core.estimate, True)}"
-            f" <small>[{_pct(core.low, True)}, {_pct(core.high, True)}]</small></td>"
+            f"<td>{score_bar(r.scores['leading'], colors[r.name])} "
+            f"{_effect_cell(lead.estimate, lead.low, lead.high, lead_need)}"
+            "</td>"
+            f"<td>{score_bar(r.scores['core_value'], colors[r.name])} "
+            f"{_effect_cell(core.estimate, core.low, core.high, core_need)}"
+            "</td>"
             f"<td>{score_bar(r.scores['frequency'], colors[r.name])} moved "
             f"{freq.weeks_moved}/{freq.weeks_compared} wk, reach {_pct(freq.weekly_reach)}</td>"
             f"<td>{score_bar(r.scores['movability'], colors[r.name])} "
@@ -108,7 +137,18 @@ def _scorecard_table(card: Scorecard, colors: dict[str, str]) -> str:
     return f"<table>{head}{''.join(rows)}</table>"
 
 
-def _effects(card: Scorecard, colors: dict[str, str], months: int, weeks: int) -> str:
+def _effects(
+    card: Scorecard, colors: dict[str, str], months: int, weeks: int, needs: dict[str, str]
+) -> str:
+    notes = [f"{part.replace('_', ' ').capitalize()} {need}." for part, need in needs.items()]
+    if all(
+        r.leading.retention.estimate is None and r.core_value.estimate is None
+        for r in card.candidates
+    ):
+        return _note(
+            "Neither effect can be measured on this history: "
+            + (" ".join(notes) or "too few accounts reach or miss the metrics.")
+        )
     lead = [
         Interval(
             r.name,
@@ -123,39 +163,63 @@ def _effects(card: Scorecard, colors: dict[str, str], months: int, weeks: int) -
         Interval(r.name, r.core_value.estimate, r.core_value.low, r.core_value.high, colors[r.name])
         for r in card.candidates
     ]
-    return (
-        '<div class="grid"><div class="card">'
-        + interval_chart(
+    charts = [
+        interval_chart(
             "leading-effects",
             f"Month-{months} retention: attained month 1 minus not (95% CI)",
             lead,
-        )
-        + '</div><div class="card">'
-        + interval_chart(
+        ),
+        interval_chart(
             "core-value-effects",
             f"Retained {weeks} weeks later: reaching it minus not (95% CI)",
             core,
-        )
-        + "</div></div>"
-    )
+        ),
+    ]
+    # A chart where no candidate is measurable says nothing: the note under the scorecard does.
+    shown = [
+        chart
+        for chart, rows in zip(charts, (lead, core), strict=True)
+        if any(r.estimate is not None for r in rows)
+    ]
+    return '<div class="grid">' + "".join(f'<div class="card">{c}</div>' for c in shown) + "</div>"
 
 
-def _curves(card: Scorecard, months: int) -> str:
+def _curves(card: Scorecard, months: int, needs: dict[str, str]) -> str:
     labels = [f"m{m}" for m in range(months + 1)]
+    measured = [
+        r for r in card.candidates if r.leading.retention.reached_n + r.leading.retention.other_n
+    ]
+    if not measured:
+        need = needs.get("leading_indicator")
+        return _note(
+            f"Retention by month {need}: no account's first month is {months} months before the "
+            "end of the history. Use a longer history, or a smaller --months."
+            if need
+            else "No account is old enough to follow for "
+            f"{months} months after its first month, or none has reached or missed a metric."
+        )
     charts = []
-    for r in card.candidates:
+    for r in measured:
         lead = r.leading
+        reached, other = lead.retention.reached_n, lead.retention.other_n
         series = [
             Series("attained month 1", lead.curve_attained, "#2563eb"),
             Series("did not", lead.curve_other, "#dc2626", dashed=True),
         ]
-        title = f"{r.name} ({lead.retention.reached_n} vs {lead.retention.other_n} accounts)"
+        series = [s for s, n in zip(series, (reached, other), strict=True) if n]
+        title = f"{r.name} ({reached} vs {other} accounts)"
+        if not other:
+            title = f"{r.name} ({reached} accounts, every one attained it)"
+        elif not reached:
+            title = f"{r.name} ({other} accounts, none attained it)"
         chart = line_chart(f"curve-{r.name}", title, series, labels, percent=True)
         charts.append(f'<div class="card">{chart}</div>')
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
 def _series(card: Scorecard, panel: Panel, colors: dict[str, str]) -> str:
+    if not panel.checkpoints:
+        return _note("The history holds no full week to chart.")
     labels = _week_labels(panel)
     charts = []
     for r in card.candidates:
@@ -166,7 +230,10 @@ def _series(card: Scorecard, panel: Panel, colors: dict[str, str]) -> str:
     return f'<div class="grid">{"".join(charts)}</div>'
 
 
-def _cohort_table(result: CandidateResult) -> str:
+def _cohort_table(result: CandidateResult, needs: dict[str, str]) -> str:
+    if not result.leading.cohorts:
+        need = needs.get("leading_indicator", "needs accounts old enough to follow")
+        return _note(f"No cohort can be followed yet: the leading indicator {need}.")
     rows = "".join(
         f"<tr><td>{escape(c.label)}</td><td class='num'>{c.accounts}</td>"
         f"<td class='num'>{c.attained}</td>"
@@ -183,22 +250,27 @@ def _cohort_table(result: CandidateResult) -> str:
 def render_report(card: Scorecard, panel: Panel, settings: Settings) -> str:
     colors = {r.name: _color(i) for i, r in enumerate(card.candidates)}
     best = next((r for r in card.candidates if r.name == card.north_star), None)
+    needs = history_needs(panel, settings)
+    notes = "".join(
+        _note(f"{part.replace('_', ' ').capitalize()}: {need}.") for part, need in needs.items()
+    )
     cohorts = ""
     if best is not None:
-        cohorts = f"<h2>Cohorts of {escape(best.name)}</h2>{_cohort_table(best)}"
+        cohorts = f"<h2>Cohorts of {escape(best.name)}</h2>{_cohort_table(best, needs)}"
     return (
         "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
         "<title>North star evaluation</title>"
         f"<style>{_STYLE}</style></head><body>"
         "<h1>Is it the right north star?</h1>"
         f'<div class="sub">{len(card.candidates)} candidates tested on '
-        f"{format_time(panel.start_ms)} – {format_time(panel.end_ms)}: {len(panel.checkpoints)} "
+        f"{_day(panel.start_ms)} – {_day(panel.end_ms)}: {len(panel.checkpoints)} "
         f"weeks, {len(panel.accounts)} accounts. Retention after {settings.months} months for "
         f"the leading indicator, after {settings.retention_weeks} weeks for core value.</div>"
-        f"{_pick(card)}<h2>Scorecard</h2>{_scorecard_table(card, colors)}"
+        f"{_pick(card)}<h2>Scorecard</h2>{_scorecard_table(card, colors, needs)}{notes}"
         f"<h2>Does reaching it go with retention?</h2>"
-        f"{_effects(card, colors, settings.months, settings.retention_weeks)}"
-        f"<h2>Retention by month since first activity</h2>{_curves(card, settings.months)}"
+        f"{_effects(card, colors, settings.months, settings.retention_weeks, needs)}"
+        f"<h2>Retention by month since first activity</h2>"
+        f"{_curves(card, settings.months, needs)}"
         f"<h2>Weekly values</h2>{_series(card, panel, colors)}{cohorts}"
         "</body></html>"
     )

@@ -47,4 +47,9 @@ class LazyGroup(click.Group):
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="nsm")
 def main() -> None:
-    """NSM: exact rolling-window North Star Metrics from Kafka, in Redis, for Prometheus."""
+    """NSM: exact rolling-window North Star Metrics from Kafka, in Redis, for Prometheus.
+
+    Every option that takes a TIME reads the same forms: RFC 3339 with a zone
+    (2026-11-22T10:00:00Z), a date (2026-11-22, midnight UTC), epoch milliseconds, a duration
+    ago (7d, 12h) or now.
+    """

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Iterable
 
 import click
@@ -15,6 +14,7 @@ from processor.cli.options import (
     json_lines,
     load_or_exit,
 )
+from processor.cli.output import TableData, print_tables, progress_status
 from processor.definitions import (
     Catalog,
 )
@@ -40,7 +40,7 @@ def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
     "at_ms",
     default=None,
     type=TIME,
-    help="Compute as of this time: RFC 3339 with a zone, or epoch milliseconds. "
+    help="Compute as of this TIME (RFC 3339, a date, epoch ms, 7d ago or now). "
     "Default: the largest event time among the applied events.",
 )
 @click.option(
@@ -75,7 +75,10 @@ def command(
     events to standard error.
     """
     catalog = load_or_exit(ctx, definitions_path)
-    with click.open_file(events_path, "rb") as stream:
+    with (
+        progress_status(f"computing every metric from {events_path}"),
+        click.open_file(events_path, "rb") as stream,
+    ):
         result = compute_metrics(
             json_lines(stream), catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms
         )
@@ -94,7 +97,13 @@ def summary(result: ComputeResult) -> str:
     if invalid_total:
         reasons = ", ".join(f"{r}: {n}" for r, n in sorted(result.invalid.items()))
         text += f" ({reasons})"
-    return text + f", {result.duplicates} duplicates; as of {format_time(result.as_of_ms)}"
+    text += f", {result.duplicates} duplicates; as of {format_time(result.as_of_ms)}"
+    if not result.applied:
+        text += (
+            "\nnsm compute: no valid event, so every metric is empty: give a JSON Lines file of "
+            "events (nsm generate --out events.jsonl makes one)"
+        )
+    return text
 
 
 def format_value(value: Value) -> str:
@@ -111,24 +120,20 @@ def _in_tier_order(catalog: Catalog) -> Iterable[str]:
 
 
 def _print_table(result: ComputeResult, catalog: Catalog) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    metrics = Table(title=f"Metrics as of {format_time(result.as_of_ms)}")
-    metrics.add_column("metric")
-    metrics.add_column("tier")
-    metrics.add_column("value", justify="right")
-    breakdowns = Table(title="Breakdowns")
-    for column in ("metric", "segment", "segment value"):
-        breakdowns.add_column(column)
-    breakdowns.add_column("value", justify="right")
+    metrics = TableData(
+        f"Metrics as of {format_time(result.as_of_ms)}",
+        ["metric", "tier", "value"],
+        ["left", "left", "right"],
+    )
+    breakdowns = TableData(
+        "Breakdowns",
+        ["metric", "segment", "segment value", "value"],
+        ["left", "left", "left", "right"],
+    )
     for name in _in_tier_order(catalog):
         value = result.values[name]
         metrics.add_row(name, catalog[name].tier, format_value(value.value))
         for segment, values in value.segments.items():
             for label, amount in values.items():
                 breakdowns.add_row(name, segment, label, format_value(amount))
-    console.print(metrics)
-    if breakdowns.row_count:
-        console.print(breakdowns)
+    print_tables(metrics, breakdowns)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import click
 import orjson
 
-from processor.analysis.evaluate.export import scorecard_json
-from processor.analysis.evaluate.panel import build_panel
+from processor.analysis.evaluate.export import history_needs, scorecard_json
+from processor.analysis.evaluate.panel import Panel, build_panel
 from processor.analysis.evaluate.scorecard import Scorecard, Settings, evaluate_candidates
 from processor.analysis.source import read_event_log
 from processor.cli.options import definitions_option, events_option, json_lines, load_or_exit
+from processor.cli.output import Align, TableData, print_tables, progress_status
 from processor.definitions import Catalog
 
 
@@ -142,24 +142,32 @@ def command(
     settings = Settings(
         months=months, retention_weeks=retention_weeks, resamples=resamples, seed=seed
     )
-    with click.open_file(events_path, "rb") as stream:
+    with progress_status(f"reading {events_path}"), click.open_file(events_path, "rb") as stream:
         log = read_event_log(json_lines(stream), catalog)
+    if not log.events:
+        raise click.ClickException(
+            f"{events_path} holds no valid event: the test needs weeks of history, months for "
+            "the leading indicator"
+        )
     try:
-        panel = build_panel(log, catalog, names, types, min_active_weeks)
+        with progress_status(f"computing {len(names)} candidates week by week"):
+            panel = build_panel(log, catalog, names, types, min_active_weeks)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    card = evaluate_candidates(panel, catalog, names, settings)
+    with progress_status(f"testing {len(names)} candidates ({resamples} bootstrap resamples)"):
+        card = evaluate_candidates(panel, catalog, names, settings)
     if output_format == "json":
         out = click.get_binary_stream("stdout")
         out.write(orjson.dumps(scorecard_json(card, panel, settings), option=orjson.OPT_INDENT_2))
         out.write(b"\n")
         out.flush()
     else:
-        _print_table(card, settings)
+        _print_table(card, panel, settings)
     if html_path is not None:
         from processor.analysis.report import render_report
 
-        html_path.write_text(render_report(card, panel, settings), encoding="utf-8")
+        with progress_status(f"writing {html_path}"):
+            html_path.write_text(render_report(card, panel, settings), encoding="utf-8")
         click.echo(f"nsm evaluate: report written to {html_path}", err=True)
 
 
@@ -169,13 +177,14 @@ def _pct(value: float | None, signed: bool = False) -> str:
     return f"{value * 100:+.0f} pt" if signed else f"{value * 100:.0f}%"
 
 
-def _print_table(card: Scorecard, settings: Settings) -> None:
-    from rich.console import Console
-    from rich.table import Table
+def _effect(estimate: float | None, low: float | None, high: float | None) -> str:
+    if estimate is None:
+        return "not measurable"
+    return f"{_pct(estimate, True)} [{_pct(low, True)}, {_pct(high, True)}]"
 
-    console = Console(file=sys.stdout, highlight=False, soft_wrap=True)
-    table = Table(title="North-star scorecard")
-    for column in (
+
+def _print_table(card: Scorecard, panel: Panel, settings: Settings) -> None:
+    columns = [
         "#",
         "candidate",
         "score",
@@ -184,8 +193,9 @@ def _print_table(card: Scorecard, settings: Settings) -> None:
         "frequency",
         "movability",
         "flags",
-    ):
-        table.add_column(column)
+    ]
+    align: list[Align] = ["right", "left", "right", "left", "left", "left", "left", "left"]
+    table = TableData("North-star scorecard", columns, align)
     for rank, r in enumerate(card.candidates, start=1):
         lead, core = r.leading.retention, r.core_value
         flags = [
@@ -196,17 +206,22 @@ def _print_table(card: Scorecard, settings: Settings) -> None:
             str(rank),
             r.name,
             f"{r.overall:.2f}",
-            f"{_pct(lead.estimate, True)} [{_pct(lead.low, True)}, {_pct(lead.high, True)}]",
-            f"{_pct(core.estimate, True)} [{_pct(core.low, True)}, {_pct(core.high, True)}]",
+            _effect(lead.estimate, lead.low, lead.high),
+            _effect(core.estimate, core.low, core.high),
             f"moved {r.frequency.weeks_moved}/{r.frequency.weeks_compared} wk, "
             f"reach {_pct(r.frequency.weekly_reach)}",
             _pct(r.movability.move),
             ", ".join(flags),
         )
-    console.print(table)
-    console.print(
-        f"North star: [bold]{card.north_star or 'none'}[/bold]   "
-        f"backup: [bold]{card.backup or 'none'}[/bold]"
-    )
-    for reason in card.reasons:
-        console.print(f"  - {reason}")
+    print_tables(table)
+    lines = [
+        f"North star: {card.north_star or 'none'}   backup: {card.backup or 'none'}",
+        f"Declared in the definitions: north star {card.declared_north_star or 'none'}, "
+        f"backup {card.declared_backup or 'none'}",
+        *(f"  - {reason}" for reason in card.reasons),
+        *(
+            f"  - {part.replace('_', ' ').capitalize()} not measurable: {need}."
+            for part, need in history_needs(panel, settings).items()
+        ),
+    ]
+    click.echo("\n".join(lines))

@@ -7,8 +7,9 @@ from typing import IO
 
 import click
 
+from processor.cli.options import TIME
 from processor.config import Settings
-from processor.generate import Drop, RecordStream, parse_time_ms, plan_history
+from processor.generate import Drop, RecordStream, plan_history
 from processor.generate.sinks import LinesSink, Sink, run
 from processor.generate.to_kafka import DeliveryFailed, KafkaSink, KafkaUnavailable
 
@@ -16,21 +17,6 @@ from processor.generate.to_kafka import DeliveryFailed, KafkaSink, KafkaUnavaila
 DEFAULT_FOLLOW_RATE = 20.0
 
 
-class _Time(click.ParamType):
-    name = "TIME"
-
-    def convert(
-        self, value: object, param: click.Parameter | None, ctx: click.Context | None
-    ) -> int:
-        if isinstance(value, int):
-            return value
-        try:
-            return parse_time_ms(str(value))
-        except ValueError as error:
-            self.fail(str(error), param, ctx)
-
-
-TIME = _Time()
 PERCENT = click.FloatRange(0, 100)
 
 
@@ -51,7 +37,9 @@ def _progress_wanted(choice: bool | None, to_stdout: bool) -> bool:
     help="Length of the history (default 28, or sized to --events when only that is given).",
 )
 @click.option("--events", type=click.IntRange(min=0), help="Stop after this many events.")
-@click.option("--start", type=TIME, help="Start of the history (RFC 3339, date or epoch ms).")
+@click.option(
+    "--start", type=TIME, help="Start of the history (RFC 3339, a date, epoch ms, 7d ago, now)."
+)
 @click.option("--end", type=TIME, help="End of the history [default: now].")
 @click.option("--drop", "drop_pct", type=click.FloatRange(0, 100, min_open=True), help=(
     "Remove this percentage of product usage from --drop-from on."))  # fmt: skip

@@ -33,6 +33,13 @@ from processor.grafana.provisioning import DASHBOARDS_DIR, GrafanaSettings, graf
     show_default=True,
     help="Where Grafana finds the dashboards folder, for the dashboards provider.",
 )
+@click.option(
+    "--datasource-uid",
+    default=GrafanaSettings.datasource_uid,
+    show_default=True,
+    help="Uid of the Prometheus datasource the Grafana-managed alert rules query: the one "
+    "provisioned here, or your existing one's. Dashboards choose theirs in a variable.",
+)
 @alert_options
 @click.pass_context
 def command(
@@ -41,6 +48,7 @@ def command(
     out_dir: Path,
     prometheus_url: str,
     dashboards_path: str,
+    datasource_uid: str,
     **params: Any,
 ) -> None:
     """Write Grafana dashboards and provisioning for the metric definitions into OUT.
@@ -51,7 +59,11 @@ def command(
     Dashboards of north stars that no longer exist are removed.
     """
     catalog = load_or_exit(ctx, definitions_path)
-    settings = GrafanaSettings(prometheus_url=prometheus_url, dashboards_path=dashboards_path)
+    settings = GrafanaSettings(
+        prometheus_url=prometheus_url,
+        dashboards_path=dashboards_path,
+        datasource_uid=datasource_uid,
+    )
     files = grafana_files(catalog, alert_settings(params), settings)
     for stale in sorted((out_dir / DASHBOARDS_DIR).glob("nsm-*.json")):
         if stale.relative_to(out_dir).as_posix() not in files:

@@ -8,6 +8,7 @@ import click
 import redis.asyncio as aioredis
 
 from processor.cli.options import TIME
+from processor.cli.output import progress_status
 from processor.durations import parse_duration_ms
 from processor.replay.cli_support import redis_option, run_with_redis
 from processor.replay.export import History, load_history, openmetrics
@@ -23,10 +24,13 @@ def command() -> None:
 @click.option("--namespace", required=True, help="The replayed namespace.")
 @click.option("--out", default="-", show_default=True, help="File to write; - is stdout.")
 @click.option(
+    "--lookback",
     "--step",
-    default="1m",
+    "lookback",
+    default="5m",
     show_default=True,
-    help="Time between samples; at most Prometheus's lookback delta (5m).",
+    help="The --query.lookback-delta of the Prometheus that imports it: a sample where a value "
+    "changes, then one per this long while it holds (larger leaves gaps in queries and graphs).",
 )
 @click.option("--from", "from_ms", type=TIME, help="First sample time [default: history start].")
 @click.option("--to", "to_ms", type=TIME, help="Last sample time [default: the newest event].")
@@ -41,7 +45,7 @@ def command() -> None:
 def export_command(
     namespace: str,
     out: str,
-    step: str,
+    lookback: str,
     from_ms: int | None,
     to_ms: int | None,
     labels: tuple[str, ...],
@@ -50,15 +54,19 @@ def export_command(
     """Write the history of NAMESPACE as OpenMetrics text (series `nsm_metric_value`).
 
     \b
-    Import it into Prometheus (see docs/backfill.md):
+    Only the samples Prometheus needs: one where a value changes (at a bucket boundary), then
+    one per --lookback while it holds, so every query over the span is exact and gap-free.
+
+    \b
+    Import it into Prometheus (see docs/backfill.md); large blocks import in one pass:
       nsm history export --namespace rebuild --out history.om
-      promtool tsdb create-blocks-from openmetrics history.om ./blocks
+      promtool tsdb create-blocks-from openmetrics --max-block-duration=240h history.om ./blocks
       mv ./blocks/* <prometheus data dir>/
     """
     try:
-        step_ms = parse_duration_ms(step)
+        lookback_ms = parse_duration_ms(lookback)
     except ValueError as error:
-        raise click.BadParameter(str(error), param_hint="--step") from None
+        raise click.BadParameter(str(error), param_hint="--lookback") from None
     extra = {}
     for item in labels:
         name, sep, value = item.partition("=")
@@ -76,9 +84,12 @@ def export_command(
         return history
 
     history = run_with_redis(redis_url, work)
-    lines = openmetrics(history, step_ms, from_ms, to_ms, extra)
+    lines = openmetrics(history, lookback_ms, from_ms, to_ms, extra)
     samples = 0
-    with click.open_file(out, "w") as stream:
+    with (
+        progress_status(f"writing the history of {namespace}"),
+        click.open_file(out, "w") as stream,
+    ):
         for line in lines:
             stream.write(line)
             samples += not line.startswith("#")

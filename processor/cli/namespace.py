@@ -10,6 +10,7 @@ import orjson
 import redis.asyncio as aioredis
 
 from processor.cli.options import TIME, definitions_option, load_or_exit
+from processor.cli.output import TableData, print_tables, progress_status
 from processor.events import format_time
 from processor.replay.cli_support import live_option, redis_option, run_with_redis
 from processor.replay.compare import Difference, differences, namespace_values, newest_event
@@ -41,20 +42,15 @@ def list_command(redis_url: str | None, live: str, output_format: str) -> None:
         rows = [view.__dict__ for view in views]
         click.echo(orjson.dumps(rows, option=orjson.OPT_INDENT_2).decode())
         return
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title="Namespaces")
-    for column in (
-        "namespace",
-        "status",
-        "partitions",
-        "newest event",
-        "keys",
-        "memory",
-        "served as",
-    ):
-        table.add_column(column, justify="right" if column in ("partitions", "keys") else "left")
+    columns = ["namespace", "status", "partitions", "newest event", "keys", "memory", "served as"]
+    table = TableData(
+        "Namespaces",
+        columns,
+        ["right" if column in ("partitions", "keys", "memory") else "left" for column in columns],
+    )
+    if not views:
+        click.echo("no namespace has state yet: run nsm worker, or nsm replay --namespace NAME")
+        return
     for view in views:
         served = ", ".join(view.served_as)
         if view.pointer_to is not None:
@@ -64,7 +60,7 @@ def list_command(redis_url: str | None, live: str, output_format: str) -> None:
             format_time(view.newest_ms) if view.newest_ms is not None else "",
             f"{view.keys:,}", f"{view.memory_bytes / 1_048_576:,.1f} MiB", served,
         )  # fmt: skip
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
+    print_tables(table)
 
 
 # ---- diff -----------------------------------------------------------------------------------
@@ -106,7 +102,8 @@ def diff_command(
         notes += [f"{right}: {m} was built from another definition" for m in changed_b]
         return when, differences(a, b), notes
 
-    when, found, notes = run_with_redis(redis_url, work)
+    with progress_status(f"reading and comparing {left} and {right}"):
+        when, found, notes = run_with_redis(redis_url, work)
     for note in notes:
         click.echo(f"nsm namespace diff: {note} (compared as empty)", err=True)
     if output_format == "json":
@@ -125,17 +122,16 @@ def diff_command(
 
 
 def _print_differences(found: list[Difference], left: str, right: str, when: int) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=f"{len(found)} differences as of {format_time(when)}")
-    for column in ("metric", "segment", "segment value", left, right):
-        table.add_column(column, justify="right" if column in (left, right) else "left")
+    table = TableData(
+        f"{len(found)} differences as of {format_time(when)}",
+        ["metric", "segment", "segment value", left, right],
+        ["left", "left", "left", "right", "right"],
+    )
     for d in found:
         a = "absent" if d.missing == "left" else str(d.left)
         b = "absent" if d.missing == "right" else str(d.right)
         table.add_row(d.metric, d.segment, d.label, a, b)
-    Console(file=sys.stdout, width=None if sys.stdout.isatty() else 160).print(table)
+    print_tables(table)
 
 
 # ---- swap -----------------------------------------------------------------------------------

@@ -12,7 +12,7 @@ from typing import IO, Any, TypeVar
 import click
 
 from processor.definitions import Catalog, DefinitionsInvalid, DefinitionsNotFound, load_definitions
-from processor.events import parse_time
+from processor.times import SYNTAX, parse_time
 
 EXIT_INVALID_DEFINITIONS, EXIT_DEFINITIONS_NOT_FOUND = 1, 2
 F = TypeVar("F", bound=Callable[..., Any])
@@ -61,7 +61,8 @@ def json_lines(stream: IO[bytes]) -> Iterator[bytes]:
 
 
 class TimeParam(click.ParamType):
-    """RFC 3339 with a zone, or integer epoch milliseconds."""
+    """The one time syntax of every option (`processor.times`): RFC 3339, a date, epoch ms, a
+    duration ago (`7d`) or `now`."""
 
     name = "TIME"
 
@@ -75,3 +76,4 @@ class TimeParam(click.ParamType):
 
 
 TIME = TimeParam()
+TIME_HELP = f"TIME: {SYNTAX}."

@@ -41,8 +41,8 @@ from processor.replay.source import SourceError
     "from_spec",
     default="earliest",
     show_default=True,
-    help="earliest, a TIME, or a DURATION ago (7d): per partition, the first message "
-    "produced at or after it.",
+    help="earliest or a TIME (RFC 3339, a date, epoch ms, 7d ago, now): per partition, the "
+    "first message produced at or after it.",
 )
 @click.option("--to", "to_ms", type=TIME, help="Stop after the messages produced up to TIME.")
 @click.option(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import urllib.parse
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,6 +24,23 @@ def _duration(ctx: click.Context, param: click.Parameter, value: str) -> str:
         parse_duration_ms(value)
     except ValueError as exc:
         raise click.BadParameter(str(exc)) from None
+    return value
+
+
+def _runbook_url(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    if value == DEFAULT_RUNBOOK_URL:
+        click.echo(
+            f"nsm {ctx.info_name}: runbook links are relative ({value}) and open only beside the "
+            "repository; give --runbook-url BASE (or NSM_RUNBOOK_URL) where the runbook is served",
+            err=True,
+        )
+        return value
+    parsed = urllib.parse.urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.netloc or parsed.fragment:
+        raise click.BadParameter(
+            f"{value!r} is not an absolute http(s) URL without #section: write for example "
+            "https://wiki.example.com/nsm/runbook"
+        )
     return value
 
 
@@ -68,7 +86,22 @@ def alert_options(function: F) -> F:
             "--runbook-url",
             default=DEFAULT_RUNBOOK_URL,
             show_default=True,
-            help="URL of the runbook; each alert links to its section (#alertname).",
+            envvar="NSM_RUNBOOK_URL",
+            callback=_runbook_url,
+            metavar="BASE",
+            help="Where the runbook (docs/runbook.md) is served, as an absolute http(s) URL: "
+            "every alert's runbook_url and every dashboard's runbook link become BASE#section, "
+            "links that work from Alertmanager, Slack or a pager [env NSM_RUNBOOK_URL].",
+        ),
+        click.option(
+            "--explain-prometheus-url",
+            "explain_prometheus_url",
+            default="",
+            envvar="NSM_PROMETHEUS_URL",
+            metavar="URL",
+            help="Prometheus as on-call reaches it, for the `nsm explain` command in metric "
+            "alerts' annotations [env NSM_PROMETHEUS_URL; default: Prometheus's own "
+            "--web.external-url].",
         ),
     ]
     for option in reversed(options):
@@ -84,6 +117,7 @@ def alert_settings(params: dict[str, Any]) -> AlertSettings:
         invalid_share=params["invalid_share"],
         not_ready_for=params["not_ready_for"],
         runbook_url=params["runbook_url"],
+        prometheus_url=params["explain_prometheus_url"],
     )
 
 
@@ -119,12 +153,14 @@ def command(
 ) -> None:
     """Print Prometheus alert rules for the metric definitions.
 
-    Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`) and
-    a floor, both silent while the metric is not ready or its window not fully covered; for the
-    processor, down or absent workers, stale data, growing consumer lag, a high share of invalid
-    events and a metric that stays not ready (a rebuild that does not finish). Redirect to a
-    rule file, e.g. `nsm rules > prometheus/rules/nsm.yml`, then check it with
-    `promtool check rules`.
+    Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`), a
+    floor, and with `anomaly:` a comparison with the same hour of the week over the last 4 weeks
+    (recording rules of the seasonal median and robust spread), each silent while the metric is
+    not ready or its window not fully covered; for the processor, down or absent workers, stale
+    data, growing consumer lag, a high share of invalid events and a metric that stays not ready
+    (a rebuild that does not finish). Every metric alert carries the `nsm explain` command that
+    explains it. Redirect to a rule file, e.g. `nsm rules > prometheus/rules/nsm.yml`, then check
+    it with `promtool check rules`.
     """
     catalog = load_or_exit(ctx, definitions_path)
     settings = alert_settings(params)

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 from processor.definitions.loader import Reading, read_dicts, read_path
-from processor.definitions.model import Aggregate, Alert, Catalog, Condition, Entities, Metric
+from processor.definitions.model import (
+    Aggregate,
+    Alert,
+    Anomaly,
+    Catalog,
+    Condition,
+    Entities,
+    Metric,
+)
 from processor.definitions.problems import (
     DefinitionsError,
     DefinitionsInvalid,
@@ -28,6 +36,7 @@ from processor.definitions.rules import check_rules
 __all__ = [
     "Aggregate",
     "Alert",
+    "Anomaly",
     "Catalog",
     "Condition",
     "DefinitionsError",

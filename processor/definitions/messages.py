@@ -19,6 +19,7 @@ from processor.definitions.model import (
     TIERS,
     Aggregate,
     Alert,
+    Anomaly,
     Condition,
     Entities,
     FilterOps,
@@ -39,6 +40,7 @@ _MODELS: dict[Loc, type[BaseModel]] = {
     ("aggregate",): Aggregate,
     ("aggregate", "where", "*"): FilterOps,
     ("alert",): Alert,
+    ("alert", "anomaly"): Anomaly,
 }
 
 # What to add when a required key is missing.

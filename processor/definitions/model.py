@@ -151,17 +151,49 @@ class Aggregate(_Strict):
         return "sum" if self.sum is not None else "distinct"
 
 
+class Anomaly(_Strict):
+    """Fire when the value is far below the same hour of the week over the last 4 weeks.
+
+    The centre is the median of those four values, the spread 1.4826 times their median absolute
+    deviation (the robust stand-in for a standard deviation). The value must be more than
+    `deviations` spreads below the centre, and at least `min_drop_pct` % below it (four values
+    can agree exactly, which makes the spread 0), for `for`: longer than a week by default, so
+    that a one-week dip such as a holiday does not page while a lasting fall does.
+    """
+
+    deviations: Number = Field(default=3, gt=0)
+    min_drop_pct: Number = Field(default=10, gt=0, lt=100)
+    for_: Duration = Field(default="8d", alias="for")
+
+
 class Alert(_Strict):
     drop_pct: Number | None = Field(default=None, gt=0, lt=100)
     for_: Duration = Field(default="15m", alias="for")
     min_baseline: Number | None = Field(default=None, ge=0)
     floor: Number | None = None
+    anomaly: Anomaly | None = None
 
     @model_validator(mode="after")
     def _something_to_alert_on(self) -> Alert:
-        if self.drop_pct is None and self.floor is None:
-            raise ValueError("an alert needs drop_pct, floor, or both")
+        if self.drop_pct is None and self.floor is None and self.anomaly is None:
+            raise ValueError("an alert needs drop_pct, floor or anomaly (or several)")
         return self
+
+
+UNITS = ("count", "percent", "ratio", "seconds")
+_CURRENCY = re.compile(r"^currency:[A-Z]{3}$")
+
+
+def _check_unit(value: Any) -> Any:
+    if not isinstance(value, str) or not (value in UNITS or _CURRENCY.match(value)):
+        raise ValueError(
+            f"unit {value!r} is not one of {', '.join(UNITS)} or currency:<ISO 4217 code> "
+            "(currency:USD, currency:EUR)"
+        )
+    return value
+
+
+Unit = Annotated[str, BeforeValidator(_check_unit)]
 
 
 class Metric(_Strict):
@@ -173,6 +205,7 @@ class Metric(_Strict):
     backup_for: str | None = None
     window: Duration
     bucket: Duration = "1h"
+    unit: Unit = "count"
     segments: list[str] = Field(default_factory=list, max_length=MAX_SEGMENTS)
     max_segment_values: StrictInt = Field(default=50, ge=1)
     alert: Alert | None = None

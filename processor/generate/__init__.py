@@ -24,7 +24,6 @@ from processor.generate.config import (
     Drop,
     GeneratorConfig,
     format_time_ms,
-    parse_time_ms,
 )
 from processor.generate.records import Record, RecordStream, iter_events
 from processor.generate.simulation import Simulation
@@ -37,7 +36,6 @@ __all__ = [
     "Simulation",
     "format_time_ms",
     "iter_events",
-    "parse_time_ms",
     "plan_history",
 ]
 

@@ -15,26 +15,6 @@ DEFAULT_ACCOUNTS = 100
 ACCOUNT_FIELDS = ("account_id", "plan", "segment", "region", "rep", "channel")
 
 
-def parse_time_ms(text: str) -> int:
-    """Epoch milliseconds from RFC 3339 with a zone, a plain date (UTC midnight) or epoch ms."""
-    raw = text.strip()
-    if raw.lstrip("-").isdigit():
-        return int(raw)
-    try:
-        if len(raw) == 10:  # 2026-11-20
-            parsed = datetime.fromisoformat(raw).replace(tzinfo=UTC)
-        else:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00").replace("z", "+00:00"))
-    except ValueError:
-        raise ValueError(
-            f"invalid time {text!r}: use RFC 3339 with a zone (2026-11-20T10:00:00Z), "
-            "a date (2026-11-20) or epoch milliseconds"
-        ) from None
-    if parsed.tzinfo is None:
-        raise ValueError(f"time {text!r} has no zone: add Z or an offset such as +02:00")
-    return int(parsed.timestamp() * 1000)
-
-
 def format_time_ms(ms: int) -> str:
     """RFC 3339 in UTC with millisecond precision, the form every generated event carries."""
     moment = datetime.fromtimestamp(ms / 1000, tz=UTC)

@@ -3,18 +3,39 @@ freshness, and which metrics are ready (exported) and how much of their window t
 
 from __future__ import annotations
 
+from typing import Any
+
+from grafana_foundation_sdk.builders import dashboard as db
+
+from processor.definitions import Catalog
 from processor.durations import parse_duration_ms
 from processor.grafana import panels as p
-from processor.grafana.dashboards import Dashboard, dashboard
+from processor.grafana.dashboards import alert_annotations, dashboard, readiness
 from processor.grafana.uids import PROCESSOR_UID
 from processor.rules import promql
-from processor.rules.alerts import AlertSettings
+from processor.rules.alerts import AlertSettings, runbook_link
 
 RATE = "$__rate_interval"
 EVENTS_PER_S = "suffix: events/s"
 
 
-def quantiles(histogram: str) -> list[dict[str, str]]:
+# The alert each panel explains, for its runbook link (the others link to all processor alerts).
+RUNBOOK_SECTIONS = {
+    "Events applied": "NSMConsumerLagGrowing",
+    "Consumer lag by topic": "NSMConsumerLagGrowing",
+    "Consumer lag by partition": "NSMConsumerLagGrowing",
+    "Batch duration": "NSMConsumerLagGrowing",
+    "Invalid events by reason": "NSMInvalidEventsHigh",
+    "Invalid share": "NSMInvalidEventsHigh",
+    "Freshness": "NSMDataStale",
+    "Workers up": "NSMProcessorDown",
+    "Dependencies": "NSMDataStale",
+    "Partitions by worker": "NSMWorkerDown",
+    "Rebuild remaining": "NSMMetricNotReady",
+}
+
+
+def quantiles(histogram: str) -> list[Any]:
     return [
         p.target(
             f"histogram_quantile({q}, sum by (le) (rate({histogram}_bucket[{RATE}])))",
@@ -25,12 +46,15 @@ def quantiles(histogram: str) -> list[dict[str, str]]:
     ]
 
 
-def processor_dashboard(settings: AlertSettings) -> Dashboard:
+def processor_dashboard(catalog: Catalog, settings: AlertSettings) -> db.Dashboard:
     up = promql.selector("up", job=settings.job)
     stale_s = parse_duration_ms(settings.stale_after) // 1000
-    panels = [
-        p.row("Throughput and lag"),
+    ids = p.Ids()
+
+    panels: list[Any] = [
+        p.row(ids, "Throughput and lag", collapsed=False),
         p.timeseries(
+            ids,
             "Events applied",
             "Events applied to the metric windows per second, over every worker.",
             EVENTS_PER_S,
@@ -38,6 +62,7 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=8,
         ),
         p.timeseries(
+            ids,
             "Consumer lag by topic",
             "Messages in Kafka not yet applied (end offset minus next offset), summed over the "
             "partitions. Growing lag means the workers fall behind.",
@@ -46,6 +71,7 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=8,
         ),
         p.timeseries(
+            ids,
             "Consumer lag by partition",
             "Messages not yet applied per partition: one hot partition points at a skewed key.",
             "short",
@@ -53,6 +79,7 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=8,
         ),
         p.timeseries(
+            ids,
             "Batch duration",
             "Time to apply one batch, from decoding to the atomic Redis step (median and 99th "
             "percentile).",
@@ -60,13 +87,15 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             quantiles("nsm_batch_duration_seconds"),
         ),
         p.timeseries(
+            ids,
             "Events per batch",
             "Events in one batch (median and 99th percentile).",
             "short",
             quantiles("nsm_batch_events"),
         ),
-        p.row("Event quality"),
+        p.row(ids, "Event quality", collapsed=False),
         p.timeseries(
+            ids,
             "Invalid events by reason",
             "Events sent to the dead-letter topic per second, by reason.",
             EVENTS_PER_S,
@@ -74,6 +103,7 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=6,
         ),
         p.timeseries(
+            ids,
             "Invalid share",
             "Invalid events among every event read. Alerted on above "
             f"{settings.invalid_share:.0%} (NSMInvalidEventsHigh).",
@@ -82,6 +112,7 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=6,
         ),
         p.timeseries(
+            ids,
             "Late events by metric",
             "Events per second that arrived after their bucket left a metric's window: counted "
             "and not applied to that metric.",
@@ -90,14 +121,16 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=6,
         ),
         p.timeseries(
+            ids,
             "Duplicate events",
             "Events per second ignored as repeats of an already applied event_id.",
             EVENTS_PER_S,
             [p.target(promql.rate_sum("nsm_events_duplicate_total", RATE), "duplicates")],
             width=6,
         ),
-        p.row("Freshness and workers"),
+        p.row(ids, "Freshness and workers", collapsed=False),
         p.timeseries(
+            ids,
             "Freshness",
             "Age of the newest applied event, and of the time the exported values are computed "
             f"as of. Alerted on past {settings.stale_after} (NSMDataStale).",
@@ -106,19 +139,11 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
                 p.target(promql.newest_event_age(), "newest event", "A"),
                 p.target("time() - max(nsm_metric_as_of_timestamp_seconds)", "values as of", "B"),
             ],
-            defaults={
-                "custom": {"thresholdsStyle": {"mode": "line"}},
-                "thresholds": {
-                    "mode": "absolute",
-                    "steps": [
-                        {"value": None, "color": "green"},
-                        {"value": stale_s, "color": "red"},
-                    ],
-                },
-            },
+            steps=[(None, "green"), (stale_s, "red")],
             width=12,
         ),
         p.stat(
+            ids,
             "Workers up",
             f"Workers of job {settings.job} that answer Prometheus, and how many export the "
             "metric values (exactly one should).",
@@ -130,52 +155,50 @@ def processor_dashboard(settings: AlertSettings) -> Dashboard:
             width=6,
         ),
         p.stat(
+            ids,
             "Dependencies",
             "1 when Kafka or Redis answered at the last attempt, 0 while the workers retry.",
             "bool_yes_no",
             [p.target("min by (dependency) (nsm_dependency_up)", "{{dependency}}")],
-            thresholds=[(None, "red"), (1, "green")],
+            steps=[(None, "red"), (1, "green")],
             width=6,
         ),
         p.timeseries(
+            ids,
             "Partitions by worker",
             "Partitions each worker owns; they move when a worker joins or leaves.",
             "short",
             [p.target("sum by (instance) (nsm_partitions_assigned)", "{{instance}}")],
             width=24,
         ),
-        p.row("Readiness"),
         p.timeseries(
-            "Metric readiness",
-            "1 while a metric's value is exported; 0 while its state is built from the topic "
-            "(a new or changed definition, a first start): no value is shown then rather than a "
-            "wrong one. Alerted on after "
-            f"{settings.not_ready_for} (NSMMetricNotReady).",
-            "bool_yes_no",
-            [p.target(promql.not_ready(), "{{metric}}", "A")],
-            width=8,
-        ),
-        p.timeseries(
-            "Window coverage",
-            "Share of each metric's window its state holds every event of: below 1 when the "
-            "topic no longer held the window's start (retention shorter than the window); the "
-            "metric's alerts stay silent until it is 1.",
-            "percentunit",
-            [p.target("max by (metric) (nsm_metric_window_coverage_ratio)", "{{metric}}", "A")],
-            width=8,
-        ),
-        p.timeseries(
+            ids,
             "Rebuild remaining",
-            "Messages the rebuilds of new or changed metrics still have to read, by partition.",
+            "Messages the rebuilds of new or changed metrics still have to read, by partition; "
+            "the metrics they rebuild are not exported until they reach 0.",
             "short",
             [p.target("max by (partition) (nsm_rebuild_remaining_messages)", "{{partition}}")],
-            width=8,
+            width=24,
         ),
     ]
-    return dashboard(
+    board = dashboard(
         PROCESSOR_UID,
         "NSM · Processor health",
         ["processor"],
-        panels,
-        description="Whether the numbers on the other dashboards can be trusted right now.",
+        "Whether the numbers on the other dashboards can be trusted right now.",
+        annotations=alert_annotations("all"),
     )
+    for item in panels:
+        if isinstance(item, db.Row):
+            board = board.with_row(item)
+            continue
+        alert = RUNBOOK_SECTIONS.get(item.build().title)
+        anchor = alert.lower() if alert else "processor-alerts"
+        item.links(
+            [p.link(f"Runbook: {alert or 'processor alerts'}", runbook_link(settings, anchor))]
+        )
+        board = board.with_panel(item)
+    board = board.with_row(p.row(ids, "Metrics: readiness and window coverage", collapsed=False))
+    for item in readiness(ids, [m.name for m in catalog], settings, height=8):
+        board = board.with_panel(item)
+    return board

@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from grafana_foundation_sdk.cog.encoder import JSONEncoder
+
 from processor.definitions import Catalog
 from processor.grafana.dashboards import all_dashboards
 from processor.grafana.uids import DATASOURCE_UID
@@ -22,6 +24,14 @@ class GrafanaSettings:
     prometheus_url: str = "http://prometheus:9090"  # as Grafana reaches it (docker-compose.yml)
     dashboards_path: str = "/var/lib/grafana/dashboards"  # where the dashboards are mounted
     scrape_interval: str = "15s"
+    # The Prometheus datasource the Grafana-managed alert rules query (alert rules cannot use a
+    # dashboard variable): the one provisioned here, or an existing one's uid.
+    datasource_uid: str = DATASOURCE_UID
+
+
+def dashboard_json(board: object) -> str:
+    """The dashboard as Grafana imports it: the SDK's own JSON encoding."""
+    return json.dumps(board, cls=JSONEncoder, indent=2) + "\n"
 
 
 def datasource(settings: GrafanaSettings) -> str:
@@ -29,17 +39,21 @@ def datasource(settings: GrafanaSettings) -> str:
         "apiVersion": 1,
         "datasources": [
             {
-                "name": "Prometheus",
-                "uid": DATASOURCE_UID,
+                "name": "NSM Prometheus",
+                "uid": settings.datasource_uid,
                 "type": "prometheus",
                 "access": "proxy",
                 "url": settings.prometheus_url,
-                "isDefault": True,
                 "jsonData": {"timeInterval": settings.scrape_interval},
             }
         ],
     }
-    header = f"Grafana datasource. The uid is fixed: generated dashboards refer to it.\n{GENERATED}"
+    header = (
+        "The Prometheus that scrapes NSM, as a Grafana datasource. It is not made the default, "
+        "so it fits\nbeside an existing one; the dashboards choose their datasource in a "
+        "variable, and the\nGrafana-managed alert rules name this uid (nsm grafana "
+        f"--datasource-uid).\n{GENERATED}"
+    )
     return yaml_text(document, header)
 
 
@@ -65,11 +79,13 @@ def dashboards_provider(settings: GrafanaSettings) -> str:
 def grafana_files(
     catalog: Catalog, alert_settings: AlertSettings, settings: GrafanaSettings
 ) -> dict[str, str]:
-    files = {
-        f"{DASHBOARDS_DIR}/{board['uid']}.json": json.dumps(board, indent=2) + "\n"
-        for board in all_dashboards(catalog, alert_settings)
-    }
+    files = {}
+    for builder in all_dashboards(catalog, alert_settings):
+        board = builder.build()
+        files[f"{DASHBOARDS_DIR}/{board.uid}.json"] = dashboard_json(board)
     files["provisioning/datasources/prometheus.yml"] = datasource(settings)
     files["provisioning/dashboards/nsm.yml"] = dashboards_provider(settings)
-    files["provisioning/alerting/nsm.yml"] = grafana_alerting_text(catalog, alert_settings)
+    files["provisioning/alerting/nsm.yml"] = grafana_alerting_text(
+        catalog, alert_settings, settings.datasource_uid
+    )
     return files

@@ -5,9 +5,9 @@ points, and one field per point time (epoch ms) holds every metric's value as of
 JSON of `nsm compute` (`{metric: {value, segments}}`), compressed.
 
 A value holds from its point until the next one (values only change at bucket boundaries), so the
-export may sample it at any step: every sample equals `nsm compute --at` its time. Prometheus looks
-back at most 5 minutes (its default lookback delta) for a sample, so steps of 5m or less leave no
-gaps in graphs.
+export writes a sample where a value changes and then one per lookback delta while it holds: every
+sample equals `nsm compute --at` its time, and every instant of the span finds one within
+Prometheus's lookback (5 minutes by default), so queries and graphs have no gaps.
 """
 
 from __future__ import annotations
@@ -26,6 +26,7 @@ from processor.engine.compute import ComputeResult
 from processor.store.namespaces import history_key
 
 META = "meta"
+DEFAULT_LOOKBACK_MS = 300_000  # Prometheus's --query.lookback-delta default
 SERIES = "nsm_metric_value"
 _WRITE_BATCH = 200
 
@@ -113,21 +114,24 @@ def _value(document: Mapping[str, Any], series: SeriesKey) -> int | float | None
 
 def openmetrics(
     history: History,
-    step_ms: int,
+    lookback_ms: int = DEFAULT_LOOKBACK_MS,
     from_ms: int | None = None,
     to_ms: int | None = None,
     extra_labels: Mapping[str, str] | None = None,
 ) -> Iterator[str]:
     """Lines of OpenMetrics text: one gauge family, each series' samples together and in time
-    order (as promtool requires), every `step_ms` from the first point (or `from_ms`) to the
-    newest replayed event (or `to_ms`), then `# EOF`. No value (a division by zero): no sample."""
+    order (as promtool requires), then `# EOF`. No value (a division by zero): no sample.
+
+    Only the samples Prometheus needs to answer any query in the span exactly: one where a
+    series' value changes (at a bucket boundary), then one every `lookback_ms` while it holds,
+    so that every instant within the span finds a sample no older than Prometheus's lookback
+    delta (5 minutes by default) holding the value as of that instant."""
     yield f"# HELP {SERIES} A metric as of the sample time, rebuilt by a replay.\n"
     yield f"# TYPE {SERIES} gauge\n"
     points = history.points
     if points:
         first_t, last_t = points[0][0], points[-1][0]
         start = first_t if from_ms is None else max(first_t, from_ms)
-        start = -(-start // step_ms) * step_ms
         end = max(last_t, history.end_ms) if to_ms is None else to_ms
         series: set[SeriesKey] = set()
         for _, document in points:
@@ -136,20 +140,29 @@ def openmetrics(
                 for segment, labels in entry["segments"].items():
                     series.update((metric, segment, label) for label in labels)
         extra = "".join(f',{k}="{_escape(v)}"' for k, v in sorted((extra_labels or {}).items()))
-        times = [t for t, _ in points]
+        # Where each point's value holds: from its time (or `start`) until the next point.
+        spans = [
+            (max(t, start), points[i + 1][0] if i + 1 < len(points) else end + 1, document)
+            for i, (t, document) in enumerate(points)
+        ]
+        spans = [(a, min(b, end + 1), d) for a, b, d in spans if a < b and a <= end]
         for key in sorted(series):
             metric, segment, label = key
-            labels = (
-                f'metric="{_escape(metric)}",tier="{_escape(history.tiers.get(metric, ""))}",'
-                f'segment="{_escape(segment)}",segment_value="{_escape(label)}"{extra}'
-            )
-            index = 0
-            for s in range(start, end + 1, step_ms):
-                while index + 1 < len(times) and times[index + 1] <= s:
-                    index += 1
-                if times[index] > s:
+            # Prometheus keeps no empty label: the total is the series without segment labels.
+            labels = f'metric="{_escape(metric)}",tier="{_escape(history.tiers.get(metric, ""))}"'
+            if segment:
+                labels += f',segment="{_escape(segment)}",segment_value="{_escape(label)}"'
+            prefix = f"{SERIES}{{{labels}{extra}}} "
+            last: int | float | None = None
+            last_at = 0
+            for span_start, span_end, document in spans:
+                value = _value(document, key)
+                if value is None:
+                    last = None
                     continue
-                value = _value(points[index][1], key)
-                if value is not None:
-                    yield f"{SERIES}{{{labels}}} {_number(value)} {_seconds(s)}\n"
+                at = span_start if value != last or last is None else last_at + lookback_ms
+                while at < span_end:
+                    yield f"{prefix}{_number(value)} {_seconds(at)}\n"
+                    last, last_at = value, at
+                    at += lookback_ms
     yield "# EOF\n"

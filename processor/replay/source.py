@@ -17,8 +17,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from processor.config import Settings
-from processor.durations import parse_duration_ms
-from processor.events import parse_time
+from processor.times import SYNTAX, parse_time
 
 
 class SourceError(Exception):
@@ -41,16 +40,9 @@ def parse_from(text: str, now_ms: int) -> int | None:
     if text.strip().lower() == "earliest":
         return None
     try:
-        return now_ms - parse_duration_ms(text)
+        return parse_time(text, now_ms)
     except ValueError:
-        pass
-    try:
-        return parse_time(text)
-    except ValueError:
-        raise SourceError(
-            f"--from {text!r}: write `earliest`, a time (RFC 3339 with a zone or epoch ms) "
-            "or a duration ago (7d, 12h)"
-        ) from None
+        raise SourceError(f"--from {text!r}: write `earliest` or a time: {SYNTAX}") from None
 
 
 def consumer_options(settings: Settings) -> dict[str, Any]:

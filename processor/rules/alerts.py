@@ -4,17 +4,22 @@ all rendered from these specs, so the four cannot drift apart.
 
 Descriptions hold the placeholders `{value}` and `{last_week}`, and `{metric}` for an alert that
 fires per metric label of its series; each renderer fills them in its own template language (or,
-for the unit tests, with the text Prometheus is expected to print).
+for the unit tests, with the text Prometheus is expected to print). `{last_week}` is the value the
+alert compares with: one week earlier for most, the seasonal centre for an anomaly.
 
 Metric alerts hold only while the metric is ready and its window fully covered
 (`promql.when_complete`): a metric being rebuilt after a definition change, or whose topic no
 longer holds its window's start, never pages. NSMMetricNotReady fires when a metric stays not
 ready too long: a rebuild that does not finish.
+
+Metric alerts also carry the command that explains the move (`nsm explain METRIC --prometheus`),
+and each alert links to its runbook section: absolute links once `runbook_url` is an absolute
+URL (`--runbook-url`, NSM_RUNBOOK_URL).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 from processor.definitions import Catalog, Metric
@@ -25,6 +30,7 @@ Severity = Literal["critical", "warning", "info"]
 Kind = Literal[
     "drop",
     "floor",
+    "anomaly",
     "processor_down",
     "worker_down",
     "stale",
@@ -56,6 +62,9 @@ class AlertSettings:
     invalid_share: float = 0.05
     not_ready_for: str = "30m"
     runbook_url: str = DEFAULT_RUNBOOK_URL
+    # Prometheus as on-call reaches it, for the explain command in the annotations; empty:
+    # Prometheus's own external URL ($externalURL, its --web.external-url).
+    prometheus_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -87,7 +96,19 @@ class AlertSpec:
         return self.name.lower()
 
     def runbook_link(self, settings: AlertSettings) -> str:
-        return f"{settings.runbook_url}#{self.anchor}"
+        return runbook_link(settings, self.anchor)
+
+
+def runbook_link(settings: AlertSettings, anchor: str) -> str:
+    return f"{settings.runbook_url}#{anchor}"
+
+
+def explain_command(metric: str, prometheus_url: str, to: str = "") -> str:
+    """The command that explains a metric's last week from Prometheus (the runbook's first step).
+
+    `prometheus_url` and `to` are text as the renderer writes them (a template or a value)."""
+    command = f"nsm explain {metric} --prometheus {prometheus_url}"
+    return f"{command} --to {to}" if to else command
 
 
 def alert_name(metric: str, suffix: str) -> str:
@@ -143,6 +164,32 @@ def metric_alerts(metric: Metric) -> list[AlertSpec]:
                 f"{title} dropped more than {_pct(alert.drop_pct)} week over week",
                 f"{title} ({metric.name}) is {{value}}, against {{last_week}} one week earlier: "
                 f"more than {_pct(alert.drop_pct)} lower, for at least {alert.for_}.{guard}",
+            )
+        )
+    if alert.anomaly is not None:
+        anomaly = alert.anomaly
+        centre, spread = promql.seasonal_centre(metric.name), promql.seasonal_spread(metric.name)
+        least = f"{promql.number(anomaly.min_drop_pct / 100)} * {centre}"
+        allowed = f"{promql.number(anomaly.deviations)} * {spread}"
+        expr = (
+            f"{now}\n  < {centre}\n    - (({allowed} > {least}) or {least})\n"
+            f"and\n  {promql.seasonal_weeks(metric.name)} == {promql.SEASONAL_WEEKS}"
+        )
+        expr = promql.when_complete(expr, metric.name)
+        specs.append(
+            replace(
+                spec(
+                    "Anomaly",
+                    "anomaly",
+                    expr,
+                    f"{title} is far below its usual level for this hour of the week",
+                    f"{title} ({metric.name}) is {{value}}, against {{last_week}} at this hour of "
+                    f"the week (the median of the last {promql.SEASONAL_WEEKS} weeks): more "
+                    f"than {anomaly.deviations:g} robust spreads and {_pct(anomaly.min_drop_pct)} "
+                    f"below it, for at least {anomaly.for_}.",
+                ),
+                for_=anomaly.for_,
+                last_week_expr=centre,
             )
         )
     if alert.floor is not None:

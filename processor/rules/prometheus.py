@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from processor.definitions import Catalog
-from processor.rules.alerts import AlertSettings, AlertSpec, all_alerts
+from processor.rules.alerts import AlertSettings, AlertSpec, all_alerts, explain_command
+from processor.rules.recording import SEASONAL_GROUP, seasonal_recordings
 from processor.rules.yamltext import yaml_text
 
 HEADER = """\
@@ -29,28 +30,49 @@ def last_week_template(spec: AlertSpec) -> str:
     )
 
 
+# The evaluation time in epoch milliseconds, for `--to` of the explain command.
+EVALUATION_TIME_MS = (
+    '{{ with query "time() * 1000" }}{{ . | first | value | printf "%.0f" }}{{ end }}'
+)
+
+
+def explain_template(spec: AlertSpec, settings: AlertSettings) -> str:
+    """`nsm explain METRIC --prometheus URL --to T`: the week up to the moment the alert fired."""
+    assert spec.subject is not None, "a metric alert"
+    url = settings.prometheus_url or "{{ $externalURL }}"
+    return explain_command(spec.subject.name, url, EVALUATION_TIME_MS)
+
+
+def _block(expr: str) -> str:
+    return expr + "\n" if "\n" in expr else expr
+
+
 def rule(spec: AlertSpec, settings: AlertSettings) -> dict[str, Any]:
     description = (
         spec.description.replace("{value}", value_template(spec))
         .replace("{last_week}", last_week_template(spec))
         .replace("{metric}", "{{ $labels.metric }}")
     )
+    annotations = {"summary": spec.summary, "description": description}
+    if spec.subject is not None:
+        annotations["explain"] = explain_template(spec, settings)
+    annotations["runbook_url"] = spec.runbook_link(settings)
     return {
         "alert": spec.name,
-        "expr": spec.expr + "\n" if "\n" in spec.expr else spec.expr,
+        "expr": _block(spec.expr),
         "for": spec.for_,
         "labels": spec.labels,
-        "annotations": {
-            "summary": spec.summary,
-            "description": description,
-            "runbook_url": spec.runbook_link(settings),
-        },
+        "annotations": annotations,
     }
 
 
 def rule_groups(catalog: Catalog, settings: AlertSettings) -> dict[str, Any]:
     specs = all_alerts(catalog, settings)
+    recordings = [
+        {"record": r.record, "expr": _block(r.expr)} for r in seasonal_recordings(catalog)
+    ]
     groups = [
+        {"name": SEASONAL_GROUP, "rules": recordings},
         {
             "name": METRIC_GROUP,
             "rules": [rule(s, settings) for s in specs if s.subject is not None],

@@ -107,3 +107,43 @@ def invalid_share(window: str, offset: str = "") -> str:
         f" + (sum(rate(nsm_events_duplicate_total[{window}]{shift})) or vector(0))"
     )
     return f"{invalid} / ({read})"
+
+
+# ---- the seasonal baseline of anomaly alerts (recording rules, see rules/recording.py) ---------
+
+SEASONAL_WEEKS = 4
+WEEKS_AGO = "nsm:metric_value:same_hour_weeks_ago"
+SEASONAL_CENTRE = "nsm:metric_value:seasonal_centre"
+SEASONAL_SPREAD = "nsm:metric_value:seasonal_spread"
+SEASONAL_COUNT = "nsm:metric_value:seasonal_weeks"
+# The median absolute deviation times this estimates a standard deviation for normal data.
+MAD_TO_SIGMA = 1.4826
+
+
+def same_hour_weeks_ago(metrics: str) -> str:
+    """Each metric's total 1..4 weeks ago at this hour of the week, labelled `weeks_ago`."""
+    parts = [
+        f'label_replace({metric_total_matching(metrics, f"{n}w")}, "weeks_ago", "{n}", "", "")'
+        for n in range(1, SEASONAL_WEEKS + 1)
+    ]
+    return "\n  or ".join(parts)
+
+
+def metric_total_matching(metrics: str, offset: str = "") -> str:
+    """The unsegmented value of the metrics whose name matches the regular expression."""
+    inner = selector(METRIC_VALUE, metric__re=metrics, segment="")
+    if offset:
+        inner = f"{inner} offset {offset}"
+    return f"max by (metric, tier) ({inner})"
+
+
+def seasonal_centre(metric: str) -> str:
+    return selector(SEASONAL_CENTRE, metric=metric)
+
+
+def seasonal_spread(metric: str) -> str:
+    return selector(SEASONAL_SPREAD, metric=metric)
+
+
+def seasonal_weeks(metric: str) -> str:
+    return selector(SEASONAL_COUNT, metric=metric)

@@ -15,7 +15,9 @@ from typing import Any
 from processor.definitions import Catalog, Metric
 from processor.durations import parse_duration_ms
 from processor.rules import promql
-from processor.rules.alerts import AlertSettings, AlertSpec, Kind, all_alerts
+from processor.rules.alerts import AlertSettings, AlertSpec, Kind, all_alerts, explain_command
+from processor.rules.prometheus import METRIC_GROUP, PROCESSOR_GROUP
+from processor.rules.recording import SEASONAL_GROUP
 from processor.rules.yamltext import yaml_text
 
 HEADER = """\
@@ -75,43 +77,57 @@ def _printed(spec: AlertSpec, value: float | None) -> str:
 # ---- scenarios --------------------------------------------------------------------------------
 
 
+Firing = list[tuple[dict[str, str], float, float | None]]
+EXTERNAL_URL = "http://prometheus.example:9090"  # the tests' $externalURL
+
+
 @dataclass
 class Scenario:
     name: str
     interval_min: int
     series: dict[str, str] = field(default_factory=dict)  # series -> promtool's expanding notation
-    checks: list[dict[str, Any]] = field(default_factory=list)
+    checks: list[tuple[int, AlertSpec, Firing]] = field(default_factory=list)
     settings: AlertSettings = field(default_factory=AlertSettings)
 
-    def expect(
-        self, at_min: int, spec: AlertSpec, firing: list[tuple[dict[str, str], float, float | None]]
-    ) -> None:
-        """At `at_min`, `spec` fires once per (labels, value, last week's value), or not at all."""
-        alerts = []
-        for labels, value, last_week in firing:
-            description = spec.description.replace("{value}", _printed(spec, value))
-            description = description.replace("{last_week}", _printed(spec, last_week))
-            description = description.replace("{metric}", labels.get("metric", ""))
-            alerts.append(
-                {
-                    "exp_labels": {**labels, **spec.labels},
-                    "exp_annotations": {
-                        "summary": spec.summary,
-                        "description": description,
-                        "runbook_url": spec.runbook_link(self.settings),
-                    },
-                }
-            )
-        self.checks.append(
-            {"eval_time": f"{at_min}m", "alertname": spec.name, "exp_alerts": alerts}
-        )
+    def expect(self, at_min: int, spec: AlertSpec, firing: Firing) -> None:
+        """At `at_min`, `spec` fires once per (labels, value, compared value), or not at all."""
+        self.checks.append((at_min, spec, firing))
+
+    def _annotations(
+        self,
+        at_min: int,
+        spec: AlertSpec,
+        labels: dict[str, str],
+        value: float,
+        last_week: float | None,
+    ) -> dict[str, str]:
+        description = spec.description.replace("{value}", _printed(spec, value))
+        description = description.replace("{last_week}", _printed(spec, last_week))
+        description = description.replace("{metric}", labels.get("metric", ""))
+        annotations = {"summary": spec.summary, "description": description}
+        if spec.subject is not None:
+            url = self.settings.prometheus_url or EXTERNAL_URL
+            annotations["explain"] = explain_command(spec.subject.name, url, str(at_min * 60_000))
+        annotations["runbook_url"] = spec.runbook_link(self.settings)
+        return annotations
 
     def as_dict(self) -> dict[str, Any]:
+        checks = []
+        for at_min, spec, firing in self.checks:
+            alerts = [
+                {
+                    "exp_labels": {**labels, **spec.labels},
+                    "exp_annotations": self._annotations(at_min, spec, labels, value, last_week),
+                }
+                for labels, value, last_week in firing
+            ]
+            checks.append({"eval_time": f"{at_min}m", "alertname": spec.name, "exp_alerts": alerts})
         return {
             "name": self.name,
             "interval": f"{self.interval_min}m",
+            "external_url": EXTERNAL_URL,
             "input_series": [{"series": s, "values": v} for s, v in self.series.items()],
-            "alert_rule_test": self.checks,
+            "alert_rule_test": checks,
         }
 
 
@@ -250,6 +266,63 @@ def floor_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) ->
     return scenarios
 
 
+ANOMALY_STEP_MIN = 30  # an hour of the week is what the baseline compares: 30m samples suffice
+ANOMALY_FILE = "nsm_anomaly_test.yml"
+
+
+def anomaly_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) -> list[Scenario]:
+    """Fires on a lasting fall, not on a one-week dip (thanks to `for`), not without 4 weeks."""
+    assert metric.alert is not None and metric.alert.anomaly is not None
+    step, week = ANOMALY_STEP_MIN, WEEK_MIN // ANOMALY_STEP_MIN
+    wait, day = math.ceil(parse_duration_ms(spec.for_) / 60_000 / step), 24 * 60 // step
+    base = float(max(200, math.ceil(4 * abs(metric.alert.floor or 0))))
+    high = base * 1.1  # weeks alternate between two levels: the spread is not 0
+    weeks = [(base, week), (high, week), (base, week), (high, week)]
+    centre = (base + high) / 2  # the median of two of each
+    series, labels = _value_series(metric), {"metric": metric.name, "tier": metric.tier}
+    scenarios = []
+
+    fall = Scenario(f"{spec.name}: a lasting fall to half fires after {spec.for_}", step)
+    fall.series[series] = _samples(*weeks, (base / 2, wait + 4))
+    _complete(fall, metric, 4 * week + wait + 4)
+    fall.expect((4 * week + wait - 1) * step, spec, [])  # pending: `for` has not passed
+    fall.expect((4 * week + wait + 1) * step, spec, [(labels, base / 2, centre)])
+    scenarios.append(fall)
+
+    dip = Scenario(f"{spec.name}: a one-week holiday-like dip stays silent ({spec.for_})", step)
+    dip.series[series] = _samples(*weeks, (base * 0.6, week), (base, 2 * day))
+    _complete(dip, metric, 5 * week + 2 * day)
+    dip.expect((5 * week - 1) * step, spec, [])  # the last moment of the dip
+    dip.expect((5 * week + day) * step, spec, [])  # back to normal
+    scenarios.append(dip)
+
+    young = Scenario(f"{spec.name}: the first 4 weeks, without a baseline, stay silent", step)
+    young.series[series] = _samples((base, 2 * week), (base * 0.3, wait + 2 * day))
+    _complete(young, metric, 2 * week + wait + 2 * day)
+    young.expect((2 * week + wait + day) * step, spec, [])
+    scenarios.append(young)
+
+    steady = Scenario(f"{spec.name}: five ordinary weeks stay silent", step)
+    steady.series[series] = _samples(*weeks, (base, week))
+    _complete(steady, metric, 5 * week)
+    steady.expect((5 * week - 1) * step, spec, [])
+    scenarios.append(steady)
+
+    # The same fall while the metric is rebuilt or its window is not fully covered: silent.
+    for title, ready, coverage in (
+        ("not ready (being rebuilt)", 0, 1),
+        ("a window the topic no longer fully holds", 1, 0.5),
+    ):
+        guarded = Scenario(f"{spec.name}: the fall while {title} stays silent", step)
+        guarded.series[series] = fall.series[series]
+        _complete(guarded, metric, 4 * week + wait + 4, ready, coverage)
+        guarded.expect((4 * week + wait + 1) * step, spec, [])
+        scenarios.append(guarded)
+    for scenario in scenarios:
+        scenario.settings = settings
+    return scenarios
+
+
 def processor_scenarios(specs: dict[Kind, AlertSpec], settings: AlertSettings) -> list[Scenario]:
     job = settings.job
     worker = f'job="{job}", instance="{INSTANCE}"'
@@ -356,6 +429,8 @@ def _test_file(scenarios: list[Scenario], interval_min: int, rules_path: str) ->
     document = {
         "rule_files": [rules_path],
         "evaluation_interval": f"{interval_min}m",
+        # The seasonal baselines are recorded before the alerts that read them are evaluated.
+        "group_eval_order": [SEASONAL_GROUP, METRIC_GROUP, PROCESSOR_GROUP],
         "tests": [scenario.as_dict() for scenario in scenarios],
     }
     return yaml_text(document, HEADER)
@@ -370,8 +445,12 @@ def promtool_test_files(
     """
     specs = all_alerts(catalog, settings)
     metric_scenarios: list[Scenario] = []
+    anomalies: list[Scenario] = []
     for spec in specs:
         if spec.subject is None:
+            continue
+        if spec.kind == "anomaly":
+            anomalies += anomaly_scenarios(spec.subject, spec, settings)
             continue
         build = drop_scenarios if spec.kind == "drop" else floor_scenarios
         metric_scenarios += build(spec.subject, spec, settings)
@@ -384,4 +463,6 @@ def promtool_test_files(
     files = {"nsm_processor_test.yml": _test_file(processor, 1, rules_path)}
     if metric_scenarios:
         files["nsm_metrics_test.yml"] = _test_file(metric_scenarios, STEP_MIN, rules_path)
+    if anomalies:
+        files[ANOMALY_FILE] = _test_file(anomalies, ANOMALY_STEP_MIN, rules_path)
     return files

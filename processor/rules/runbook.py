@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from processor.definitions import Catalog, Metric
 from processor.grafana.uids import PROCESSOR_UID, north_star_uid
-from processor.rules.alerts import AlertSettings, AlertSpec, all_alerts
+from processor.rules.alerts import AlertSettings, AlertSpec, all_alerts, explain_command
 
 INTRO = """\
 # Runbook
@@ -22,10 +22,12 @@ Before reading a metric alert as a change in the business, rule out the pipeline
 and duplicate events, and any processor alert firing at the same time usually explains a metric
 alert.
 
-To find which diagnostic and which segment moved between two times, `nsm explain METRIC --from T1
---to T2 --events FILE` ranks every metric below METRIC in the KPI tree and their segments by their
-contribution to the change, with the mix and rate effects of ratios (`--format json` for the full
-decomposition; see docs/explain.md). The drill-down dashboards show the same breakdowns.
+The first step of every metric alert is the command in its `explain` annotation:
+`nsm explain METRIC --prometheus URL --to T` reads the series Prometheus holds and ranks every
+metric below METRIC in the KPI tree and their segment values by their contribution to the change
+over the week before T (the move the drop alert watches), largest either way first, with the mix
+and rate effects of ratios (`--format json` for the full decomposition; see docs/explain.md). The
+drill-down dashboards show the same breakdowns.
 """
 
 PROCESSOR_SECTIONS: dict[str, tuple[str, list[str]]] = {
@@ -119,7 +121,7 @@ def _metric_list(metrics: list[Metric]) -> str:
     return ", ".join(f"`{m.name}`" + (f" ({m.title})" if m.title else "") for m in metrics)
 
 
-def metric_section(catalog: Catalog, spec: AlertSpec) -> str:
+def metric_section(catalog: Catalog, spec: AlertSpec, settings: AlertSettings) -> str:
     metric = spec.subject
     assert metric is not None and metric.alert is not None
     alert, star = metric.alert, _north_star_of(catalog, metric)
@@ -130,14 +132,29 @@ def metric_section(catalog: Catalog, spec: AlertSpec) -> str:
         )
         if alert.min_baseline is not None:
             meaning += f" (Silent while last week's value is below {alert.min_baseline:g}.)"
+    elif spec.kind == "anomaly":
+        assert alert.anomaly is not None
+        anomaly = alert.anomaly
+        meaning = (
+            f"`{metric.name}` is far below its usual level for this hour of the week: more than "
+            f"{anomaly.deviations:g} robust spreads and {anomaly.min_drop_pct:g}% below the "
+            "median of the same hour over the last 4 weeks, and has been for "
+            f"{anomaly.for_}. A one-week dip (a holiday) passes before it fires; a lasting "
+            "fall, or a slide too slow for the drop alert, does not. Silent until 4 weeks of "
+            "history exist."
+        )
     else:
         meaning = f"`{metric.name}` is below its floor of {alert.floor:g} for {alert.for_}."
-    children = catalog.children(metric.name)
+    prometheus = settings.prometheus_url or "PROMETHEUS_URL"
     checks = [
-        "Rule out the pipeline first: is any processor alert firing, is the data fresh?",
+        f"`{explain_command(metric.name, prometheus, 'T')}` (the exact command is in the alert's "
+        "`explain` annotation, with the time it fired): which diagnostic and which segment moved "
+        "it most over the week before.",
+        "Rule out the pipeline: is any processor alert firing, is the data fresh?",
         f"Dashboard **NSM · {star.title or star.name}** (`/d/{north_star_uid(star.name)}`): "
         f"the panel of `{metric.name}` and its drill-down links.",
     ]
+    children = catalog.children(metric.name)
     if children:
         checks.append(f"The metrics below it in the KPI tree: {_metric_list(children)}.")
     if metric.parent is not None and metric.parent in catalog.metrics:
@@ -145,15 +162,37 @@ def metric_section(catalog: Catalog, spec: AlertSpec) -> str:
     if metric.segments:
         fields = ", ".join(f"`{s}`" for s in metric.segments)
         checks.append(
-            f"Its segments ({fields}): set the *Segment* variable and look for the values that "
-            "fell; a drop confined to one value is a cohort, not the whole business."
+            f"Its segments ({fields}): the breakdown panels show the values that fell; a drop "
+            "confined to one value is a cohort, not the whole business."
         )
-    checks.append(
-        f"`nsm explain {metric.name} --from T1 --to T2 --events FILE`: which diagnostic and "
-        "which segment moved it most."
-    )
     what = (metric.description or metric.title or metric.name).strip().rstrip(".")
     return _section(spec.name, f"{what}.\n\n{meaning}", checks, spec.severity)
+
+
+def metric_anchor(name: str) -> str:
+    """The anchor of a metric's entry under "Metrics" (headings are the metric names)."""
+    return name.lower()
+
+
+def metric_entry(catalog: Catalog, metric: Metric, settings: AlertSettings) -> str:
+    """What a dashboard panel's runbook link opens: the metric, its place and its alerts."""
+    star = _north_star_of(catalog, metric)
+    what = (metric.description or metric.title or metric.name).strip().rstrip(".")
+    lines = [
+        f"### {metric.name}\n",
+        f"{what} ({metric.tier.replace('_', ' ')}, rolling window {metric.window}, unit "
+        f"{metric.unit}). Dashboard **NSM · {star.title or star.name}** "
+        f"(`/d/{north_star_uid(star.name)}`).\n",
+    ]
+    alerts = [s for s in all_alerts(catalog, settings) if s.subject is metric]
+    if alerts:
+        lines.append("Alerts: " + ", ".join(f"[{s.name}](#{s.anchor})" for s in alerts) + ".\n")
+    prometheus = settings.prometheus_url or "PROMETHEUS_URL"
+    lines.append(
+        f"Why it moved: `{explain_command(metric.name, prometheus)}` (the last week; "
+        "`--from`/`--to` for another span).\n"
+    )
+    return "\n".join(lines)
 
 
 def _section(name: str, meaning: str, checks: list[str], severity: str) -> str:
@@ -170,7 +209,7 @@ def runbook_text(catalog: Catalog, settings: AlertSettings) -> str:
     metric_specs = [s for s in specs if s.subject is not None]
     if metric_specs:
         parts.append("## Metric alerts\n")
-        parts += [metric_section(catalog, s) for s in metric_specs]
+        parts += [metric_section(catalog, s, settings) for s in metric_specs]
     parts.append("## Processor alerts\n")
     for spec in specs:
         if spec.subject is None:
@@ -180,4 +219,9 @@ def runbook_text(catalog: Catalog, settings: AlertSettings) -> str:
                     spec.name, meaning, [c.format(job=settings.job) for c in checks], spec.severity
                 )
             )
+    parts.append(
+        "## Metrics\n\nEvery metric, as the dashboards' runbook links open it: what it measures, "
+        "where to see it, its alerts and how to explain its last move.\n"
+    )
+    parts += [metric_entry(catalog, m, settings) for m in catalog]
     return "\n".join(parts)

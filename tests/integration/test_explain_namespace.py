@@ -18,9 +18,9 @@ from processor.cli import main
 from processor.definitions import load_definitions
 from processor.engine import MetricValue
 from processor.generate import Drop, iter_events, plan_history
-from processor.generate.config import parse_time_ms
 from processor.replay.export import store_history
 from processor.store.namespaces import history_key
+from processor.times import parse_time as parse_time_ms
 
 ROOT = Path(__file__).resolve().parents[2]
 METRIC = "weekly_active_accounts_3plus_reports"
@@ -88,4 +88,4 @@ def test_explain_from_a_namespace_equals_explain_from_events(redis_url: str, uni
 def test_explain_needs_exactly_one_source():
     result = CliRunner().invoke(main, ["explain", METRIC, "--from", BEFORE, "--to", AFTER])
     assert result.exit_code == 2
-    assert "exactly one of --events FILE and --namespace NAME" in result.output
+    assert "exactly one of --prometheus URL, --events FILE and --namespace NAME" in result.output

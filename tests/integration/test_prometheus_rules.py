@@ -34,27 +34,34 @@ from tests.integration.private_prometheus import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 RULES_FILE = ROOT / "prometheus" / "rules" / "nsm.yml"
-# Concrete values for Grafana's variables, so that panel queries are plain PromQL.
-VARIABLES = {"$__rate_interval": "1m", "$segment_value": ".*", "$segment": "plan"}
-
-
 # ---- what the generated files ask Prometheus ---------------------------------------------------
 
 
 def concrete(expr: str) -> str:
-    for name, value in VARIABLES.items():
-        expr = expr.replace(name, value)
+    """Plain PromQL: Grafana's rate interval as 1m, every segment variable as "all values"."""
+    expr = expr.replace("$__rate_interval", "1m")
+    expr = re.sub(r"\$\{segment_[A-Za-z0-9_]+\}", ".*", expr)
     label_values = re.fullmatch(r"label_values\((.*), *[a-z_]+\)", expr.strip(), re.DOTALL)
     return label_values.group(1) if label_values else expr
 
 
-def dashboard_expressions(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+def all_panels(board: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every panel, also those inside collapsed rows."""
     for panel in board["panels"]:
+        yield panel
+        yield from panel.get("panels", [])
+
+
+def dashboard_expressions(board: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    for panel in all_panels(board):
         for target in panel.get("targets", []):
             yield f"{board['uid']} / {panel['title']} / {target['refId']}", concrete(target["expr"])
     for variable in board["templating"]["list"]:
         if variable["type"] == "query":
-            yield f"{board['uid']} / ${variable['name']}", concrete(variable["definition"])
+            yield f"{board['uid']} / ${variable['name']}", concrete(variable["query"]["query"])
+    for annotation in board["annotations"]["list"]:
+        if "expr" in annotation:
+            yield f"{board['uid']} / annotation {annotation['name']}", annotation["expr"]
 
 
 def generated_expressions() -> list[tuple[str, str]]:
@@ -64,9 +71,13 @@ def generated_expressions() -> list[tuple[str, str]]:
         found += dashboard_expressions(json.loads(path.read_text()))
     for group in yaml.safe_load(RULES_FILE.read_text())["groups"]:
         for rule in group["rules"]:
+            if "record" in rule:
+                found.append((f"rule {rule['record']}", rule["expr"]))
+                continue
             found.append((f"rule {rule['alert']}", rule["expr"]))
             templates = re.findall(r"query `([^`]*)`", rule["annotations"]["description"])
-            found += [(f"rule {rule['alert']} / description", t) for t in templates]
+            templates += re.findall(r'query "([^"]*)"', rule["annotations"].get("explain", ""))
+            found += [(f"rule {rule['alert']} / annotations", t) for t in templates]
     alerting = yaml.safe_load((ROOT / "grafana/provisioning/alerting/nsm.yml").read_text())
     for group in alerting["groups"]:
         for rule in group["rules"]:
@@ -115,7 +126,7 @@ def test_local_prometheus_loads_the_generated_rules(prometheus_url: str):
     groups = get(prometheus_url, "/api/v1/rules")["data"]["groups"]
     loaded = {rule["name"] for g in groups if g["file"].endswith("nsm.yml") for rule in g["rules"]}
     committed = {
-        rule["alert"]
+        rule.get("alert") or rule["record"]
         for group in yaml.safe_load(RULES_FILE.read_text())["groups"]
         for rule in group["rules"]
     }
@@ -264,10 +275,7 @@ def north_star_expressions(catalog: Catalog) -> list[tuple[str, str]]:
                 for where, expr in dashboard_expressions(board):
                     panel = where.split(" / ")[1]
                     if board["uid"] == "nsm-overview" or panel.startswith(title):
-                        segment = star.segments[0] if star.segments else "plan"
-                        found.append(
-                            (where, expr.replace('segment="plan"', f'segment="{segment}"'))
-                        )
+                        found.append((where, expr))
     return found
 
 
@@ -278,6 +286,8 @@ def test_north_star_panels_return_data(dropped_prometheus: str, catalog: Catalog
         where
         for where, expr in expressions
         if not query(dropped_prometheus, expr)["data"]["result"]
-        and "Newest event age" not in where  # an event time, which only a worker exports
+        # An event time and the readiness series, which only a worker exports.
+        and "Newest event age" not in where
+        and " / Ready / " not in where
     ]
     assert not empty

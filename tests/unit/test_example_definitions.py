@@ -10,7 +10,7 @@ import pytest
 from processor.definitions import check_definitions, load_definitions
 from processor.definitions.model import Catalog
 from processor.generate import iter_events, plan_history
-from processor.generate.config import parse_time_ms
+from processor.times import parse_time as parse_time_ms
 
 DEFINITIONS = Path(__file__).resolve().parents[2] / "definitions"
 NORTH_STAR = "weekly_active_accounts_3plus_reports"

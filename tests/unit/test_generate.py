@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from processor.cli import main
 from processor.events import Event, InvalidEvent, parse_event
 from processor.generate import GeneratorConfig, RecordStream, iter_events, plan_history
-from processor.generate.config import DAY_MS, Drop, parse_time_ms
+from processor.generate.config import DAY_MS, Drop
 from processor.generate.gtm import LOW_USAGE_REPORTS
+from processor.times import parse_time as parse_time_ms
 
 END = "2026-11-20T00:00:00Z"  # a Friday
 END_MS = parse_time_ms(END)

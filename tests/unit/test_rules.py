@@ -138,7 +138,8 @@ def test_runbook_sections_name_the_diagnostics_below_and_the_segments(catalog: C
     runbook = runbook_text(catalog, SETTINGS)
     section = runbook.split("### NSMActiveAccountsDrop", 1)[1].split("\n### ", 1)[0]
     assert "`active_users`" in section and "`plan`" in section
-    assert "nsm explain active_accounts --from T1 --to T2" in section
+    first = section.split("**First checks.**", 1)[1].strip().splitlines()[0]
+    assert first.startswith("1. `nsm explain active_accounts --prometheus PROMETHEUS_URL --to T`")
     assert "processor" in section.lower()
 
 
@@ -334,8 +335,9 @@ def test_command_prints_the_rules_and_writes_tests_and_runbook(catalog: Catalog,
         ],
     )
     assert result.exit_code == 0, result.output
-    assert yaml.safe_load(result.output)["groups"]
+    assert yaml.safe_load(result.stdout)["groups"]
     assert sorted(p.name for p in (tmp_path / "tests").iterdir()) == [
+        "nsm_anomaly_test.yml",
         "nsm_metrics_test.yml",
         "nsm_processor_test.yml",
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor.analysis.evaluate.panel import Panel
+from processor.analysis.evaluate.panel import MONTH_MS, WEEK_MS, Panel
 from processor.analysis.evaluate.scorecard import CandidateResult, Scorecard, Settings
 from processor.analysis.evaluate.stats import Effect
 from processor.events import format_time
@@ -77,6 +77,25 @@ def result_series(result: CandidateResult, panel: Panel) -> list[dict[str, Any]]
     ]
 
 
+def history_needs(panel: Panel, settings: Settings) -> dict[str, str]:
+    """Parts of the test the history is too short for, each with what it needs and has."""
+    have_months = (panel.end_ms - panel.start_ms) / MONTH_MS
+    have_weeks = (panel.end_ms - panel.start_ms) / WEEK_MS
+    needs = {}
+    if have_months < settings.months + 1:
+        needs["leading_indicator"] = (
+            f"needs {settings.months + 1} months of history (a first month and "
+            f"{settings.months} more, --months {settings.months}); this has {have_months:.1f}"
+        )
+    if have_weeks < settings.retention_weeks + 1:
+        needs["core_value"] = (
+            f"needs {settings.retention_weeks + 1} weeks of history (a week and "
+            f"{settings.retention_weeks} more, --retention-weeks {settings.retention_weeks}); "
+            f"this has {have_weeks:.1f}"
+        )
+    return needs
+
+
 def scorecard_json(card: Scorecard, panel: Panel, settings: Settings) -> dict[str, Any]:
     return {
         "history": {"from": format_time(panel.start_ms), "to": format_time(panel.end_ms)},
@@ -91,7 +110,10 @@ def scorecard_json(card: Scorecard, panel: Panel, settings: Settings) -> dict[st
         "recommendation": {
             "north_star": card.north_star,
             "backup": card.backup,
+            "declared_north_star": card.declared_north_star,
+            "declared_backup": card.declared_backup,
             "reasons": card.reasons,
         },
+        "history_needs": history_needs(panel, settings),
         "candidates": [candidate_json(r, panel) for r in card.candidates],
     }

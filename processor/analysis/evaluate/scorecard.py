@@ -76,6 +76,21 @@ class Scorecard:
     north_star: str | None
     backup: str | None
     reasons: list[str]
+    # What the definitions declare (a north star and the one with `backup_for` it), to show
+    # beside the recommendation.
+    declared_north_star: str | None = None
+    declared_backup: str | None = None
+
+
+def declared(catalog: Catalog) -> tuple[str | None, str | None]:
+    """The definitions' own north star (the first that backs up no other) and its backup."""
+    stars = catalog.north_stars()
+    primary = next(
+        (m.name for m in stars if m.backup_for is None or m.backup_for not in catalog.metrics),
+        None,
+    )
+    backup = next((m.name for m in stars if primary and m.backup_for == primary), None)
+    return primary, backup
 
 
 def effect_score(effect: Effect) -> float:
@@ -145,7 +160,7 @@ def _recommend(results: list[CandidateResult], catalog: Catalog) -> Scorecard:
             "No candidate can be recommended: none has a measurable link to retention without a "
             "vanity flag. Use a longer history, or more accounts."
         )
-        return Scorecard(results, None, None, reasons)
+        return Scorecard(results, None, None, reasons, *declared(catalog))
     best = eligible[0]
     reasons.append(f"{best.name} scores highest ({best.overall:.2f}) of the eligible candidates.")
     best_types = event_types(catalog, catalog[best.name])
@@ -159,4 +174,16 @@ def _recommend(results: list[CandidateResult], catalog: Catalog) -> Scorecard:
     for result in results:
         if result.flags.vanity:
             reasons.append(f"{result.name} is left out: {'; '.join(result.flags.vanity_reasons)}.")
-    return Scorecard(results, best.name, None if backup is None else backup.name, reasons)
+    declared_star, declared_backup = declared(catalog)
+    chosen = None if backup is None else backup.name
+    if declared_backup is not None and chosen != declared_backup:
+        scores = {r.name: r.overall for r in results}
+        theirs = (
+            f" (score {scores[declared_backup]:.2f})" if declared_backup in scores else
+            " (not among the candidates tested)"
+        )  # fmt: skip
+        reasons.append(
+            f"The definitions declare {declared_backup}{theirs} as the backup of "
+            f"{declared_star}; {chosen or 'no candidate'} is recommended instead."
+        )
+    return Scorecard(results, best.name, chosen, reasons, declared_star, declared_backup)

@@ -36,7 +36,7 @@ class Contribution:
     share_of_base: float | None  # before / the field's total before; None when that is 0
     # The change beyond what the value would have done moving in proportion with the whole:
     # `change - share_of_base * total change`. Well defined even when the whole hardly moved
-    # (where shares of the change blow up), so it is what values are ranked by.
+    # (where shares of the change blow up), so it picks the one segment named in the summary.
     unexpected: float = 0.0
 
     @property
@@ -54,7 +54,7 @@ def _relative(before: float, after: float) -> float | None:
 def additive_contributions(
     before: Mapping[str, float], after: Mapping[str, float]
 ) -> list[Contribution]:
-    """Each value's contribution, those that drove the change beyond their size first.
+    """Each value's contribution, the largest either way first.
 
     A value listed at one time only counts 0 at the other (it had no entity or event there).
     """
@@ -77,17 +77,26 @@ def additive_contributions(
                 unexpected=(two - one) - (base or 0.0) * total_change,
             )
         )
-    return rank_contributions(rows, total_change)
+    return rank_contributions(rows)
 
 
-def rank_contributions(rows: list[Contribution], total_change: float) -> list[Contribution]:
-    """Those whose unexpected change goes the way of the whole first (a drop is explained by the
-    values that fell more than their share); when the whole did not move, the largest either way.
+def rank_contributions(rows: list[Contribution]) -> list[Contribution]:
+    """By absolute contribution: the values that moved the whole most, either way, come first.
+
+    A value that fell by 9 while the whole grew by 5 is as much of the story as one that rose by
+    9: ranking by the signed change (or only the way the whole moved) would bury it.
     """
-    direction = (total_change > 0) - (total_change < 0)
-    if direction == 0:
-        return sorted(rows, key=lambda c: (-abs(c.unexpected), c.label))
-    return sorted(rows, key=lambda c: (-c.unexpected * direction, c.label))
+    return sorted(rows, key=lambda c: (-abs(c.change), c.label))
+
+
+def extremes(rows: list[Contribution]) -> tuple[Contribution | None, Contribution | None]:
+    """The largest decliner and the largest riser among `rows` (None where nothing moved so)."""
+    decliner = min(rows, key=lambda c: (c.change, c.label), default=None)
+    riser = max(rows, key=lambda c: (c.change, c.label), default=None)
+    return (
+        decliner if decliner is not None and decliner.change < 0 else None,
+        riser if riser is not None and riser.change > 0 else None,
+    )
 
 
 def plain_changes(
@@ -100,7 +109,7 @@ def plain_changes(
         if one is None or two is None:
             continue
         rows.append(Contribution(name, one, two, two - one, _relative(one, two), None, None))
-    return sorted(rows, key=lambda c: (-abs(c.change), c.label))
+    return rank_contributions(rows)
 
 
 @dataclass(frozen=True, slots=True)

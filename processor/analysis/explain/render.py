@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from processor.analysis.explain.attribution import Contribution
+from processor.analysis.explain.attribution import Contribution, extremes
 from processor.analysis.explain.tree import FieldBreakdown, MetricChange
 
 
@@ -59,10 +59,20 @@ def _node_lines(node: MetricChange, top: int) -> list[str]:
                 f"interaction {signed(r.interaction)} · without denominator {signed(r.unmatched)}"
                 f"  (split by {breakdown.field})"
             )
-        shown = [_segment_text(breakdown, row) for row in breakdown.contributions[:top]]
+        rows = shown_rows(breakdown.contributions, top)
+        shown = [_segment_text(breakdown, row) for row in rows]
         if shown:
             lines.append(f"  by {breakdown.field}: " + " · ".join(shown))
     return lines
+
+
+def shown_rows(rows: list[Contribution], top: int) -> list[Contribution]:
+    """The `top` largest contributions, and always the largest decliner and the largest riser."""
+    shown = rows[:top]
+    for extreme in extremes(rows):
+        if extreme is not None and extreme not in shown:
+            shown.append(extreme)
+    return shown
 
 
 def _tree_lines(node: MetricChange, top: int, prefix: str = "") -> list[str]:
@@ -125,7 +135,13 @@ def _contribution_json(row: Contribution) -> dict[str, Any]:
 
 
 def _field_json(breakdown: FieldBreakdown) -> dict[str, Any]:
-    result: dict[str, Any] = {"segment": breakdown.field, "decomposition": breakdown.kind}
+    decliner, riser = extremes(breakdown.contributions)
+    result: dict[str, Any] = {
+        "segment": breakdown.field,
+        "decomposition": breakdown.kind,
+        "largest_decliner": None if decliner is None else decliner.label,
+        "largest_riser": None if riser is None else riser.label,
+    }
     if breakdown.ratio is None:
         result["values"] = [_contribution_json(row) for row in breakdown.contributions]
         return result

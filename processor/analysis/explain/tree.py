@@ -65,17 +65,19 @@ class MetricChange:
         return change / abs(self.before)
 
     def top_segment(self) -> tuple[str, Contribution] | None:
-        """The segment value whose change, beyond its size, went most the way of the whole."""
-        change = self.change
-        direction = 0 if not change else (1 if change > 0 else -1)
+        """The segment value whose change, beyond its size, is the largest either way.
+
+        Beyond its size: a field with a single value (everything `unknown`) holds the whole
+        change without saying anything about where it happened.
+        """
         best: tuple[float, str, Contribution] | None = None
         for breakdown in self.fields:
-            if breakdown.kind == "changes" or not breakdown.contributions:
+            if breakdown.kind == "changes":
                 continue
-            row = breakdown.contributions[0]
-            score = row.unexpected * direction if direction else abs(row.unexpected)
-            if best is None or score > best[0]:
-                best = (score, breakdown.field, row)
+            for row in breakdown.contributions:
+                score = abs(row.unexpected)
+                if score > 0 and (best is None or score > best[0]):
+                    best = (score, breakdown.field, row)
         return None if best is None else (best[1], best[2])
 
 
@@ -159,14 +161,16 @@ def _ratio_rows(result: RatioDecomposition) -> list[Contribution]:
                 unexpected=segment.total - segment.weight_before * result.change,
             )
         )
-    return rank_contributions(rows, result.change)
+    return rank_contributions(rows)
 
 
 def _fields(
     metric: Metric, kind: BreakdownKind, before: Snapshot, after: Snapshot, own: MetricChange
 ) -> list[FieldBreakdown]:
     one, two = before.get(metric.name), after.get(metric.name)
-    names = list(dict.fromkeys([*(one.segments if one else {}), *(two.segments if two else {})]))
+    found = {*(one.segments if one else {}), *(two.segments if two else {})}
+    # In the order the definition declares them, whatever order the source listed them in.
+    names = [s for s in metric.segments if s in found] + sorted(found - set(metric.segments))
     result = []
     for name in names:
         values1 = one.segments.get(name, {}) if one else {}

@@ -3,15 +3,18 @@ definitions, and a minimal PNG reader for checking rendered screenshots."""
 
 from __future__ import annotations
 
+import shutil
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from processor.generate import iter_events, plan_history
-from processor.generate.config import parse_time_ms
+from processor.times import parse_time as parse_time_ms
 
 END_MS = parse_time_ms("2026-11-20T00:00:00Z")  # a Friday
 DROP_FROM = "2026-11-13T00:00:00Z"
@@ -166,3 +169,39 @@ def read_png(path: Path) -> tuple[int, int, list[bytes]]:
         rows.append(bytes(line))
         previous = line
     return width, height, rows
+
+
+def browser() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(
+        "no chromium to render the report: install it (Debian: apt-get install -y chromium)"
+    )
+
+
+def take_screenshot(page: Path, folder: Path, width: int, height: int) -> Path:
+    """A headless Chromium screenshot of `page`, with nothing fetched from the network."""
+    screenshot = folder / f"{page.stem}.png"
+    subprocess.run(
+        [
+            browser(),
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={folder / 'profile'}",
+            f"--screenshot={screenshot}",
+            f"--window-size={width},{height}",
+            page.resolve().as_uri(),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )
+    return screenshot

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import pytest
 
-from processor.analysis.explain.attribution import additive_contributions, ratio_decomposition
+from processor.analysis.explain.attribution import (
+    additive_contributions,
+    extremes,
+    ratio_decomposition,
+)
 
 
 def test_mix_and_rate_effects_match_a_hand_computed_example() -> None:
@@ -54,12 +58,12 @@ def test_a_ratio_without_denominator_has_no_decomposition() -> None:
     assert ratio_decomposition({"A": 1}, {"A": 0}, {"A": 1}, {"A": 2}) is None
 
 
-def test_additive_shares_rank_the_value_that_moved_beyond_its_size_first() -> None:
-    # Total 100 -> 80. emea (30% of the base) lost 24, others lost 2 and 0... and apac grew.
+def test_additive_shares_rank_by_absolute_contribution() -> None:
+    # Total 100 -> 80. emea (30% of the base) lost 24, na lost 2, and apac grew by 6.
     before = {"emea": 30.0, "na": 50.0, "apac": 20.0}
     after = {"emea": 6.0, "na": 48.0, "apac": 26.0}
     rows = additive_contributions(before, after)
-    assert [r.label for r in rows] == ["emea", "na", "apac"]
+    assert [r.label for r in rows] == ["emea", "apac", "na"]
     emea = rows[0]
     assert emea.change == -24
     assert emea.share_of_change == pytest.approx(24 / 20)
@@ -72,3 +76,24 @@ def test_additive_shares_rank_the_value_that_moved_beyond_its_size_first() -> No
 def test_a_value_present_at_one_time_only_counts_zero_at_the_other() -> None:
     rows = additive_contributions({"a": 5.0}, {"a": 5.0, "b": 3.0})
     assert rows[0].label == "b" and rows[0].change == 3 and rows[0].relative is None
+
+
+def test_a_decliner_against_a_growing_whole_ranks_first_and_is_always_shown() -> None:
+    # The whole grows by 5 while emea loses 90% of its 10: emea moved it most, the other way.
+    before = {"emea": 10.0, "na": 30.0, "latam": 20.0, "apac": 20.0, "anz": 5.0}
+    after = {"emea": 1.0, "na": 33.0, "latam": 23.0, "apac": 21.0, "anz": 12.0}
+    rows = additive_contributions(before, after)
+    assert rows[0].label == "emea" and rows[0].change == -9
+    decliner, riser = extremes(rows)
+    assert decliner is not None and decliner.label == "emea"
+    assert riser is not None and riser.label == "anz"
+    from processor.analysis.explain.render import shown_rows
+
+    # --top 1 still shows the largest riser beside the largest decliner.
+    assert [r.label for r in shown_rows(rows, 1)] == ["emea", "anz"]
+    assert [r.label for r in shown_rows(rows, 3)] == ["emea", "anz", "latam"]
+
+
+def test_extremes_of_values_that_only_fell_have_no_riser() -> None:
+    decliner, riser = extremes(additive_contributions({"a": 5.0, "b": 3.0}, {"a": 1.0, "b": 3.0}))
+    assert decliner is not None and decliner.label == "a" and riser is None

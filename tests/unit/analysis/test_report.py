@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 import xml.etree.ElementTree as ET
 from collections import Counter
 from pathlib import Path
@@ -11,7 +9,7 @@ from typing import Any
 
 import pytest
 import yaml
-from analysis_support import CANDIDATES_YAML, END_MS, read_png
+from analysis_support import CANDIDATES_YAML, END_MS, read_png, take_screenshot
 
 from processor.analysis.charts import PALETTE
 from processor.analysis.evaluate.panel import build_panel
@@ -71,40 +69,8 @@ def test_charts_hold_the_expected_series(report: Any) -> None:
     assert "<script" not in html and "http://" not in html.replace("http://www.w3.org", "")
 
 
-def _browser() -> str:
-    for name in ("chromium", "chromium-browser", "google-chrome"):
-        found = shutil.which(name)
-        if found:
-            return found
-    pytest.fail(
-        "no chromium to render the report: install it (Debian: apt-get install -y chromium)"
-    )
-
-
 def test_report_renders_in_a_browser_with_its_charts(report: Any, tmp_path: Path) -> None:
-    path = report[0]
-    screenshot = tmp_path / "report.png"
-    profile = tmp_path / "profile"
-    subprocess.run(
-        [
-            _browser(),
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            f"--user-data-dir={profile}",
-            f"--screenshot={screenshot}",
-            "--window-size=1200,2400",
-            path.resolve().as_uri(),
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
+    screenshot = take_screenshot(report[0], tmp_path, 1200, 2400)
     width, height, rows = read_png(screenshot)
     assert (width, height) == (1200, 2400)
     channels = len(rows[0]) // width

@@ -59,7 +59,7 @@ def test_unknown_key_suggests_the_closest_and_lists_the_allowed(write: Writer) -
     assert error.line == line_of(text, "windw")
     assert error.message == (
         "metric reports: unknown key 'windw' (did you mean 'window'?): the allowed keys are "
-        "name, title, description, tier, parent, backup_for, window, bucket, segments, "
+        "name, title, description, tier, parent, backup_for, window, bucket, unit, segments, "
         "max_segment_values, alert, entities, aggregate, formula"
     )
 
