@@ -10,10 +10,11 @@ stream's batches, so a worker killed during a rebuild resumes it from its last b
 ids: exact. Once the group has reached its end, the worker loads what it stored and hands it over
 (`Worker._hand_over`, one merge and one atomic step under the partition's lock).
 
-The reading runs in a process of its own, one group at a time: decoding Kafka's records is
-Python, and in the worker's process it would take the interpreter lock from the live stream,
-which then falls far behind. The process stops when the worker does (it checks for its parent
-after every batch), so a worker killed with -9 leaves none behind.
+The reading runs in a process of its own: decoding Kafka's records is Python, and in the worker's
+process it would take the interpreter lock from the live stream, which then falls far behind. One
+process reads every group of the worker side by side (its fetches and writes overlap; it uses
+about one core, the live stream keeps the rest). It stops when the worker does (its pipe closes,
+and it checks for its parent after every batch), so a worker killed with -9 leaves none behind.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import multiprocessing
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
@@ -51,7 +52,7 @@ from processor.store.partition_store import (
 )
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, PartitionState
-from processor.worker.rebuild import COVERED, START, group_end, scope
+from processor.worker.rebuild import COVERED, START, fingerprints, group_end, scope
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker.backfill")
@@ -80,10 +81,10 @@ class GroupRebuild:
 
 @dataclass(frozen=True)
 class Rebuilt:
-    """A group's state once it reached its end, and the time from which it holds every event
-    (None when the topic still held its beginning)."""
+    """What a group stored once it reached its end, and the time from which it holds every
+    event (None when the topic still held its beginning)."""
 
-    state: PartitionState
+    stored: StoredPartition
     covered_from_ms: int | None
 
 
@@ -111,7 +112,6 @@ class Rebuilder:
         self.redis = redis
         self.telemetry = telemetry
         self.event_clock = event_clock
-        self._turn = asyncio.Lock()
         self._process: _ReaderProcess | None = None
 
     def close(self) -> None:
@@ -126,8 +126,7 @@ class Rebuilder:
         store = PartitionStore(self.redis, namespace, scope(job.group))
         while True:
             try:
-                async with self._turn:
-                    await self._read(job, catalog, namespace)
+                await self._read(job, catalog, namespace)
                 rebuilt = await self._load(job, catalog, store)
                 break
             except (RebuildFailed, *ERRORS) as exc:
@@ -149,36 +148,27 @@ class Rebuilder:
     async def _read(self, job: GroupRebuild, catalog: Catalog, namespace: str) -> None:
         if self._process is None or not self._process.alive:
             self._process = _ReaderProcess()
-        process = self._process
         request = _ReadRequest(self.settings, catalog, namespace, job.partition, job.group,
                                job.metrics, self.event_clock)  # fmt: skip
-        try:
-            await process.read(request, lambda remaining: self._remaining(job, remaining))
-        except BaseException:
-            # Cancelled, or it failed: the next group gets a fresh process. Each batch it wrote
-            # is whole (one atomic step), so stopping it anywhere loses nothing.
-            process.stop()
-            self._process = None
-            raise
+        await self._process.read(request, lambda remaining: self._remaining(job, remaining))
 
     async def _load(self, job: GroupRebuild, catalog: Catalog, store: PartitionStore) -> Rebuilt:
-        """What the group stored, as a state to hand over."""
+        """What the group stored, to hand over."""
         stored = await store.load(job.partition)
-        state = NativePartitionState(catalog, job.partition, metrics=job.metrics)
-        if not _holds(stored, state, job.end):
+        wanted = {m: f for m, f in fingerprints(catalog).items() if m in job.metrics}
+        if not _holds(stored, wanted, job.end):
             raise RebuildFailed("the rebuild's stored state is not complete")
-        state.restore(stored)
         covered = stored.marks.get(COVERED)
-        return Rebuilt(state, int(covered) if covered else None)
+        return Rebuilt(stored, int(covered) if covered else None)
 
     def _remaining(self, job: GroupRebuild, remaining: int | None) -> None:
         gauge = self.telemetry.rebuild_remaining.labels(partition=str(job.partition))
         gauge.set(remaining or 0)
 
 
-def _holds(stored: StoredPartition, state: PartitionState, end: int) -> bool:
+def _holds(stored: StoredPartition, wanted: Mapping[str, str], end: int) -> bool:
     """Whether a group's stored state is for its metrics as now defined and read to its end."""
-    defined = all(stored.definitions.get(m) == f for m, f in state.fingerprints.items())
+    defined = all(stored.definitions.get(m) == f for m, f in wanted.items())
     return defined and stored.marks.get(COMPLETE) == str(end)
 
 
@@ -194,8 +184,8 @@ class _ReadRequest:
 
 
 class _ReaderProcess:
-    """A child process that reads groups, one request at a time (started with `spawn`: no
-    inherited event loop, threads or sockets)."""
+    """A child process that reads the groups asked of it side by side (started with `spawn`: no
+    inherited event loop, threads or sockets). Messages on its pipe are tagged by group."""
 
     def __init__(self) -> None:
         context = multiprocessing.get_context("spawn")
@@ -205,18 +195,26 @@ class _ReaderProcess:
         )
         self._process.start()
         child.close()
+        self._inboxes: dict[str, asyncio.Queue[tuple[str, Any]]] = {}
+        self._dispatch: asyncio.Task[None] | None = None
 
     @property
     def alive(self) -> bool:
-        return self._process.is_alive()
+        return self._process.is_alive() and (self._dispatch is None or not self._dispatch.done())
 
     async def read(self, request: _ReadRequest, progress: Callable[[int], None]) -> None:
-        extra = {"partition": request.partition, "group": request.group,
-                 "metrics": list(request.metrics)}  # fmt: skip
+        """Have the group read to its end; RebuildFailed when it fails or the process stops.
+        Cancelled, it asks the process to stop the group and waits until it has."""
+        group = request.group
+        inbox: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
+        self._inboxes[group] = inbox
+        if self._dispatch is None:
+            self._dispatch = asyncio.ensure_future(self._route())
+        extra = {"partition": request.partition, "group": group, "metrics": list(request.metrics)}
         try:
-            self._conn.send(("read", request))
+            self._send(("read", request))
             while True:
-                kind, payload = await receive(self._conn)
+                kind, payload = await inbox.get()
                 if kind == "remaining":
                     progress(payload)
                 elif kind == "started":
@@ -227,8 +225,39 @@ class _ReaderProcess:
                     return
                 else:
                     raise RebuildFailed(payload)
-        except (EOFError, OSError) as exc:
+        except asyncio.CancelledError:
+            await self._cancel(group, inbox)
+            raise
+        finally:
+            self._inboxes.pop(group, None)
+
+    async def _cancel(self, group: str, inbox: asyncio.Queue[tuple[str, Any]]) -> None:
+        """Stop a group's reading; once this returns the process writes nothing more of it."""
+        try:
+            self._send(("cancel", group))
+            async with asyncio.timeout(_STOP_S):
+                while (await inbox.get())[0] not in ("cancelled", "done", "failed", "stopped"):
+                    pass
+        except (RebuildFailed, TimeoutError):
+            self.stop()  # no answer: the process goes, and every group with it
+
+    def _send(self, message: tuple[Any, ...]) -> None:
+        try:
+            self._conn.send(message)
+        except OSError as exc:
             raise RebuildFailed(f"the rebuild process stopped ({exc!r})") from None
+
+    async def _route(self) -> None:
+        """Hand each message of the pipe to its group; when the process stops, tell them all."""
+        try:
+            while True:
+                kind, group, payload = await receive(self._conn)
+                inbox = self._inboxes.get(group)
+                if inbox is not None:
+                    inbox.put_nowait((kind, payload))
+        except (EOFError, OSError) as exc:
+            for inbox in self._inboxes.values():
+                inbox.put_nowait(("stopped", f"the rebuild process stopped ({exc!r})"))
 
     def stop(self) -> None:
         if self._process.is_alive() and self._process.pid is not None:
@@ -236,6 +265,11 @@ class _ReaderProcess:
                 os.kill(self._process.pid, signal.SIGKILL)
         self._process.join(5)
         self._conn.close()
+        if self._dispatch is not None:
+            self._dispatch.cancel()
+
+
+_STOP_S = 10.0
 
 
 # ---- the child ----------------------------------------------------------------------------------
@@ -246,31 +280,65 @@ def _serve(conn: Connection, parent: int) -> None:
     gc.disable()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
     try:
-        while True:
-            try:
-                command, request = conn.recv()
-            except EOFError:  # the worker is gone
-                return
-            if command != "read":
-                return
-            started = time.monotonic()
-            try:
-                asyncio.run(read_group(request, parent, conn.send))
-            except Exception as error:
-                conn.send(("failed", repr(error)))
-                continue
-            conn.send(("done", round(time.monotonic() - started, 2)))
-    except (BrokenPipeError, EOFError):
-        return
+        asyncio.run(_serve_groups(conn, parent))
     finally:
         conn.close()
 
 
+async def _serve_groups(conn: Connection, parent: int) -> None:
+    """Read each group asked for in a task of its own, until the worker's pipe closes."""
+    reading: dict[str, asyncio.Task[None]] = {}
+    applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsm-rebuild")
+
+    def send(kind: str, group: str, payload: Any = None) -> None:
+        with contextlib.suppress(OSError):  # the worker is gone: the loop below ends
+            conn.send((kind, group, payload))
+
+    async def run(request: _ReadRequest) -> None:
+        started = time.monotonic()
+        group = request.group
+        try:
+            await read_group(request, parent, applier, lambda k, p: send(k, group, p))
+        except asyncio.CancelledError:
+            send("cancelled", group)
+            raise
+        except Exception as error:
+            send("failed", group, repr(error))
+        else:
+            send("done", group, round(time.monotonic() - started, 2))
+        finally:
+            reading.pop(group, None)
+
+    try:
+        while True:
+            try:
+                command, payload = await receive(conn)
+            except (EOFError, OSError):
+                return  # the worker is gone
+            if command == "read":
+                reading[payload.group] = asyncio.ensure_future(run(payload))
+            elif command == "cancel":
+                task = reading.get(payload)
+                if task is None:
+                    send("cancelled", payload)
+                else:
+                    task.cancel()
+    finally:
+        for task in list(reading.values()):
+            task.cancel()
+        await asyncio.gather(*reading.values(), return_exceptions=True)
+        applier.shutdown(wait=False, cancel_futures=True)
+
+
 async def read_group(
-    request: _ReadRequest, parent: int, report: Callable[[tuple[str, Any]], None]
+    request: _ReadRequest,
+    parent: int,
+    applier: ThreadPoolExecutor,
+    report: Callable[[str, Any], None],
 ) -> None:
     """Read the group's partition up to its end into its keys, resuming from what they hold;
-    `report` gets ("started", {from_offset, to_offset}) and ("remaining", messages)."""
+    `report` gets ("started", {from_offset, to_offset}) and ("remaining", messages). Batches
+    are applied in `applier`'s thread."""
     p, end = request.partition, group_end(request.group)
     client = aioredis.Redis.from_url(request.settings.redis_url.get_secret_value())
     store = PartitionStore(client, request.namespace, scope(request.group))
@@ -281,7 +349,7 @@ async def read_group(
         tp = TopicPartition(request.settings.topic, p)
         begin = (await consumer.beginning_offsets([tp]))[tp]
         stored = await store.load(p)
-        if _holds(stored, state, end):
+        if _holds(stored, state.fingerprints, end):
             return  # read to its end before (the worker stopped before the hand-over)
         resumable = (
             stored.offset is not None
@@ -294,9 +362,9 @@ async def read_group(
             # Other definitions, or the topic dropped what it had not read yet: start again.
             await store.clear(p)
         position = begin if state.offset is None else state.offset + 1
-        report(("started", {"from_offset": position, "to_offset": end}))
-        reader = _GroupReader(request, state, store, begin, parent,
-                              lambda n: report(("remaining", n)))  # fmt: skip
+        report("started", {"from_offset": position, "to_offset": end})
+        reader = _GroupReader(request, state, store, begin, parent, applier,
+                              lambda n: report("remaining", n))  # fmt: skip
         if position < end:
             await reader.consume(consumer, position, end)
         marks = {COMPLETE: str(end)}
@@ -313,13 +381,13 @@ async def read_group(
 class _GroupReader:
     def __init__(
         self, request: _ReadRequest, state: PartitionState, store: PartitionStore, begin: int,
-        parent: int, progress: Callable[[int], None],
+        parent: int, applier: ThreadPoolExecutor, progress: Callable[[int], None],
     ) -> None:  # fmt: skip
         self.request, self.state, self.store = request, state, store
         self.begin, self.parent, self.progress = begin, parent, progress
         # The next batch is fetched while this one is applied (in a thread: the native core
         # runs without the interpreter lock) and written.
-        self._applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsm-rebuild")
+        self._applier = applier
 
     def first_marks(self, first_ms: int | None) -> dict[str, str]:
         """The marks of the group's first batch: where it started, its definitions, and the
@@ -350,7 +418,9 @@ class _GroupReader:
             if in_flight is not None:
                 await in_flight
         finally:
-            self._applier.shutdown(wait=True)
+            if in_flight is not None and not in_flight.done():
+                # Stopped: the batch being written is written whole, or not at all.
+                await asyncio.gather(in_flight, return_exceptions=True)
 
     async def _apply_and_write(self, records: list[Any], end: int) -> None:
         state, p = self.state, self.request.partition

@@ -191,21 +191,14 @@ class NativePartitionState(PartitionState):
         self._advance(outcome)
         return outcome
 
-    def take_over(self, rebuilt: PartitionState, metrics: Collection[str]) -> PackedWrites:
-        native = [m for m in metrics if m in self.native_metrics]
-        for name in native:
-            if isinstance(rebuilt, NativePartitionState) and name in rebuilt.native_metrics:
-                buckets = rebuilt.native_cells(name)
-            else:
-                state = rebuilt.engine.states[name]
-                assert isinstance(state, EntitiesState)
-                buckets = {
-                    bucket: {entity: encode_cell(cell) for entity, cell in cells.items()}
-                    for bucket, cells in state.buckets.items()
-                }
-            for bucket, cells in buckets.items():
-                self._native.merge_cells(name, bucket, list(cells.items()))
-        python = super().take_over(rebuilt, [m for m in metrics if m not in self.native_metrics])
+    def take_over(self, rebuilt: StoredPartition, metrics: Collection[str]) -> PackedWrites:
+        native = {m for m in metrics if m in self.native_metrics}
+        for (metric, bucket), fields in rebuilt.buckets.items():
+            if metric in native:
+                # The stored cells are in the native core's own encoding: merged as they are.
+                cells = [(entity.decode(), raw) for entity, raw in fields.items()]
+                self._native.merge_cells(metric, bucket, cells)
+        python = super().take_over(rebuilt, [m for m in metrics if m not in native])
         # The merged cells are the touched cells of an empty batch: packed as a batch's are.
         self._native.begin([], self.offset, None, False, True, 0, 0)
         members, items = self._native.finish()[8]

@@ -266,11 +266,14 @@ class PartitionState:
             return {}
         return {m: fp for m, fp in self.fingerprints.items() if m not in self.pending}
 
-    def take_over(self, rebuilt: PartitionState, metrics: Collection[str]) -> PackedWrites:
-        """Merge the state `rebuilt` holds for `metrics` (their events before the live stream
-        took them on) into this one; returns the merged cells to write. The metrics stay
-        pending until the caller has written them."""
-        delta = {m: rebuilt.engine.states[m] for m in metrics if m in self.engine.states}
+    def take_over(self, rebuilt: StoredPartition, metrics: Collection[str]) -> PackedWrites:
+        """Merge what a rebuild stored for `metrics` (their events before the live stream took
+        them on; its buckets as Redis holds them) into this state; returns the merged cells to
+        write. The metrics stay pending until the caller has written them."""
+        delta = {m: s for m, s in self._scratch.new_states().items() if m in metrics}
+        for (metric, bucket), fields in rebuilt.buckets.items():
+            if metric in delta:
+                load_bucket(delta[metric], bucket, fields)
         return self._merge_python_delta(delta)
 
     # ---- time passing ---------------------------------------------------------------------

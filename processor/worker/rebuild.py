@@ -78,6 +78,15 @@ def covered_marks(metrics: Iterable[str], first_ms: int) -> dict[str, str]:
     return {COVERED: dumps({m: int(first_ms) for m in metrics})}
 
 
+def incomplete(stored: StoredPartition, metrics: Iterable[str]) -> set[str]:
+    """The metrics a stored partition does not hold completely: pending a rebuild, or all of
+    them while it catches up from the topic's beginning."""
+    if stored.marks.get(READY_AT):
+        return set(metrics)
+    pending: dict[str, str] = _json(stored.marks, PENDING, {})
+    return {m for m in metrics if m in pending}
+
+
 def group_id(end_offset: int, started_ms: int) -> str:
     """A rebuild group's name: the live offset it rebuilds up to, and when it started (two
     groups may end at one offset, after a reload that consumed nothing in between)."""

@@ -190,16 +190,18 @@ class Worker:
 
     async def stop(self) -> None:
         self._stopping = True
+        # Rebuilds stop first (each resumes from what it wrote); a hand-over under way ends.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_REBUILD_TIMEOUT_S):
+                for partition in list(self._rebuilds):
+                    await self._cancel_rebuilds(partition)
+        self.rebuilder.close()
         if self._loop_done is not None:
             # Let the batches in hand be applied and written (the loop stops after its current
             # fetch) before the clients close under them; a step waiting on Redis is given up.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(STOP_DRAIN_TIMEOUT_S):
                     await self._loop_done.wait()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(STOP_REBUILD_TIMEOUT_S):
-                for partition in list(self._rebuilds):
-                    await self._cancel_rebuilds(partition)
         if self.consumer is not None:
             with contextlib.suppress(KafkaError):
                 await self._commit()
@@ -207,7 +209,6 @@ class Worker:
         if self.producer is not None:
             await self.producer.stop()
         self._appliers.shutdown(wait=True)
-        self.rebuilder.close()
         await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
         log.info("worker stopped")
 
@@ -624,6 +625,8 @@ class Worker:
     # ---- rebuilds of new and changed metrics (rebuild.py, backfill.py) -----------------------
 
     def _start_rebuilds(self, partition: int, state: PartitionState) -> None:
+        if self._stopping:
+            return
         groups: dict[str, list[str]] = {}
         for metric, group in state.pending.items():
             groups.setdefault(group, []).append(metric)
@@ -658,7 +661,7 @@ class Worker:
             covered = dict(live.covered)
             if rebuilt.covered_from_ms is not None:
                 covered.update({m: rebuilt.covered_from_ms for m in metrics})
-            writes = live.take_over(rebuilt.state, metrics)
+            writes = live.take_over(rebuilt.stored, metrics)
             marks = {COVERED: dumps(covered)} if covered else {}
             if pending:
                 marks[PENDING] = pending_token(pending)

@@ -216,12 +216,12 @@ def test_kill_9_during_a_rebuild_resumes_it_and_stays_exact(e2e: EndToEnd):
     write_definitions(folder, NEW)
     worker.start()
     client = redis.Redis.from_url(e2e.redis_url)
-    pattern = f"nsm:{e2e.namespace}:{{{e2e.namespace}.p*}}:r.*:meta"
+    prefix = f"nsm:{e2e.namespace}:{{{e2e.namespace}.p0}}:"
 
     def reading() -> bool:
         worker.check_alive()
-        for key in client.scan_iter(match=pattern):
-            meta = client.hgetall(key)
+        for group in json.loads(client.hget(prefix + "meta", "shadows") or b"[]"):
+            meta = client.hgetall(f"{prefix}r.{group}:meta")
             if b"offset" in meta and b"complete" not in meta:
                 return True
         return False

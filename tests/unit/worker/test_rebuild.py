@@ -148,7 +148,8 @@ def _run_partition(
                 rebuild = _restored(cls, new, partition, rebuild_store.stored(), rebuilt_names)
                 rebuild_at = 0 if rebuild.offset is None else rebuild.offset + 1
         elif move == "hand_over" and rebuild_at >= split and not handed_over:
-            writes = live.take_over(rebuild, rebuilt_names)
+            # What the rebuild stored is what is handed over (as the worker loads it).
+            writes = live.take_over(rebuild_store.stored(), rebuilt_names)
             _write_cells(store, writes)
             live.pending = {}
             handed_over = True
