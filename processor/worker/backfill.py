@@ -61,6 +61,7 @@ COMPLETE = "complete"
 # Records per fetch, as the live stream's.
 REBUILD_FETCH_RECORDS = 50_000
 EXPIRE_EVERY_S = 5.0
+REBUILD_NICENESS = 10
 RETRY_S = 2.0
 ERRORS = (KafkaError, RedisConnectionError, RedisTimeoutError, OSError)
 
@@ -88,7 +89,8 @@ class Rebuilt:
     covered_from_ms: int | None
 
 
-HandOver = Callable[[GroupRebuild, Rebuilt], Awaitable[None]]
+# True once handed over; False when the partition's state was reloaded or fenced meanwhile.
+HandOver = Callable[[GroupRebuild, Rebuilt], Awaitable[bool]]
 
 
 class RebuildFailed(Exception):
@@ -139,11 +141,14 @@ class Rebuilder:
                 self._remaining(job, None)
         critical = asyncio.ensure_future(hand_over(job, rebuilt))
         try:
-            await asyncio.shield(critical)
+            handed = await asyncio.shield(critical)
         except asyncio.CancelledError:
             await critical
             raise
-        await store.clear(job.partition)
+        if handed:
+            # What the group stored is merged: its keys go (a crash before this leaves them to
+            # the next restore, which deletes groups no metric waits for).
+            await store.clear(job.partition)
 
     async def _read(self, job: GroupRebuild, catalog: Catalog, namespace: str) -> None:
         if self._process is None or not self._process.alive:
@@ -279,6 +284,10 @@ def _serve(conn: Connection, parent: int) -> None:
     # The state has no reference cycles; the cyclic collector would only rescan it.
     gc.disable()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the worker's to handle
+    # Background work: where the cores are busy, the live stream goes first; where they are
+    # not (the live stream keeps up with its topic), the rebuild takes what is left.
+    with contextlib.suppress(OSError):
+        os.nice(REBUILD_NICENESS)
     try:
         asyncio.run(_serve_groups(conn, parent))
     finally:

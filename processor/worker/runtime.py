@@ -647,15 +647,16 @@ class Worker:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
 
-    async def _hand_over(self, job: GroupRebuild, rebuilt: Rebuilt) -> None:
+    async def _hand_over(self, job: GroupRebuild, rebuilt: Rebuilt) -> bool:
         """Merge a caught-up group into the live state and store it in one atomic step fenced
         by the offset and the pending rebuilds, under the partition's lock: from then on the
-        group's metrics are complete. A state reloaded since the group started has its own."""
+        group's metrics are complete (True). A state reloaded since the group started has its
+        own rebuilds (False)."""
         p = job.partition
         async with self._partition_lock(p):
             live = self.partitions.get(p)
             if live is not job.live:
-                return
+                return False
             metrics = [m for m in job.metrics if live.pending.get(m) == job.group]
             pending = {m: g for m, g in live.pending.items() if m not in metrics}
             covered = dict(live.covered)
@@ -679,12 +680,13 @@ class Worker:
                 asyncio.get_running_loop().call_soon(
                     lambda: asyncio.ensure_future(self._load(TopicPartition(self.topic, p)))
                 )
-                return
+                return False
             live.pending, live.covered = pending, covered
         log.info(
             "rebuilt metrics handed over: complete from now on",
             extra={"partition": p, "group": job.group, "metrics": metrics},
         )
+        return True
 
     # ---- definitions reloaded (SIGHUP, --watch-definitions; reload.py) ----------------------
 

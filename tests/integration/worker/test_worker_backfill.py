@@ -23,6 +23,7 @@ from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
 from processor.definitions.model import Catalog
+from tests.integration.test_replay_support import run_nsm
 from tests.integration.worker.conftest import EndToEnd
 from tests.integration.worker.harness import (
     Message,
@@ -153,6 +154,74 @@ def test_a_changed_and_a_new_metric_are_rebuilt_after_a_restart_without_a_wrong_
     assert "definition new or changed: rebuilding it from the topic" in log
     assert "rebuilt metrics handed over" in log
     print(f"exact {exact_at:.1f} s after the restart, {scrapes} scrapes")  # for the closing note
+
+
+def test_two_workers_each_rebuild_their_partitions_and_export_only_what_all_have(
+    e2e: EndToEnd,
+):
+    folder, first = setup_old_worker(e2e, 40_000)
+    second = e2e.worker("w2", folder)
+    wait_exact([first, second], e2e.bootstrap, e2e.topic, catalog_of(OLD), timeout_s=120)
+    for worker in (first, second):
+        worker.terminate()
+    write_definitions(folder, NEW)
+    catalog = catalog_of(NEW)
+    expected, _, _ = expected_metrics(read_topic(e2e.bootstrap, e2e.topic), catalog)
+    for worker in (first, second):
+        worker.start()
+    deadline = time.monotonic() + 120
+    exact_at = None
+    while time.monotonic() < deadline and exact_at is None:
+        for worker in (first, second):
+            worker.check_alive()
+            try:
+                scrape = worker.scrape()
+            except OSError:
+                continue
+            if scrape.exporter and check_scrape(scrape, expected, catalog) == set(STEADY):
+                exact_at = time.monotonic()
+        time.sleep(0.5)
+    assert exact_at is not None, "not exact within 120 s"
+    wait_exact([first, second], e2e.bootstrap, e2e.topic, catalog, timeout_s=60)
+    logs = [w.log_path.read_text() for w in (first, second)]
+    rebuilt = [
+        {json.loads(line)["partition"] for line in log.splitlines()
+         if line.startswith("{") and "rebuilt metrics handed over" in line}
+        for log in logs
+    ]  # fmt: skip
+    assert rebuilt[0] | rebuilt[1] == set(range(PARTITIONS)), rebuilt
+
+
+def test_replay_before_the_deploy_then_swap_once_the_workers_run_the_definitions(
+    e2e: EndToEnd,
+):
+    folder, worker = setup_old_worker(e2e, 20_000)
+    new_folder = write_definitions(e2e.folder / "new-definitions", NEW)
+    rebuilt = f"{e2e.namespace}-r"
+    swap = ("namespace", "swap", rebuilt, "--live", e2e.namespace, "--topic", e2e.topic)
+    client = redis.Redis.from_url(e2e.redis_url)
+    try:
+        replay = ("replay", "--namespace", rebuilt, "--topic", e2e.topic, "--live", e2e.namespace)
+        run_nsm(*replay, "--definitions", str(new_folder), "--no-progress", "--no-history")
+        # The workers still run the old definitions: swapping now would make them rebuild.
+        refused = run_nsm(*swap, "--definitions", str(new_folder), expect=1).stderr
+        assert "other definitions than the workers run" in refused
+        write_definitions(folder, NEW)
+        assert worker.process is not None
+        os.kill(worker.process.pid, signal.SIGHUP)
+        wait_until(
+            lambda: worker.scrape().one("nsm_definitions_reloads_total", outcome="applied"),
+            30,
+            "the reload",
+        )
+        swapped = run_nsm(*swap, "--definitions", str(new_folder))
+        assert f"{e2e.namespace} now serves {rebuilt}" in swapped.stdout
+        wait_exact([worker], e2e.bootstrap, e2e.topic, catalog_of(NEW), timeout_s=60)
+        assert "namespace swapped" in worker.log_path.read_text()
+    finally:
+        for key in client.scan_iter(match=f"nsm:{rebuilt}:*"):
+            client.unlink(key)
+        client.close()
 
 
 def test_a_sighup_reload_rebuilds_and_an_invalid_one_keeps_the_running_set(e2e: EndToEnd):
