@@ -1,6 +1,6 @@
 """`make bench`: every figure with the baseline it is judged against, measured in the same run.
 
-    python -m benchmarks.run [--events N] [--only compute,worker,replay,rebuild]
+    python -m benchmarks.run [--events N] [--only compute,worker,replay,rebuild,collect]
 
 Prints a table and writes benchmarks/results/latest.json; BENCHMARKS.md records the figures.
 """
@@ -17,7 +17,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import compute_bench, rebuild_bench, replay_bench, worker_bench
+from benchmarks import collect_bench, compute_bench, rebuild_bench, replay_bench, worker_bench
 from benchmarks.data import PARTITIONS, events_file, filled_topic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -26,7 +26,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--only", default="compute,worker,replay,rebuild")
+    parser.add_argument("--only", default="compute,worker,replay,rebuild,collect")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     console = Console()
@@ -78,6 +78,9 @@ def main() -> None:
             report["rebuild"]["ratio_to_bench_replay"] = round(
                 rate / report["replay"]["events_per_s"], 3
             )
+    if "collect" in parts:
+        console.print("[bold]nsm collect[/bold]: collector, (a) bare HTTP, (b) bare producer ...")
+        report["collect"] = collect_bench.run()
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
     table = Table(title=f"NSM benchmarks over {args.events:,} generated events")

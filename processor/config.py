@@ -25,6 +25,8 @@ class Settings(BaseSettings):
     metrics_port: int = Field(default=6066, ge=0, le=65535)
     clock: Literal["wall", "events"] = "wall"
     max_future_skew: str = "5m"
+    # How a Kafka message reads: NSM's own events, or Segment/RudderStack calls (CONTRACT §1).
+    input_format: Literal["nsm", "segment"] = "nsm"
 
     # Kafka security, passed through to the clients unchanged.
     kafka_security_protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"

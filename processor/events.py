@@ -9,13 +9,17 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, date, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any, Literal, NamedTuple
 
 import orjson
 
+from processor import segment
 from processor.engine.fields import label
 
 DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
+
+InputFormat = Literal["nsm", "segment"]
+INPUT_FORMATS: tuple[InputFormat, ...] = ("nsm", "segment")
 
 INVALID_REASONS = (
     "not_json",
@@ -111,8 +115,13 @@ def parse_event(
     raw: bytes | bytearray | memoryview | str | dict[str, Any] | None,
     now_ms: int,
     max_future_skew_ms: int = DEFAULT_MAX_FUTURE_SKEW_MS,
+    input_format: InputFormat = "nsm",
 ) -> Event | InvalidEvent:
-    """Decode and validate one message (docs/semantics.md, Events)."""
+    """Decode and validate one message (docs/semantics.md, Events).
+
+    `input_format="segment"` reads a Segment/RudderStack call: its type and event id come from
+    the call (processor/segment.py), everything else as for NSM's own events.
+    """
     if type(raw) is not bytes and isinstance(raw, dict):
         data: Any = raw
     else:
@@ -124,10 +133,18 @@ def parse_event(
             return InvalidEvent("not_json", str(exc))
     if not isinstance(data, dict):
         return InvalidEvent("not_object", f"a JSON {type(data).__name__} is not an object")
-    event_type = data.get("type")
-    if not isinstance(event_type, str):
-        detail = "no type" if event_type is None else f"type {event_type!r} is not a string"
-        return InvalidEvent("missing_type", detail)
+    if input_format == "segment":
+        mapped = segment.event_type(data)
+        if type(mapped) is tuple:
+            return InvalidEvent("missing_type", mapped[0])
+        event_type: Any = mapped
+        id_field = segment.MESSAGE_ID
+    else:
+        event_type = data.get("type")
+        if not isinstance(event_type, str):
+            detail = "no type" if event_type is None else f"type {event_type!r} is not a string"
+            return InvalidEvent("missing_type", detail)
+        id_field = "event_id"
     raw_ts = data.get("timestamp")
     if raw_ts is None:
         return InvalidEvent("missing_timestamp", "no timestamp")
@@ -145,7 +162,7 @@ def parse_event(
             f"timestamp {raw_ts!r} is more than {max_future_skew_ms} ms ahead of the clock "
             f"({now_ms} ms)",
         )
-    raw_id = data.get("event_id")
+    raw_id = data.get(id_field)
     if raw_id is not None and type(raw_id) is not str:
         raw_id = label(raw_id)
     return Event(event_type, ts_ms, raw_id, data)

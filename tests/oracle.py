@@ -61,7 +61,19 @@ def parse_timestamp(value: Any) -> int | None:
     return (local - EPOCH) // timedelta(milliseconds=1) + frac_ms - offset_ms
 
 
-def classify(raw: Any, now_ms: int, max_future_skew_ms: int) -> tuple[str | None, Any, int]:
+SEGMENT_CALLS = ("track", "identify", "group", "page", "screen", "alias")
+
+
+class Event(dict[str, Any]):
+    """A valid event: its fields, and the type and id the input format gives it."""
+
+    event_type: str
+    event_id: Any
+
+
+def classify(
+    raw: Any, now_ms: int, max_future_skew_ms: int, input_format: str = "nsm"
+) -> tuple[str | None, Any, int]:
     """(invalid reason or None, the event object, its timestamp in ms)."""
     if isinstance(raw, bytes | str):
         try:
@@ -70,8 +82,18 @@ def classify(raw: Any, now_ms: int, max_future_skew_ms: int) -> tuple[str | None
             return "not_json", None, 0
     if not isinstance(raw, dict):
         return "not_object", None, 0
-    if not isinstance(raw.get("type"), str):
-        return "missing_type", None, 0
+    event = Event(raw)
+    if input_format == "segment":
+        # A track call's `event` names it; any other call is named by its call type.
+        call = raw.get("type")
+        name = raw.get("event") if call == "track" else call
+        if call not in SEGMENT_CALLS or not isinstance(name, str) or name == "":
+            return "missing_type", None, 0
+        event.event_type, event.event_id = name, raw.get("messageId")
+    else:
+        if not isinstance(raw.get("type"), str):
+            return "missing_type", None, 0
+        event.event_type, event.event_id = raw["type"], raw.get("event_id")
     if raw.get("timestamp") is None:
         return "missing_timestamp", None, 0
     ts = parse_timestamp(raw["timestamp"])
@@ -79,12 +101,12 @@ def classify(raw: Any, now_ms: int, max_future_skew_ms: int) -> tuple[str | None
         return "bad_timestamp", None, 0
     if ts > now_ms + max_future_skew_ms:
         return "future_timestamp", None, 0
-    return None, raw, ts
+    return None, event, ts
 
 
 @dataclass
 class Applied:
-    events: list[tuple[int, dict[str, Any]]] = field(default_factory=list)  # (ts, event), arrival
+    events: list[tuple[int, Event]] = field(default_factory=list)  # (ts, event), arrival order
     invalid: Counter[str] = field(default_factory=Counter)
     duplicates: int = 0
 
@@ -106,17 +128,18 @@ def apply_events(
     now_ms: int,
     skew_ms: int = MAX_FUTURE_SKEW_MS,
     metrics: list[dict[str, Any]] | None = None,
+    input_format: str = "nsm",
 ) -> Applied:
     """Validate every raw event, then drop repeats of an applied id timestamped before the
     original's horizon (with no `metrics`, ids are remembered forever)."""
     out = Applied()
     until: dict[str, int] = {}  # event id label -> horizon of its original
     for raw in raw_events:
-        reason, event, ts = classify(raw, now_ms, skew_ms)
+        reason, event, ts = classify(raw, now_ms, skew_ms, input_format)
         if reason is not None:
             out.invalid[reason] += 1
             continue
-        event_id = event.get("event_id")
+        event_id = event.event_id
         if event_id is not None:
             original = until.get(label(event_id))
             if original is not None and (metrics is None or ts < original):
@@ -211,7 +234,7 @@ def filter_holds(value: Any, spec: Any) -> bool:
 def matches(event: dict[str, Any], spec: dict[str, Any]) -> bool:
     """`spec` has `event` (a type, a list of types or "*") and an optional `where`."""
     types = [spec["event"]] if isinstance(spec["event"], str) else spec["event"]
-    if "*" not in types and event["type"] not in types:
+    if "*" not in types and event.event_type not in types:
         return False
     return all(filter_holds(lookup(event, f), s) for f, s in (spec.get("where") or {}).items())
 
@@ -288,7 +311,42 @@ def condition_holds(cond: dict[str, Any], events: list[dict[str, Any]]) -> bool:
     return len(enough) >= exact(cond["at_least"])
 
 
-def eval_entities(metric: dict[str, Any], window: list[tuple[int, dict[str, Any]]]) -> Evaluated:
+def account(event: dict[str, Any]) -> Any:
+    """docs/semantics.md, Traits: `groupId` (read like any field), else `context.groupId`."""
+    found = lookup(event, "groupId")
+    return lookup(event, "context.groupId") if found is MISSING else found
+
+
+def trait_at(history: list[tuple[int, Event]], owner: Any, name: str, ts: int) -> str:
+    """The label of trait `group.<path>` of account `owner` as of `ts`: the latest group call
+    (largest timestamp at or before `ts`, then the later arrival) whose traits hold it."""
+    path = name[len("group.") :]
+    best: tuple[int, int, str] | None = None
+    for arrival, (call_ts, call) in enumerate(history):
+        if call.event_type != "group" or call_ts > ts or owner is MISSING:
+            continue
+        call_account = account(call)
+        if call_account is MISSING or label(call_account) != label(owner):
+            continue
+        traits = call.get("traits")
+        if not isinstance(traits, dict):
+            continue
+        value: Any = traits
+        for part in path.split("."):  # a literal path inside the traits
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            continue
+        if best is None or (call_ts, arrival) > best[:2]:
+            best = (call_ts, arrival, label(value))
+    return UNKNOWN if best is None else best[2]
+
+
+def eval_entities(
+    metric: dict[str, Any],
+    window: list[tuple[int, dict[str, Any]]],
+    history: list[tuple[int, Event]] | None = None,
+) -> Evaluated:
+    """`history`: every applied event in arrival order, where group calls are found."""
     spec = metric["entities"]
     by_entity: dict[str, list[tuple[int, int, dict[str, Any]]]] = {}
     for arrival, (ts, event) in enumerate(window):
@@ -303,8 +361,11 @@ def eval_entities(metric: dict[str, Any], window: list[tuple[int, dict[str, Any]
     fields = list(metric.get("segments") or [])
     seg: dict[str, dict[str, str]] = {f: {} for f in fields}
     for entity, rows in by_entity.items():
-        latest = max(rows, key=lambda row: (row[0], row[1]))[2]
+        latest_ts, _, latest = max(rows, key=lambda row: (row[0], row[1]))
         for f in fields:
+            if f.startswith("group."):
+                seg[f][entity] = trait_at(history or [], account(latest), f, latest_ts)
+                continue
             value = lookup(latest, f)
             seg[f][entity] = UNKNOWN if value is MISSING else label(value)
     labels = {f: set(seg[f].values()) for f in fields}
@@ -458,9 +519,10 @@ def oracle_compute(
     at_ms: int | None,
     now_ms: int,
     max_future_skew_ms: int = MAX_FUTURE_SKEW_MS,
+    input_format: str = "nsm",
 ) -> dict[str, Any]:
     """Every metric as of `at_ms`, in the JSON shape of `nsm compute --format json`."""
-    applied = apply_events(raw_events, now_ms, max_future_skew_ms, metrics)
+    applied = apply_events(raw_events, now_ms, max_future_skew_ms, metrics, input_format)
     if at_ms is None:
         at_ms = max((ts for ts, _ in applied.events), default=now_ms)
     done: dict[str, Evaluated] = {}
@@ -474,8 +536,10 @@ def oracle_compute(
                 done[metric["name"]] = eval_formula(metric, done)
             else:
                 window = [(ts, e) for ts, e in applied.events if in_window(ts, metric, at_ms)]
-                evaluate_one = eval_entities if "entities" in metric else eval_aggregate
-                done[metric["name"]] = evaluate_one(metric, window)
+                if "entities" in metric:
+                    done[metric["name"]] = eval_entities(metric, window, applied.events)
+                else:
+                    done[metric["name"]] = eval_aggregate(metric, window)
             pending.remove(metric)
             break
         else:

@@ -37,7 +37,41 @@ struct Spec {
     horizon: Vec<(i64, i64)>,
     /// The event types each metric kept in Python accepts (None: any).
     python_types: Vec<Option<Vec<String>>>,
+    /// How a message reads: "nsm" (NSM's own events) or "segment" (Segment/RudderStack calls).
+    #[serde(default)]
+    input_format: InputFormat,
     metrics: Vec<MetricSpec>,
+}
+
+/// The message shapes of CONTRACT §1. The mapping of a Segment/RudderStack call is
+/// processor/segment.py's: a track call's `event` is the type, any other call's type is its
+/// call type, `messageId` is the event id.
+#[derive(Deserialize, Default, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+enum InputFormat {
+    #[default]
+    Nsm,
+    Segment,
+}
+
+const SEGMENT_CALLS: [&str; 6] = ["track", "identify", "group", "page", "screen", "alias"];
+
+impl InputFormat {
+    /// The event type and the event id's field of a decoded message; None when it has no type
+    /// (the Python decoder then says why).
+    fn type_and_id<'v, 'a>(self, data: &'v Object<'a>) -> Option<(&'v str, &'static str)> {
+        let Some(Json::Str(kind)) = data.get("type") else { return None };
+        match self {
+            InputFormat::Nsm => Some((kind, "event_id")),
+            InputFormat::Segment if kind == "track" => match data.get("event") {
+                Some(Json::Str(name)) if !name.is_empty() => Some((name, "messageId")),
+                _ => None,
+            },
+            InputFormat::Segment => {
+                SEGMENT_CALLS.contains(&kind.as_ref()).then_some((kind.as_ref(), "messageId"))
+            }
+        }
+    }
 }
 
 /// What one event type reaches: native metrics with the conditions accepting it, and whether a
@@ -125,6 +159,7 @@ struct Partition {
     by_name: HashMap<String, usize>,
     horizon: Vec<(i64, i64)>,
     python_types: Vec<Option<AHashSet<String>>>,
+    input_format: InputFormat,
     route_of: AHashMap<String, usize>,
     routes: Vec<Route>,
     seen: AHashMap<String, i64>,
@@ -323,7 +358,7 @@ impl Partition {
     /// One record: applied here, or Defer.
     fn event(&mut self, raw: &[u8], offset: i64, index: usize) -> Result<(), Defer> {
         let Some(Json::Object(data)) = json::parse(raw) else { return Err(Defer) };
-        let Some(Json::Str(event_type)) = data.get("type") else { return Err(Defer) };
+        let (event_type, id_field) = self.input_format.type_and_id(&data).ok_or(Defer)?;
         let ts = match data.get("timestamp") {
             Some(Json::Int(i)) => *i,
             Some(Json::Str(s)) => time::parse_usual(s).ok_or(Defer)?,
@@ -333,7 +368,7 @@ impl Partition {
         if ts > limit {
             return Err(Defer);
         }
-        let event_id = match data.get("event_id") {
+        let event_id = match data.get(id_field) {
             None | Some(Json::Null) => None,
             Some(v) => Some(label(v).ok_or(Defer)?.into_owned()),
         };
@@ -376,6 +411,7 @@ impl Partition {
                 .into_iter()
                 .map(|t| t.map(|t| t.into_iter().collect()))
                 .collect(),
+            input_format: spec.input_format,
             route_of: AHashMap::new(),
             routes: Vec::new(),
             seen: AHashMap::new(),

@@ -20,7 +20,7 @@ from typing import Any, Protocol
 
 from processor.definitions.model import Catalog
 from processor.engine import Deduplicator, Engine, MetricValue
-from processor.events import Event, InvalidEvent, parse_event
+from processor.events import Event, InputFormat, InvalidEvent, parse_event
 
 Snapshot = dict[str, MetricValue]
 """Every metric's value as of one time."""
@@ -61,6 +61,7 @@ def read_event_log(
     catalog: Catalog,
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
+    input_format: InputFormat = "nsm",
 ) -> EventLog:
     """Parse and deduplicate in arrival order, with the horizon rule of the catalogue's windows."""
     clock = time.time_ns() // 1_000_000 if now_ms is None else now_ms
@@ -69,7 +70,7 @@ def read_event_log(
     invalid: Counter[str] = Counter()
     duplicates = 0
     for seq, raw in enumerate(raw_events):
-        event = parse_event(raw, clock, max_future_skew_ms)
+        event = parse_event(raw, clock, max_future_skew_ms, input_format)
         if isinstance(event, InvalidEvent):
             invalid[event.reason] += 1
             continue

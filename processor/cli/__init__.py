@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "history": ("history", "Export a replay's history as OpenMetrics for Prometheus."),
     "explain": ("explain", "Explain which diagnostics and segments moved a metric."),
     "evaluate": ("evaluate", "Test north-star candidates on history; scorecard and HTML report."),
+    "collect": ("collect", "Serve the Segment/RudderStack tracking API, producing to the topic."),
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Literal
 
 import click
 import orjson
@@ -11,6 +12,7 @@ from processor.cli.options import (
     TIME,
     definitions_option,
     events_option,
+    input_format_option,
     json_lines,
     load_or_exit,
 )
@@ -59,6 +61,7 @@ def _parse_skew(ctx: click.Context, param: click.Parameter, value: str) -> int:
     callback=_parse_skew,
     help="Events further than this ahead of the wall clock are invalid (future_timestamp).",
 )
+@input_format_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -67,6 +70,7 @@ def command(
     at_ms: int | None,
     output_format: str,
     max_future_skew_ms: int,
+    input_format: Literal["nsm", "segment"],
 ) -> None:
     """Compute every metric from a file of events, exactly as the streaming worker would.
 
@@ -80,7 +84,11 @@ def command(
         click.open_file(events_path, "rb") as stream,
     ):
         result = compute_metrics(
-            json_lines(stream), catalog, at_ms=at_ms, max_future_skew_ms=max_future_skew_ms
+            json_lines(stream),
+            catalog,
+            at_ms=at_ms,
+            max_future_skew_ms=max_future_skew_ms,
+            input_format=input_format,
         )
     if output_format == "json":
         out = click.get_binary_stream("stdout")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 import click
 import orjson
@@ -11,7 +12,13 @@ from processor.analysis.evaluate.export import history_needs, scorecard_json
 from processor.analysis.evaluate.panel import Panel, build_panel
 from processor.analysis.evaluate.scorecard import Scorecard, Settings, evaluate_candidates
 from processor.analysis.source import read_event_log
-from processor.cli.options import definitions_option, events_option, json_lines, load_or_exit
+from processor.cli.options import (
+    definitions_option,
+    events_option,
+    input_format_option,
+    json_lines,
+    load_or_exit,
+)
 from processor.cli.output import Align, TableData, print_tables, progress_status
 from processor.definitions import Catalog
 
@@ -92,6 +99,7 @@ def default_candidates(catalog: Catalog) -> list[str]:
     type=click.Path(dir_okay=False, path_type=Path),
     help="Also write the HTML report (self-contained, with charts) to this file.",
 )
+@input_format_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -104,6 +112,7 @@ def command(
     min_active_weeks: int,
     resamples: int,
     seed: int,
+    input_format: Literal["nsm", "segment"],
     output_format: str,
     html_path: Path | None,
 ) -> None:
@@ -143,7 +152,7 @@ def command(
         months=months, retention_weeks=retention_weeks, resamples=resamples, seed=seed
     )
     with progress_status(f"reading {events_path}"), click.open_file(events_path, "rb") as stream:
-        log = read_event_log(json_lines(stream), catalog)
+        log = read_event_log(json_lines(stream), catalog, input_format=input_format)
     if not log.events:
         raise click.ClickException(
             f"{events_path} holds no valid event: the test needs weeks of history, months for "

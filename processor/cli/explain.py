@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import click
 import orjson
 
@@ -9,7 +11,13 @@ from processor.analysis.explain.render import to_json, to_text
 from processor.analysis.explain.tree import explain_change
 from processor.analysis.prometheus import PrometheusSource, PrometheusUnavailable
 from processor.analysis.source import EventsSource, HistorySource, ValueSource, read_event_log
-from processor.cli.options import TIME, definitions_option, json_lines, load_or_exit
+from processor.cli.options import (
+    TIME,
+    definitions_option,
+    input_format_option,
+    json_lines,
+    load_or_exit,
+)
 from processor.cli.output import progress_status
 from processor.durations import UNIT_MS
 from processor.events import format_time
@@ -77,6 +85,7 @@ WEEK_MS = UNIT_MS["w"]
     default="text",
     show_default=True,
 )
+@input_format_option
 @click.pass_context
 def command(
     ctx: click.Context,
@@ -90,6 +99,7 @@ def command(
     definitions_path: str,
     depth: int | None,
     top: int,
+    input_format: Literal["nsm", "segment"],
     output_format: str,
 ) -> None:
     """Explain the change of METRIC between --from and --to (by default the last week's).
@@ -134,7 +144,7 @@ def command(
         else:
             assert events_path is not None
             with click.open_file(events_path, "rb") as stream:
-                log = read_event_log(json_lines(stream), catalog)
+                log = read_event_log(json_lines(stream), catalog, input_format=input_format)
             if not log.events:
                 raise click.ClickException(
                     f"{events_path} holds no valid event: explain needs events of at least the "

@@ -63,6 +63,15 @@ def _progress_wanted(choice: bool | None, to_stdout: bool) -> bool:
     metavar="SECONDS",
     help="Shuffle events locally, each by up to this many seconds.",
 )
+@click.option(
+    "--format",
+    "event_format",
+    type=click.Choice(["nsm", "segment"]),
+    default="nsm",
+    show_default=True,
+    help="NSM's own events, or Segment/RudderStack calls (track, page and group calls; read "
+    "with NSM_INPUT_FORMAT=segment and definitions/segment/).",
+)
 @click.option("--out", default="-", show_default=True, help="JSON Lines file; - is stdout.")
 @click.option("--topic", help="Produce to this Kafka topic [env NSM_TOPIC, product-events].")
 @click.option(
@@ -99,6 +108,7 @@ def command(
     duplicates: float,
     invalid: float,
     disorder: float,
+    event_format: str,
     out: str,
     topic: str | None,
     bootstrap: str | None,
@@ -116,6 +126,7 @@ def command(
       nsm generate --events 1000000 --out big.jsonl
       nsm generate --days 60 --drop 30 --drop-from 2026-11-10 --drop-segment region=emea
       nsm generate --kafka --days 14 --follow --rate 50
+      nsm generate --format segment --days 30 --out calls.jsonl
     """
     try:
         drop = _drop(drop_pct, drop_from, drop_segment)
@@ -131,6 +142,7 @@ def command(
             duplicates_pct=duplicates,
             invalid_pct=invalid,
             disorder_ms=int(disorder * 1000),
+            event_format=event_format,
         )
     except ValueError as error:
         raise click.UsageError(str(error)) from None

@@ -40,6 +40,17 @@ def events_option(function: F) -> F:
     )(function)
 
 
+def input_format_option(function: F) -> F:
+    return click.option(
+        "--input-format",
+        default="nsm",
+        show_default=True,
+        envvar="NSM_INPUT_FORMAT",
+        type=click.Choice(["nsm", "segment"]),
+        help="NSM's own events, or Segment/RudderStack calls [env NSM_INPUT_FORMAT].",
+    )(function)
+
+
 def load_or_exit(ctx: click.Context, path: str) -> Catalog:
     """The catalog; on bad or missing definitions, the problems on stderr and a non-zero exit."""
     try:

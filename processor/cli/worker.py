@@ -62,6 +62,13 @@ from processor.config import Settings
     help="Events further ahead of the wall clock go to the dead-letter topic.",
 )
 @click.option(
+    "--input-format",
+    envvar="NSM_INPUT_FORMAT",
+    default="nsm",
+    type=click.Choice(["nsm", "segment"]),
+    help="Messages are NSM's own events, or Segment/RudderStack calls (docs/segment.md).",
+)
+@click.option(
     "--tick",
     "tick_seconds",
     envvar="NSM_TICK_SECONDS",
@@ -85,8 +92,9 @@ from processor.config import Settings
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
 )
 def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namespace: str,
-            metrics_port: int, clock: str, max_future_skew: str, tick_seconds: float,
-            watch_definitions: str | None, log_level: str) -> None:  # fmt: skip
+            metrics_port: int, clock: str, max_future_skew: str, input_format: str,
+            tick_seconds: float, watch_definitions: str | None,
+            log_level: str) -> None:  # fmt: skip
     """Run the streaming worker.
 
     Consumes the topic in batches in the consumer group nsm-<namespace>, keeps every metric's
@@ -107,7 +115,7 @@ def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namesp
     overrides = dict(
         definitions=definitions, topic=topic, kafka_bootstrap=bootstrap, redis_url=redis_url,
         namespace=namespace, metrics_port=metrics_port, clock=clock,
-        max_future_skew=max_future_skew,
+        max_future_skew=max_future_skew, input_format=input_format,
     )  # fmt: skip
     try:
         settings = Settings(**overrides)  # type: ignore[arg-type]

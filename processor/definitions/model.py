@@ -30,6 +30,8 @@ TIERS: tuple[Tier, ...] = ("north_star", "diagnostic", "granular")
 ANY_EVENT = "*"
 NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]*$")
 MAX_SEGMENTS = 3
+# `group.<trait>`: an account's trait from its group calls (docs/semantics.md, Traits).
+GROUP_TRAIT_PREFIX = "group."
 FILTER_OPERATORS = ("in", "not_in", "not", "gt", "gte", "lt", "lte", "exists")
 
 Scalar = str | int | float | bool | None
@@ -241,6 +243,16 @@ class Metric(_Strict):
             raise ValueError(
                 "a metric has exactly one of entities, aggregate, formula; "
                 f"found {', '.join(kinds) or 'none'}"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _traits_on_entities(self) -> Metric:
+        traits = [s for s in self.segments if s.startswith(GROUP_TRAIT_PREFIX)]
+        if traits and self.aggregate is not None:
+            raise ValueError(
+                f"segment {traits[0]}: account traits (group.<trait>) segment entities metrics "
+                "only; an aggregate breaks down by a field of its own events"
             )
         return self
 

@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from processor.definitions.model import Catalog
 from processor.engine.engine import Deduplicator, Engine
@@ -55,8 +55,11 @@ def compute_metrics(
     at_ms: int | None = None,
     now_ms: int | None = None,
     max_future_skew_ms: int = 300_000,
+    input_format: Literal["nsm", "segment"] = "nsm",
 ) -> ComputeResult:
     """Apply the events in the given order (the arrival order) and evaluate every metric.
+
+    `input_format="segment"` reads Segment/RudderStack calls (processor/events.py).
 
     `at_ms` None means the largest timestamp among applied events, or `now_ms` (default the wall
     clock) when none was applied. Invalid events and repeated event ids are counted, not applied.
@@ -67,7 +70,7 @@ def compute_metrics(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        return _compute(events, catalog, at_ms, clock_now, max_future_skew_ms)
+        return _compute(events, catalog, at_ms, clock_now, max_future_skew_ms, input_format)
     finally:
         if collecting:
             gc.enable()
@@ -80,6 +83,7 @@ def _compute(
     at_ms: int | None,
     clock_now: int,
     max_future_skew_ms: int,
+    input_format: Literal["nsm", "segment"],
 ) -> ComputeResult:
     from processor.events import InvalidEvent, parse_event
 
@@ -89,7 +93,7 @@ def _compute(
     duplicates = applied = 0
     latest: int | None = None
     for seq, raw in enumerate(events):
-        event = parse_event(raw, clock_now, max_future_skew_ms)
+        event = parse_event(raw, clock_now, max_future_skew_ms, input_format)
         if type(event) is InvalidEvent:
             invalid[event.reason] += 1
             continue

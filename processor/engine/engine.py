@@ -19,6 +19,7 @@ from processor.engine.formulas import FormulaMetric
 from processor.engine.segments import MetricValue
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, finish
+from processor.engine.traits import GROUP_CALL
 from processor.engine.windows import window_bounds
 
 if TYPE_CHECKING:
@@ -94,6 +95,9 @@ class Engine:
         for aggregate in self._aggregates.values():
             names |= aggregate.field_names
         self._flatten = make_flattener(names)
+        self._trait_metrics = tuple(
+            (name, metric) for name, metric in self._entities.items() if metric.trait_fields
+        )
         self.states: dict[str, MetricState] = self.new_states()
         self._routes: dict[str, tuple[tuple[_EntitiesRoute, ...], tuple[_AggregateRoute, ...]]] = {}
         # Over the whole catalogue, also for an engine that keeps only some of its metrics: which
@@ -185,6 +189,13 @@ class Engine:
             route = self._route(event_type)
         entity_routes, aggregate_routes = route
         late: list[str] = []
+        if event_type == GROUP_CALL and self._trait_metrics:
+            # Traits are never late: an old call can still be an account's latest (traits.py).
+            view = self._flatten(data)
+            for name, metric in self._trait_metrics:
+                state = self.states[name]
+                assert isinstance(state, EntitiesState)
+                metric.record_traits(state, view, ts_ms, seq)
         if not (entity_routes or aggregate_routes):
             return late
         view = self._flatten(data)

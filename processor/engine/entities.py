@@ -17,6 +17,14 @@ from processor.engine.fields import (
     label,
 )
 from processor.engine.state import EXACT, EntitiesShape, EntitiesState, EntityCell
+from processor.engine.traits import (
+    ACCOUNT_FIELDS,
+    TRAITS,
+    GroupTraits,
+    account_of,
+    account_ref,
+    is_trait,
+)
 from processor.engine.windows import WindowBounds
 
 COUNT, DISTINCT, VALUE_COUNTS, SUM = "count", "distinct", "value_counts", "sum"
@@ -51,7 +59,11 @@ class EntitiesMetric:
         self.buckets_in_window = metric.buckets_in_window
         self.segment_fields = tuple(metric.segments)
         self._key = metric.entities.key
-        self.field_names = {self._key, *metric.segments}
+        # `group.<trait>` segments hold the event's account; the trait is looked up later.
+        self.trait_fields = tuple(f for f in metric.segments if is_trait(f))
+        self.field_names = {self._key, *(f for f in metric.segments if not is_trait(f))}
+        if self.trait_fields:
+            self.field_names.update(ACCOUNT_FIELDS)
         slots = {COUNT: 0, DISTINCT: 0, VALUE_COUNTS: 0, SUM: 0}
         caps: dict[str, list[int]] = {COUNT: [], DISTINCT: [], VALUE_COUNTS: []}
         conditions = []
@@ -99,7 +111,15 @@ class EntitiesMetric:
         )
 
     def new_state(self) -> EntitiesState:
-        return EntitiesState(self.shape)
+        if not self.trait_fields:
+            return EntitiesState(self.shape)
+        return EntitiesState(self.shape, traits=GroupTraits(self.trait_fields, self.bucket_ms))
+
+    def record_traits(self, state: EntitiesState, view: Mapping[str, Any], ts_ms: int,
+                      seq: int) -> None:  # fmt: skip
+        """Take a group call's traits into the metric's history (never late: traits.py)."""
+        assert state.traits is not None
+        state.traits.record(account_of(view), ts_ms, seq, view.get(TRAITS))
 
     def conditions_for(self, event_type: str) -> tuple[CompiledCondition, ...]:
         return tuple(c for c in self.conditions if c.accepts_type(event_type))
@@ -165,11 +185,26 @@ class EntitiesMetric:
                     value_counts[value] = count + 1
 
     def _labels(self, view: Mapping[str, Any]) -> tuple[str, ...]:
+        labels = [
+            value if type(value) is str else UNKNOWN if value is None else label(value)
+            for value in map(view.get, self.segment_fields)
+        ]
+        if self.trait_fields:
+            account = account_ref(account_of(view))
+            for i, name in enumerate(self.segment_fields):
+                if is_trait(name):
+                    labels[i] = account
+        return tuple(labels)
+
+    def resolve(self, state: EntitiesState, cell: EntityCell) -> tuple[str, ...]:
+        """An entity's segment labels from its (window-merged) cell: trait segments become the
+        account's trait as of the entity's most recent matching event."""
+        if state.traits is None:
+            return cell.labels
+        traits, ts = state.traits, cell.latest_ts
         return tuple(
-            [
-                value if type(value) is str else UNKNOWN if value is None else label(value)
-                for value in map(view.get, self.segment_fields)
-            ]
+            traits.value(held, name, ts) if is_trait(name) else held
+            for name, held in zip(self.segment_fields, cell.labels, strict=True)
         )
 
     def qualifies(self, cell: EntityCell) -> bool:

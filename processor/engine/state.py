@@ -14,7 +14,9 @@ Layout (what a Redis mapping stores, one hash or set per line is natural):
 
     latest_ts, latest_seq   the entity's most recent matching event in this bucket (event time,
                             ties by arrival sequence); merge keeps the larger (ts, seq, labels)
-    labels                  that event's segment labels, one per segment field (`unknown` if absent)
+    labels                  that event's segment labels, one per segment field (`unknown` if
+                            absent); for a `group.<trait>` segment, the event's account, whose
+                            trait is looked up as of latest_ts at evaluation (traits.py)
     counts[i]               count_at_least N: matching events, capped at N; merge: min(a + b, N)
     sets[i]                 distinct F at_least N: the N smallest labels of F seen (capped at N,
                             enough to decide "at least N"); merge: the N smallest of a | b
@@ -23,6 +25,8 @@ Layout (what a Redis mapping stores, one hash or set per line is natural):
     sums[i]                 sum F: exact Decimal sum; merge: a + b
 
 `i` numbers the conditions of one kind in declaration order (EntitiesShape says which is which).
+A metric with `group.<trait>` segments also keeps its accounts' trait history (`traits`, not per
+bucket: pruned to what its window can still need, traits.py).
 
 `aggregate` metrics, per bucket:
 
@@ -43,6 +47,10 @@ import heapq
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from decimal import MAX_EMAX, MAX_PREC, MIN_EMIN, Context, Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from processor.engine.traits import GroupTraits
 
 EXACT = Context(prec=MAX_PREC, Emax=MAX_EMAX, Emin=MIN_EMIN)
 ZERO = Decimal(0)
@@ -142,8 +150,12 @@ def _drop_before(buckets: dict[int, object], first_bucket: int) -> None:
 class EntitiesState:
     shape: EntitiesShape
     buckets: dict[int, dict[str, EntityCell]] = field(default_factory=dict)
+    # The accounts' trait history, for a metric with `group.<trait>` segments (traits.py).
+    traits: GroupTraits | None = None
 
     def merge(self, other: EntitiesState) -> None:
+        if other.traits is not None and self.traits is not None:
+            self.traits.merge(other.traits)
         for bucket, cells in other.buckets.items():
             mine = self.buckets.setdefault(bucket, {})
             for entity, cell in cells.items():
@@ -155,6 +167,8 @@ class EntitiesState:
 
     def expire(self, first_bucket: int) -> None:
         _drop_before(self.buckets, first_bucket)  # type: ignore[arg-type]
+        if self.traits is not None:
+            self.traits.prune(first_bucket)
 
 
 @dataclass(slots=True)

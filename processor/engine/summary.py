@@ -71,6 +71,8 @@ Summary = dict[str, Part]
 class _EntityResult:
     qualifies: bool
     labels: tuple[str, ...]
+    # The window-merged cell, kept only where trait segments are looked up again (traits.py).
+    cell: EntityCell | None
 
 
 class EntitiesCache:
@@ -81,22 +83,35 @@ class EntitiesCache:
         self.results: dict[str, _EntityResult] = {}
         self.window: WindowBounds | None = None
         self.dirty: set[str] = set()
+        self._traits_version = -1
 
     def touched(self, entities: Iterable[str]) -> None:
         self.dirty.update(entities)
+
+    def _result(self, state: EntitiesState, cell: EntityCell) -> _EntityResult:
+        metric = self.metric
+        kept = cell if metric.trait_fields else None
+        return _EntityResult(metric.qualifies(cell), metric.resolve(state, cell), kept)
 
     def evaluate(self, state: EntitiesState, window: WindowBounds) -> Additive:
         if window != self.window:
             # Once per bucket boundary: buckets left and entered the window (and expiry may have
             # dropped some already), so every entity is evaluated again, in one pass over cells.
             self.results = {
-                entity: _EntityResult(self.metric.qualifies(cell), cell.labels)
+                entity: self._result(state, cell)
                 for entity, cell in self.metric.window_cells(state, window).items()
             }
             self.window = window
         else:
             self._update(state, window, self.dirty)
         self.dirty = set()
+        traits = state.traits
+        if traits is not None and traits.version != self._traits_version:
+            # A group call may relabel any entity of its account, at any time in the window.
+            for result in self.results.values():
+                assert result.cell is not None
+                result.labels = self.metric.resolve(state, result.cell)
+            self._traits_version = traits.version
         total = 0
         per_field: list[dict[str, Number]] = [{} for _ in self.metric.segment_fields]
         for result in self.results.values():
@@ -122,7 +137,7 @@ class EntitiesCache:
             if merged is None:
                 self.results.pop(entity, None)
             else:
-                self.results[entity] = _EntityResult(self.metric.qualifies(merged), merged.labels)
+                self.results[entity] = self._result(state, merged)
 
 
 # ---- summarising one engine ---------------------------------------------------------------

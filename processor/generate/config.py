@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import Literal
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
@@ -62,6 +63,8 @@ class GeneratorConfig:
     duplicates_pct: float = 0.0
     invalid_pct: float = 0.0
     disorder_ms: int = 0
+    # NSM's own events, or the calls of a Segment/RudderStack source (generate/segment.py).
+    event_format: Literal["nsm", "segment"] = "nsm"
     # Accounts that already exist when the history starts; the rest sign up during it.
     existing_share: float = field(default=0.5)
 

@@ -16,6 +16,7 @@ import orjson
 
 from processor.generate.config import GeneratorConfig
 from processor.generate.product import Event
+from processor.generate.segment import SegmentShaper
 from processor.generate.simulation import Simulation
 
 Record = tuple[bytes | None, bytes]
@@ -38,9 +39,9 @@ def message_key(event: Event) -> bytes | None:
     return None if owner is None else str(owner).encode()
 
 
-def invalid_value(event: Event, kind: str) -> bytes:
-    """An invalid message made from a valid event; its own id never hides the event."""
-    broken = {**event, "event_id": f"{event['event_id']}-bad"}
+def invalid_value(event: Event, kind: str, id_field: str = "event_id") -> bytes:
+    """An invalid message made from a valid event (or call); its own id never hides the event."""
+    broken = {**event, id_field: f"{event[id_field]}-bad"}
     if kind == "not_json":
         return orjson.dumps(broken)[:-7]
     if kind == "not_object":
@@ -93,15 +94,19 @@ class RecordStream:
         duplicate_share = self.config.duplicates_pct / 100
         invalid_share = self.config.invalid_pct / 100
         faults = self._faults
+        shaper = SegmentShaper() if self.config.event_format == "segment" else None
+        id_field = "event_id" if shaper is None else "messageId"
         for ts, event in events:
             self.stats.last_event_ms = ts
             key = message_key(event)
-            value = orjson.dumps(event)
-            yield ts, ("event", (key, value))
-            if duplicate_share and faults.random() < duplicate_share:
-                yield ts, ("duplicate", (key, value))  # a producer retry: the same bytes again
-            if invalid_share and faults.random() < invalid_share:
-                yield ts, ("invalid", (key, invalid_value(event, faults.choice(INVALID_KINDS))))
+            for shaped in (event,) if shaper is None else shaper.calls(event):
+                value = orjson.dumps(shaped)
+                yield ts, ("event", (key, value))
+                if duplicate_share and faults.random() < duplicate_share:
+                    yield ts, ("duplicate", (key, value))  # a producer retry: the same bytes
+                if invalid_share and faults.random() < invalid_share:
+                    kind = faults.choice(INVALID_KINDS)
+                    yield ts, ("invalid", (key, invalid_value(shaped, kind, id_field)))
 
     def _ordered(self) -> Iterator[Tagged]:
         history = self._with_faults(self.simulation.history())

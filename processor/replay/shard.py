@@ -130,7 +130,9 @@ class Shard:
     async def _load(self) -> dict[int, int]:
         positions = {}
         for partition, start in self.plan.start.items():
-            state = PartitionState(self.request.catalog, partition)
+            state = PartitionState(
+                self.request.catalog, partition, input_format=self.settings.input_format
+            )
             position = start
             if self.resumed:
                 stored = await self.store.load(partition)

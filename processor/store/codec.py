@@ -10,6 +10,10 @@ One Redis hash holds one bucket of one metric of one partition. Its fields:
                field = ["s", segment, label, value]  value = 1
                field = ["s", segment, label]         value = 1    (a label without values)
 
+    traits     (bucket TRAITS_BUCKET) field = account (`@<label>`)   value = {trait: [[ts, seq,
+               label], ...]}: a metric's trait history (engine/traits.py), kept until the
+               metric is dropped, pruned as the accounts' calls are written again
+
 Field names other than entity labels are compact JSON arrays, so labels may hold any character.
 Sums are written as decimal strings, so they load back exactly. Values are absolute, not
 increments: writing a field twice is harmless, which keeps a retried write safe.
@@ -35,6 +39,9 @@ from processor.engine.state import (
 )
 
 TOTAL = orjson.dumps(["t"])
+# The bucket number a metric's trait history is stored under: below every bucket an event can
+# have (timestamps are 64-bit integers), so it never meets a real one.
+TRAITS_BUCKET = -(2**63) - 1
 
 Fields = dict[bytes, bytes]
 
@@ -102,6 +109,10 @@ def all_fields(state: MetricState, bucket: int) -> Fields:
 def load_bucket(state: MetricState, bucket: int, fields: Mapping[bytes, bytes]) -> None:
     """Put one stored bucket into `state` (which has no such bucket yet)."""
     if isinstance(state, EntitiesState):
+        if bucket == TRAITS_BUCKET:
+            if state.traits is not None:
+                state.traits.load(fields)
+            return
         state.buckets[bucket] = {
             entity.decode(): decode_cell(raw) for entity, raw in fields.items()
         }

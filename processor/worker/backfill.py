@@ -351,7 +351,9 @@ async def read_group(
     p, end = request.partition, group_end(request.group)
     client = aioredis.Redis.from_url(request.settings.redis_url.get_secret_value())
     store = PartitionStore(client, request.namespace, scope(request.group))
-    state = NativePartitionState(request.catalog, p, metrics=request.metrics)
+    state = NativePartitionState(
+        request.catalog, p, metrics=request.metrics, input_format=request.settings.input_format
+    )
     consumer = new_consumer(request.settings.kafka_bootstrap, request.settings)
     try:
         await consumer.start()

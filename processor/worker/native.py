@@ -23,7 +23,8 @@ from processor.engine import Engine
 from processor.engine.entities import SUM, EntitiesMetric
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Additive, Number, Summary
-from processor.events import InvalidEvent, parse_event
+from processor.engine.traits import GROUP_CALL
+from processor.events import InputFormat, InvalidEvent, parse_event
 from processor.store.codec import encode_cell
 from processor.store.partition_store import StoredPartition
 from processor.store.payloads import NewIds, PackedWrites
@@ -61,6 +62,8 @@ def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
     """The native core's form of an entities metric, or None when it stays in Python."""
     if any(c.kind == SUM for c in metric.conditions):
         return None  # exact decimal sums stay with Python's Decimal
+    if metric.trait_fields:
+        return None  # account traits (group calls) are looked up by the Python engine
     model = catalog[metric.name].entities
     assert model is not None
     spec = {
@@ -90,7 +93,11 @@ def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
 
 class NativePartitionState(PartitionState):
     def __init__(
-        self, catalog: Catalog, partition: int, metrics: Collection[str] | None = None
+        self,
+        catalog: Catalog,
+        partition: int,
+        metrics: Collection[str] | None = None,
+        input_format: InputFormat = "nsm",
     ) -> None:
         """`metrics`: the metrics covered (all when None), as for `PartitionState`."""
         covered = covered_metrics(catalog, metrics)
@@ -103,19 +110,25 @@ class NativePartitionState(PartitionState):
         self.native_metrics = frozenset(native)
         python = [name for name in covered if name not in native]
         # Python keeps the other metrics; events the native core defers run through `_full`.
-        super().__init__(catalog, partition, held=python, metrics=covered)
+        super().__init__(
+            catalog, partition, held=python, metrics=covered, input_format=input_format
+        )
         python_types: list[list[str] | None] = []
         for name in python:
             if name in full.aggregate_metrics:
                 types = full.aggregate_metrics[name].types
                 python_types.append(None if types is None else sorted(types))
             else:
-                for condition in full.entities_metrics[name].conditions:
+                entities = full.entities_metrics[name]
+                for condition in entities.conditions:
                     types = condition.types
                     python_types.append(None if types is None else sorted(types))
-        spec = b'{"horizon":%b,"python_types":%b,"metrics":[%b]}' % (
+                if entities.trait_fields:
+                    python_types.append([GROUP_CALL])  # its accounts' traits
+        spec = b'{"horizon":%b,"python_types":%b,"input_format":%b,"metrics":[%b]}' % (
             orjson.dumps(full.horizon_terms),
             orjson.dumps(python_types),
+            orjson.dumps(input_format),
             b",".join(native.values()),
         )
         self._native = Partition(spec.decode())
@@ -156,7 +169,7 @@ class NativePartitionState(PartitionState):
         index = native.run(0)
         while index < len(records):
             message = records[index]
-            event = parse_event(message.value, now_ms, max_future_skew_ms)
+            event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
             if type(event) is InvalidEvent:
                 outcome.invalid.append(
                     InvalidMessage(message.offset, message.value, event.reason, event.detail)
@@ -174,7 +187,7 @@ class NativePartitionState(PartitionState):
         late.update(native_late)
         for index, lateness_clock in python_events:
             message = records[index]
-            event = parse_event(message.value, now_ms, max_future_skew_ms)
+            event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
             assert not isinstance(event, InvalidEvent), "the native core took it as valid"
             for metric in self._scratch.apply(event, message.offset, lateness_clock):
                 late[metric] += 1

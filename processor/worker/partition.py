@@ -20,8 +20,8 @@ from processor.definitions.model import Catalog, Metric
 from processor.engine import Engine
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, Summary
-from processor.events import InvalidEvent, parse_event
-from processor.store.codec import Fields, changed_fields, load_bucket
+from processor.events import InputFormat, InvalidEvent, parse_event
+from processor.store.codec import TRAITS_BUCKET, Fields, changed_fields, load_bucket
 from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
 from processor.store.payloads import BucketWrite, NewIds, PackedWrites
 
@@ -49,6 +49,8 @@ def _merge_delta(states: dict[str, MetricState], delta: dict[str, MetricState]) 
             merge_states(mine, theirs)
             continue
         shape = mine.shape
+        if theirs.traits is not None and mine.traits is not None:
+            mine.traits.merge(theirs.traits)
         for bucket, cells in theirs.buckets.items():
             stored = mine.buckets.get(bucket)
             if stored is None:
@@ -60,6 +62,10 @@ def _merge_delta(states: dict[str, MetricState], delta: dict[str, MetricState]) 
                     stored[entity] = cell
                 else:
                     existing.merge(cell, shape)
+
+
+# The expiry of a trait history's write: never, it goes with its metric (store/codec.py).
+KEPT_UNTIL_DROPPED = 2**63 - 1
 
 
 class Record(Protocol):
@@ -123,13 +129,16 @@ class PartitionState:
         partition: int,
         held: Collection[str] | None = None,
         metrics: Collection[str] | None = None,
+        input_format: InputFormat = "nsm",
     ) -> None:
         """`metrics`: the metrics this state covers (every one when None; a rebuild covers the
         metrics it rebuilds). `held`: those of them kept in its Python engine (all when None; a
         subclass keeps the others elsewhere). Event ids are deduplicated by the rule of the
-        whole catalogue (docs/semantics.md), whichever metrics are covered."""
+        whole catalogue (docs/semantics.md), whichever metrics are covered. `input_format`: how
+        messages read (NSM_INPUT_FORMAT)."""
         self.catalog = catalog
         self.partition = partition
+        self.input_format: InputFormat = input_format
         covered = covered_metrics(catalog, metrics)
         self.engine = Engine(catalog, only=covered if held is None else held)
         self._scratch = Engine(catalog, only=covered if held is None else held)
@@ -204,7 +213,7 @@ class PartitionState:
                 skipped += 1
                 continue
             new_offset = offset
-            event = parse_event(message.value, now_ms, max_future_skew_ms)
+            event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
             if type(event) is InvalidEvent:
                 invalid.append(InvalidMessage(offset, message.value, event.reason, event.detail))
                 continue
@@ -249,11 +258,19 @@ class PartitionState:
         """Merge a batch's delta into the mirror; returns the changed fields to write."""
         _merge_delta(self.engine.states, delta)
         self._summarizer.touched(delta)
-        return PackedWrites.pack(
+        writes = [
             self._write(name, bucket, changed_fields(self.engine.states[name], state, bucket))
             for name, state in delta.items()
             for bucket in state.buckets
-        )
+        ]
+        for name, state in delta.items():
+            if isinstance(state, EntitiesState) and state.traits is not None:
+                mirror = self.engine.states[name]
+                assert isinstance(mirror, EntitiesState) and mirror.traits is not None
+                traits = {ref.encode(): mirror.traits.encode(ref) for ref in state.traits}
+                if traits:
+                    writes.append(BucketWrite(name, TRAITS_BUCKET, KEPT_UNTIL_DROPPED, traits))
+        return PackedWrites.pack(writes)
 
     def summarize(self, as_of_ms: int) -> Summary:
         return self._summarizer.summarize(as_of_ms)

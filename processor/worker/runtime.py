@@ -275,7 +275,7 @@ class Worker:
         plan = plan_restore(stored, self.catalog, now_ms())
         for group in plan.stale_shadows:
             await self.store.scoped(scope(group)).clear(p)
-        state = NativePartitionState(self.catalog, p)
+        state = NativePartitionState(self.catalog, p, input_format=self.settings.input_format)
         marks = dict(plan.marks)
         if plan.reset:
             if stored.offset is not None:

@@ -33,6 +33,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from processor.definitions.model import Catalog
 from processor.engine import compute_metrics
+from processor.events import InputFormat
 
 ROOT = Path(__file__).resolve().parents[3]
 NSM = ROOT / ".venv" / "bin" / "nsm"
@@ -457,11 +458,12 @@ def expected_metrics(
     *,
     at_ms: int | None = None,
     now_ms: int | None = None,
+    input_format: InputFormat = "nsm",
 ) -> tuple[dict[str, Any], int, Any]:
     """(comparable values, as_of ms, the ComputeResult) of compute over the topic's messages."""
     values = [v for v in values_of(records) if v is not None]
     now = int(time.time() * 1000) if now_ms is None else now_ms
-    result = compute_metrics(values, catalog, at_ms=at_ms, now_ms=now)
+    result = compute_metrics(values, catalog, at_ms=at_ms, now_ms=now, input_format=input_format)
     return comparable(result.to_json()["metrics"], catalog), result.as_of_ms, result
 
 
@@ -472,12 +474,13 @@ def wait_exact(
     catalog: Catalog,
     timeout_s: float = 45,
     stable_ticks: int = 3,
+    input_format: InputFormat = "nsm",
 ) -> dict[str, Any]:
     """Wait until the workers have applied every message (lag 0 on every partition) and the
     exporter's values equal compute over the topic as of the newest event (NSM_CLOCK=events),
     and stay so for a few ticks; fail with the differences otherwise."""
     records = read_topic(bootstrap, topic)
-    expected, as_of_ms, _ = expected_metrics(records, catalog)
+    expected, as_of_ms, _ = expected_metrics(records, catalog, input_format=input_format)
     partitions = sorted(records)
     last: dict[str, Any] = {}
 

@@ -21,7 +21,8 @@ from hypothesis import strategies as st
 from processor.definitions import load_definitions
 from processor.definitions.model import Catalog
 from processor.engine.state import EntitiesState
-from processor.store.codec import decode_cell
+from processor.events import InputFormat
+from processor.store.codec import TRAITS_BUCKET, decode_cell
 from processor.worker import native as native_module
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, Message, PartitionState
@@ -40,7 +41,7 @@ def _comparable(outcome: BatchOutcome, catalog: Catalog) -> dict[str, Any]:
     not part of the state (it follows the order in which merges met the values)."""
     writes = {}
     for w in outcome.writes.unpack():
-        cells = catalog[w.metric].kind == "entities"
+        cells = catalog[w.metric].kind == "entities" and w.bucket != TRAITS_BUCKET
         fields = {key: decode_cell(value) if cells else value for key, value in w.fields.items()}
         writes[(w.metric, w.bucket)] = (w.expires_at_ms, fields)
     return {
@@ -54,11 +55,16 @@ def _comparable(outcome: BatchOutcome, catalog: Catalog) -> dict[str, Any]:
 
 
 def _run_both(
-    scenario: Scenario, choose: st.DataObject, event_clock: bool, drop_late: bool
+    scenario: Scenario,
+    choose: st.DataObject,
+    event_clock: bool,
+    drop_late: bool,
+    input_format: InputFormat = "nsm",
 ) -> None:
     catalog = catalog_of(scenario.metrics)
     messages = [Message(i, _raw(item)) for i, item in enumerate(copy.deepcopy(scenario.raw))]
-    python, native = PartitionState(catalog, 0), NativePartitionState(catalog, 0)
+    python = PartitionState(catalog, 0, input_format=input_format)
+    native = NativePartitionState(catalog, 0, input_format)
     store = DictStore()
     position = 0
     restart_at = choose.draw(st.integers(0, len(messages)))
@@ -76,7 +82,7 @@ def _run_both(
             store.expire(clock, native.forget_ids_until(clock))
             assert native.seen_ids == python.seen_ids
         if position >= restart_at and choose.draw(st.booleans()):
-            native = NativePartitionState(catalog, 0)
+            native = NativePartitionState(catalog, 0, input_format)
             native.restore(store.stored())
             restart_at = len(messages) + 1
     for as_of in [BASE_MS, *(t for t in scenario.as_of if t is not None)]:
