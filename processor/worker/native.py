@@ -96,8 +96,8 @@ class NativePartitionState(PartitionState):
         self,
         catalog: Catalog,
         partition: int,
-        metrics: Collection[str] | None = None,
         input_format: InputFormat = "nsm",
+        metrics: Collection[str] | None = None,
     ) -> None:
         """`metrics`: the metrics covered (all when None), as for `PartitionState`."""
         covered = covered_metrics(catalog, metrics)

@@ -128,8 +128,8 @@ class PartitionState:
         catalog: Catalog,
         partition: int,
         held: Collection[str] | None = None,
-        metrics: Collection[str] | None = None,
         input_format: InputFormat = "nsm",
+        metrics: Collection[str] | None = None,
     ) -> None:
         """`metrics`: the metrics this state covers (every one when None; a rebuild covers the
         metrics it rebuilds). `held`: those of them kept in its Python engine (all when None; a
