@@ -182,6 +182,13 @@ def test_two_workers_each_rebuild_their_partitions_and_export_only_what_all_have
                 exact_at = time.monotonic()
         time.sleep(0.5)
     assert exact_at is not None, "not exact within 120 s"
+    # The group may still rebalance (the second worker joined late): once each worker holds two
+    # partitions, the values are exact and stay so.
+    wait_until(
+        lambda: [w.scrape().one("nsm_partitions_assigned") for w in (first, second)] == [2, 2],
+        60,
+        "two partitions each",
+    )
     wait_exact([first, second], e2e.bootstrap, e2e.topic, catalog, timeout_s=60)
     logs = [w.log_path.read_text() for w in (first, second)]
     rebuilt = [
