@@ -297,7 +297,8 @@ def _serve(conn: Connection, parent: int) -> None:
 async def _serve_groups(conn: Connection, parent: int) -> None:
     """Read each group asked for in a task of its own, until the worker's pipe closes."""
     reading: dict[str, asyncio.Task[None]] = {}
-    applier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="nsm-rebuild")
+    # Two threads: two groups apply their batches at once (each group one batch at a time).
+    applier = ThreadPoolExecutor(max_workers=2, thread_name_prefix="nsm-rebuild")
 
     def send(kind: str, group: str, payload: Any = None) -> None:
         with contextlib.suppress(OSError):  # the worker is gone: the loop below ends
