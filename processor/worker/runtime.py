@@ -148,6 +148,8 @@ class Worker:
         # topic still held it, and the invalid messages up to an offset went to the DLQ already.
         self._cover_from_first: set[int] = set()
         self._dlq_until: dict[int, int] = {}
+        # The last offset fetched per partition since its last seek (`_caught_up`).
+        self._fetched_to: dict[int, int] = {}
         self._reloading = asyncio.Lock()
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
@@ -253,6 +255,7 @@ class Worker:
         self.partitions[tp.partition] = state
         assert self.consumer is not None
         self._seeks[tp.partition] += 1
+        self._fetched_to.pop(tp.partition, None)
         if state.offset is None:
             await self.consumer.seek_to_beginning(tp)
         else:
@@ -377,6 +380,8 @@ class Worker:
         # What each partition is now, before anything here awaits (a load seeks).
         fetched = [(tp, records, self.partitions.get(tp.partition), self._seeks[tp.partition])
                    for tp, records in batches.items() if records]  # fmt: skip
+        for tp, records, _, _ in fetched:
+            self._fetched_to[tp.partition] = records[-1].offset
         steps = []
         for tp, records, state, seeks in fetched:
             if state is None:
@@ -534,6 +539,7 @@ class Worker:
             async with asyncio.timeout(KAFKA_TICK_TIMEOUT_S):
                 await self._commit()
                 await self._update_lag()
+                await self._caught_up()
             self._kafka_ok()
         except (KafkaError, TimeoutError) as exc:
             self._kafka_down()
@@ -604,6 +610,27 @@ class Worker:
             offsets, self._committable = self._committable, {}
             await self.consumer.commit(offsets)
 
+    async def _caught_up(self) -> None:
+        """A partition catching up from the topic's beginning whose last records before its end
+        offset were transaction markers (no event, so no batch reaches that end): complete once
+        the consumer's position has passed the end and every record fetched is applied."""
+        assert self.consumer is not None
+        for partition, state in list(self.partitions.items()):
+            if state.ready_at is None:
+                continue
+            tp = TopicPartition(self.topic, partition)
+            if await self.consumer.position(tp) < state.ready_at:
+                continue
+            async with self._partition_lock(partition):
+                if self.partitions.get(partition) is not state or state.ready_at is None:
+                    continue
+                if not self._all_fetched_applied(partition, state):
+                    continue  # a fetched batch is still to be applied
+                await self.store.update_meta(partition, MetaUpdate(delete=(READY_AT,)))
+                state.ready_at = None
+            log.info("partition caught up: its metrics are complete",
+                     extra={"partition": partition, "offset": state.offset})  # fmt: skip
+
     async def _update_lag(self) -> None:
         if self.consumer is None:
             return
@@ -618,9 +645,17 @@ class Worker:
             state = self.partitions.get(tp.partition)
             if state is not None:
                 applied_next = 0 if state.offset is None else state.offset + 1
+                if self._all_fetched_applied(tp.partition, state):
+                    # Past transaction markers too, which carry no event and are never applied.
+                    applied_next = max(applied_next, await self.consumer.position(tp))
                 self.telemetry.lag.labels(self.topic, str(tp.partition)).set(
                     max(0, end - applied_next)
                 )
+
+    def _all_fetched_applied(self, partition: int, state: PartitionState) -> bool:
+        """Whether every record fetched for the partition since its last seek is applied."""
+        fetched = self._fetched_to.get(partition)
+        return fetched is None or (state.offset is not None and fetched <= state.offset)
 
     # ---- rebuilds of new and changed metrics (rebuild.py, backfill.py) -----------------------
 

@@ -19,6 +19,7 @@ from typing import Any
 import orjson
 import pytest
 import redis
+from kafka import KafkaProducer
 from kafka.admin import KafkaAdminClient
 from kafka.structs import TopicPartition
 
@@ -375,3 +376,23 @@ def test_a_topic_that_no_longer_holds_the_window_start_gives_coverage_below_1(e2
     assert scrape.one("nsm_metric_window_coverage_ratio", metric="weekly_reports") < 1
     in_day = sum(1 for e in events[cut:] if e["timestamp"] >= (now // hour - 23) * hour)
     assert scrape.values["daily_reports"]["value"] == in_day
+
+
+def test_a_topic_ending_in_a_transaction_marker_is_complete_once_caught_up(e2e: EndToEnd):
+    """A transactional producer ends the topic with a commit marker, which carries no event: the
+    worker's first start is complete once its position has passed it, not never."""
+    e2e.create_topic(1)
+    producer = KafkaProducer(bootstrap_servers=e2e.bootstrap,
+                             transactional_id=f"{e2e.name}-tx")  # fmt: skip
+    try:
+        producer.init_transactions()
+        producer.begin_transaction()
+        for partition, key, value in random_messages(5, 1, NOW_MS, count=3_000):
+            producer.send(e2e.topic, key=key, value=value, partition=partition)
+        producer.commit_transaction()
+    finally:
+        producer.close()
+    folder = write_definitions(e2e.folder / "definitions", OLD)
+    worker = e2e.worker("w1", folder)
+    worker.wait_healthy()
+    wait_exact([worker], e2e.bootstrap, e2e.topic, catalog_of(OLD), timeout_s=60)
