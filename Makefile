@@ -7,7 +7,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STACK  := scripts/stack.sh
 
-.PHONY: help install up down status lint format generate rules-test test test-unit test-integration demo bench clean
+.PHONY: help install up down status up-cluster down-cluster lint format generate rules-test test test-unit test-integration demo bench clean
 
 help: ## list the targets
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z_-]+:.*## / {printf "  \033[1m%-18s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -22,6 +22,8 @@ $(BIN)/.installed: pyproject.toml $(NATIVE_SOURCES)
 	@command -v cargo >/dev/null || { echo "cargo not found: install Rust with rustup (https://rustup.rs) to build native/" >&2; exit 1; }
 	@$(BIN)/pip install -q ./native
 	@$(BIN)/pip install -q -e '.[dev]'
+	@# redis ships its own types; the old types-redis stubs would shadow them (and lack the cluster's).
+	@$(BIN)/pip uninstall -q -y types-redis 2>/dev/null || true
 	@touch $@
 
 install: $(BIN)/.installed ## create the virtual environment, install NSM and fetch the services (Debian packages, Kafka jars)
@@ -35,6 +37,12 @@ down: ## stop the local services started by `make up`
 
 status: ## show which local services are running, with pid and port
 	@$(STACK) status
+
+up-cluster: install ## a local Redis Cluster (3+3, 127.0.0.1:7001-7006) and three-broker Kafka (29092-29094)
+	@$(STACK) up-cluster
+
+down-cluster: ## stop the clusters started by `make up-cluster`
+	@$(STACK) down-cluster
 
 lint: $(BIN)/.installed ## ruff (lint + format check) and mypy
 	$(BIN)/ruff check processor tests benchmarks scripts

@@ -14,6 +14,7 @@ from typing import Any
 
 import orjson
 
+from processor.cli.options import JsonLinesFile
 from processor.definitions import load_definitions
 from processor.engine import compute_metrics
 
@@ -35,8 +36,9 @@ def run(path: Path) -> dict[str, Any]:
     baseline = decode_baseline(path)
     gc.collect()
     started = time.perf_counter()
-    with path.open("rb") as handle:
-        result = compute_metrics(handle, catalog)
+    # Read anew should an event fail (a file handle, read once, would be kept in memory).
+    with JsonLinesFile(str(path)) as events:
+        result = compute_metrics(events, catalog)
     elapsed = time.perf_counter() - started
     rate = result.applied / elapsed
     return {

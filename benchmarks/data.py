@@ -48,13 +48,14 @@ def topic_end_offsets(topic: str) -> dict[int, int]:
         consumer.close()
 
 
-def filled_topic(path: Path) -> tuple[str, int]:
-    """A topic holding every line of `path`, keyed by account_id; (name, message count)."""
+def filled_topic(path: Path, partitions: int = PARTITIONS) -> tuple[str, int]:
+    """A topic of `partitions` holding every line of `path`, keyed by account_id; (name, message
+    count)."""
     lines = path.read_bytes().splitlines()
-    topic = f"nsm-bench-{path.stem}"
+    topic = f"nsm-bench-{path.stem}" + ("" if partitions == PARTITIONS else f"-p{partitions}")
     if sum(topic_end_offsets(topic).values()) == len(lines):
         return topic, len(lines)
-    recreate_topic(topic)
+    recreate_topic(topic, partitions)
     print(f"filling topic {topic} with {len(lines):,} events ...", flush=True)
     producer = bench_producer()
     for line in lines:
@@ -64,14 +65,14 @@ def filled_topic(path: Path) -> tuple[str, int]:
     return topic, len(lines)
 
 
-def recreate_topic(topic: str) -> None:
-    """An empty topic of PARTITIONS partitions by that name (deleted first when it exists)."""
+def recreate_topic(topic: str, partitions: int = PARTITIONS) -> None:
+    """An empty topic of `partitions` partitions by that name (deleted first when it exists)."""
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     try:
         if topic in admin.list_topics():
             admin.delete_topics([topic])
             time.sleep(2)
-        admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
+        admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         admin.close()
 

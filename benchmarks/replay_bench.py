@@ -21,13 +21,13 @@ import uuid
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from benchmarks.data import BOOTSTRAP, ROOT, events_file, filled_topic
 from processor.config import Settings
 from processor.definitions import load_definitions
 from processor.replay.run import ReplayRequest, replay
+from processor.store.client import connect
 from processor.store.namespaces import drop
 
 
@@ -79,7 +79,7 @@ def replay_run(topic: str, processes: int | None = None) -> dict[str, Any]:
     )
 
     async def main() -> dict[str, Any]:
-        client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+        client = await connect(settings.redis_url.get_secret_value())
         try:
             started = time.perf_counter()
             report = await replay(client, settings, request)

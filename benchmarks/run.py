@@ -1,6 +1,8 @@
 """`make bench`: every figure with the baseline it is judged against, measured in the same run.
 
-    python -m benchmarks.run [--events N] [--only compute,worker,replay,rebuild,collect]
+    python -m benchmarks.run [--events N] [--only compute,worker,replay,rebuild,collect,scaling]
+
+`scaling` (16 partitions, 1, 2 and 4 workers) runs only when asked: `--only scaling`.
 
 Prints a table and writes benchmarks/results/latest.json; BENCHMARKS.md records the figures.
 """
@@ -17,7 +19,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import collect_bench, compute_bench, rebuild_bench, replay_bench, worker_bench
+from benchmarks import (
+    collect_bench,
+    compute_bench,
+    rebuild_bench,
+    replay_bench,
+    scaling_bench,
+    worker_bench,
+)
 from benchmarks.data import PARTITIONS, events_file, filled_topic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -54,7 +63,8 @@ def main() -> None:
         console.print("[bold]worker[/bold]: nsm worker ...")
         measured = worker_bench.worker(topic, total, PARTITIONS)
         console.print("[bold]worker[/bold]: two nsm workers in one group ...")
-        pair = worker_bench.worker(topic, total, PARTITIONS, workers=2)["events_per_s"]
+        two = worker_bench.worker(topic, total, PARTITIONS, workers=2)
+        pair = two["events_per_s"] or two["drain_events_per_s"]
         report["worker"] = {
             **measured,
             "baseline_a_bare_aiokafka_events_per_s": round(bare),
@@ -81,8 +91,18 @@ def main() -> None:
     if "collect" in parts:
         console.print("[bold]nsm collect[/bold]: collector, (a) bare HTTP, (b) bare producer ...")
         report["collect"] = collect_bench.run()
+    if "scaling" in parts:
+        console.print("[bold]scaling[/bold]: 16 partitions, 1, 2 and 4 workers ...")
+        report["scaling"] = scaling_bench.run(path)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "latest.json").write_text(json.dumps(report, indent=2))
+    # Each part also alone, so that a run of one part keeps the others' last figures (read by
+    # `python -m benchmarks.capacity` for docs/capacity.md).
+    context = {k: v for k, v in report.items() if not isinstance(v, dict)}
+    for section in ("compute", "worker", "replay", "collect", "scaling"):
+        if section in report:
+            document = {**context, section: report[section]}
+            (RESULTS / f"{section}.json").write_text(json.dumps(document, indent=2))
     table = Table(title=f"NSM benchmarks over {args.events:,} generated events")
     table.add_column("figure")
     table.add_column("value", justify="right")

@@ -1,7 +1,8 @@
 """The streaming worker's sustained events/s on a pre-filled topic, against two baselines over the
 same topic in the same run: (a) a bare aiokafka consume-and-decode loop, (b) a naive faust agent
 making one Redis round trip per event. Also Redis memory per active (entity, metric) and the
-/metrics scrape time."""
+/metrics scrape time, and what the run cost: CPU seconds of the workers and of Redis, and the
+workers' peak memory (capacity figures, docs/capacity.md)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import msgpack
 import orjson
 import redis
 from aiokafka import AIOKafkaConsumer
@@ -28,6 +30,7 @@ from processor.definitions import load_definitions
 from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
 from processor.engine.summary import decode_summary
+from processor.store.client import connect_sync
 from processor.worker.readiness import MetricStatus
 from processor.worker.runtime import MAX_FETCH_RECORDS
 from processor.worker.telemetry import Telemetry
@@ -76,7 +79,7 @@ def naive_faust(topic: str, seconds: float = 20) -> float:
     count, elapsed = out.read_text().split()
     out.unlink()
     forget_run(f"nsm-bench-naive-{out.stem}")
-    with redis.Redis.from_url(REDIS_URL) as client:
+    with connect_sync(REDIS_URL) as client:
         client.unlink(f"nsm:bench-naive-{out.stem}:counts")
     return int(count) / float(elapsed)
 
@@ -95,13 +98,31 @@ def _applied(client: redis.Redis, namespace: str, partitions: int) -> int:
     return total
 
 
-def worker(topic: str, total: int, partitions: int, workers: int = 1) -> dict[str, Any]:
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a local process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def worker(
+    topic: str, total: int, partitions: int, workers: int = 1, measure_memory: bool | None = None
+) -> dict[str, Any]:
     """Sustained events/s of `workers` worker processes in one consumer group, from the moment
     every worker holds partitions (the group is formed; with one worker, its first applied batch)
-    until every partition's applied offset reaches the end of the topic; with one worker, also its
-    scrape time and Redis memory."""
+    until every partition's applied offset reaches the end of the topic; the CPU the workers and
+    Redis spent over that time and the workers' peak memory; with one worker (or
+    `measure_memory`), also the scrape and Redis memory."""
+    if measure_memory is None:
+        measure_memory = workers == 1
     namespace = f"bench-{uuid.uuid4().hex[:8]}"
-    client = redis.Redis.from_url(REDIS_URL)
+    client = connect_sync(REDIS_URL)
     processes, ports = [], []
     for _ in range(workers):
         ports.append(_free_port())
@@ -113,32 +134,67 @@ def worker(topic: str, total: int, partitions: int, workers: int = 1) -> dict[st
              "warning"],
             env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         ))  # fmt: skip
+    redis_pid = int(client.info("server")["process_id"])
+    pids = [process.pid for process in processes]
     try:
-        started = None
-        first = 0
+        # (time, applied messages, CPU seconds of each worker and of Redis) at the first applied
+        # batch of any worker, once every worker holds partitions, and at the end of the topic.
+        Mark = tuple[float, int, list[float]]
+
+        def mark(applied: int) -> Mark:
+            return time.perf_counter(), applied, [_cpu_seconds(p) for p in [*pids, redis_pid]]
+
+        drain: Mark | None = None
+        group: Mark | None = None
+        end: Mark | None = None
         deadline = time.monotonic() + 900
         while time.monotonic() < deadline:
             applied = _applied(client, namespace, partitions)
-            if started is None and applied and all(_holds_partitions(port) for port in ports):
-                started, first = time.perf_counter(), applied
+            if drain is None and applied:
+                drain = mark(applied)
+            if group is None and applied and all(_holds_partitions(port) for port in ports):
+                group = mark(applied)
             if applied >= total:
+                end = mark(applied)
                 break
             for process in processes:
                 if process.poll() is not None:
                     raise RuntimeError(f"worker exited: {process.stderr.read().decode()[-2000:]}")  # type: ignore[union-attr]
             time.sleep(0.2)
-        assert started is not None, "the worker applied nothing"
-        rate = (total - first) / (time.perf_counter() - started)
-        if workers > 1:
-            return {"workers": workers, "events_per_s": round(rate)}
+        assert drain is not None, "the worker applied nothing"
+        assert end is not None, "the workers did not reach the end of the topic within 900 s"
+        # With several workers, the group's figure only when at least a quarter of the topic is
+        # left once the group has formed: a small topic is drained before. Otherwise (and for
+        # the CPU figures) the drain from the first applied batch, startup and rebalances in it.
+        grouped = group is not None and (workers == 1 or total - group[1] >= total / 4)
+        since = group if grouped and group is not None else drain
+        elapsed = end[0] - since[0]
+        spent = [e - s for s, e in zip(since[2], end[2], strict=True)]
+        worker_cpu, redis_cpu = sum(spent[:-1]), spent[-1]
+        measured = total - since[1]
+        cost = {
+            "workers": workers,
+            "events_per_s": round(measured / elapsed) if grouped else None,
+            "drain_events_per_s": round((total - drain[1]) / (end[0] - drain[0])),
+            "measured_events": measured,
+            "seconds": round(elapsed, 2),
+            "worker_cpu_s": round(worker_cpu, 2),
+            "redis_cpu_s": round(redis_cpu, 2),
+            "events_per_worker_cpu_s": round(measured / max(worker_cpu, 1e-9)),
+            "events_per_redis_cpu_s": round(measured / max(redis_cpu, 1e-9)),
+            "worker_peak_rss_mb": [_peak_rss_mb(pid) for pid in pids],
+        }
+        if not measure_memory:
+            return cost
         _await_final_summaries(client, namespace, partitions)
         time.sleep(1)  # the export follows the summaries in the same tick
-        scrape_s, series = _scrape(ports[0])
+        exporter = next(port for port in ports if _exports(port))
+        scrape_s, series, by_metric = _scrape(exporter)
         memory = _memory_per_entity_metric(
             client, namespace, load_definitions(ROOT / "definitions")
         )
-        return {"events_per_s": round(rate), "scrape_ms": round(scrape_s * 1000, 1),
-                "scrape_series": series, **memory}  # fmt: skip
+        return {**cost, "scrape_ms": round(scrape_s * 1000, 1), "scrape_series": series,
+                "scrape_series_by_metric": by_metric, **memory}  # fmt: skip
     finally:
         for process in processes:
             process.terminate()
@@ -177,7 +233,13 @@ def _holds_partitions(port: int) -> bool:
     return False
 
 
-def _scrape(port: int) -> tuple[float, int]:
+def _exports(port: int) -> bool:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        return b"\nnsm_exporter 1.0" in response.read()
+
+
+def _scrape(port: int) -> tuple[float, int, dict[str, int]]:
+    """Median scrape time, and the nsm_metric_value series, in all and per metric."""
     timings = []
     body = b""
     for _ in range(10):
@@ -185,19 +247,32 @@ def _scrape(port: int) -> tuple[float, int]:
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
             body = response.read()
         timings.append(time.perf_counter() - started)
-    series = sum(1 for line in body.splitlines() if line.startswith(b"nsm_metric_value{"))
-    return statistics.median(timings), series
+    by_metric: dict[str, int] = {}
+    for line in body.splitlines():
+        if line.startswith(b"nsm_metric_value{"):
+            metric = line.split(b'metric="', 1)[1].split(b'"', 1)[0].decode()
+            by_metric[metric] = by_metric.get(metric, 0) + 1
+    return statistics.median(timings), sum(by_metric.values()), by_metric
 
 
 def _memory_per_entity_metric(
     client: redis.Redis, namespace: str, catalog: Catalog
 ) -> dict[str, Any]:
-    """Bytes of the namespace's keys per distinct (entity, metric) with state in any bucket."""
+    """Bytes of the namespace's keys per distinct (entity, metric) with state in any bucket; and
+    apart, the bytes of the event ids kept for dedup, per id."""
     entity_metrics = {m.name for m in catalog if m.kind == "entities"}
     total_bytes, pairs, cells = 0, set(), 0
+    id_bytes, ids = 0, 0
     for key in client.scan_iter(f"nsm:{namespace}:*", count=1000):
-        total_bytes += client.memory_usage(key, samples=0) or 0
+        size = client.memory_usage(key, samples=0) or 0
+        total_bytes += size
         name = key.decode()
+        if name.endswith((":ids", ":seen")):
+            id_bytes += size
+            if name.endswith(":seen"):
+                ids += client.zcard(key)
+            for member in client.zrange(key, 0, -1) if name.endswith(":ids") else []:
+                ids += len(msgpack.unpackb(bytes(member).partition(b":")[2])) // 2  # type: ignore[arg-type]
         if ":m:" in name:
             metric = name.split(":m:", 1)[1].rsplit(":", 1)[0]
             if metric in entity_metrics:
@@ -207,8 +282,13 @@ def _memory_per_entity_metric(
     return {
         "redis_bytes": total_bytes,
         "active_entity_metric_pairs": len(pairs),
+        "active_entities": len({entity for _, entity in pairs}),
         "entity_bucket_cells": cells,
         "redis_bytes_per_entity_metric": round(total_bytes / max(1, len(pairs))),
+        "redis_bytes_state_per_entity_metric": round((total_bytes - id_bytes) / max(1, len(pairs))),
+        "event_ids_kept": ids,
+        "redis_bytes_event_ids": id_bytes,
+        "redis_bytes_per_event_id": round(id_bytes / max(1, ids), 1),
     }
 
 

@@ -3,6 +3,9 @@
 from collections.abc import Sequence
 from typing import Any
 
+class EventFailed(Exception):
+    """args: (index of the record in the batch, what went wrong)."""
+
 class Partition:
     def __init__(self, spec: str) -> None: ...
     def begin(

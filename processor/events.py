@@ -14,13 +14,14 @@ from typing import Any, Literal, NamedTuple
 import orjson
 
 from processor import segment
-from processor.engine.fields import label
+from processor.engine.fields import label, preview
 
 DEFAULT_MAX_FUTURE_SKEW_MS = 300_000
 
 InputFormat = Literal["nsm", "segment"]
 INPUT_FORMATS: tuple[InputFormat, ...] = ("nsm", "segment")
 
+UNPROCESSABLE = "unprocessable"
 INVALID_REASONS = (
     "not_json",
     "not_object",
@@ -28,13 +29,17 @@ INVALID_REASONS = (
     "missing_timestamp",
     "bad_timestamp",
     "future_timestamp",
+    UNPROCESSABLE,  # anything else a processor failed on with this one message
 )
+_FAILURE_CHARS = 200
 
+# ASCII digits only: `\d` would also match other scripts' digits, which int() reads.
 _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?"
-    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))"
+    r"(?:[Zz]|([+-])(\d{2}):(\d{2}))",
+    re.ASCII,
 )
-_EPOCH_MS = re.compile(r"-?\d+")
+_EPOCH_MS = re.compile(r"-?\d+", re.ASCII)
 _EPOCH_ORDINAL = date(1970, 1, 1).toordinal()
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -53,6 +58,27 @@ class InvalidEvent(NamedTuple):
 
     reason: str
     detail: str
+
+
+def failure_detail(error: BaseException) -> str:
+    """The detail of an `unprocessable` message: the error's type and the start of its message,
+    never a stack trace (that goes to the log)."""
+    text = " ".join(str(error).split())
+    if len(text) > _FAILURE_CHARS:
+        text = text[:_FAILURE_CHARS] + "..."
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+class MessageFailed(Exception):
+    """Processing one message failed (`offset` in a batch, a position in `nsm compute`).
+
+    The processor counts the message as `unprocessable` and applies the rest as if it were not
+    there; `detail` says why (failure_detail)."""
+
+    def __init__(self, position: int, detail: str) -> None:
+        super().__init__(f"message {position}: {detail}")
+        self.position = position
+        self.detail = detail
 
 
 # The shape producers nearly always send, `YYYY-MM-DDTHH:MM:SS[.fff]Z`, is read by datetime's C
@@ -132,7 +158,7 @@ def parse_event(
                 return InvalidEvent("not_json", "the message has no value (a tombstone)")
             return InvalidEvent("not_json", str(exc))
     if not isinstance(data, dict):
-        return InvalidEvent("not_object", f"a JSON {type(data).__name__} is not an object")
+        return InvalidEvent("not_object", f"{preview(data)} is not an object")
     if input_format == "segment":
         mapped = segment.event_type(data)
         if type(mapped) is tuple:
@@ -142,7 +168,9 @@ def parse_event(
     else:
         event_type = data.get("type")
         if not isinstance(event_type, str):
-            detail = "no type" if event_type is None else f"type {event_type!r} is not a string"
+            detail = (
+                "no type" if event_type is None else f"type {preview(event_type)} is not a string"
+            )
             return InvalidEvent("missing_type", detail)
         id_field = "event_id"
     raw_ts = data.get("timestamp")
@@ -154,12 +182,13 @@ def parse_event(
     if ts_ms is None:
         return InvalidEvent(
             "bad_timestamp",
-            f"timestamp {raw_ts!r} is neither integer epoch milliseconds nor RFC 3339 with a zone",
+            f"timestamp {preview(raw_ts)} is neither integer epoch milliseconds nor RFC 3339 "
+            "with a zone",
         )
     if ts_ms > now_ms + max_future_skew_ms:
         return InvalidEvent(
             "future_timestamp",
-            f"timestamp {raw_ts!r} is more than {max_future_skew_ms} ms ahead of the clock "
+            f"timestamp {preview(raw_ts)} is more than {max_future_skew_ms} ms ahead of the clock "
             f"({now_ms} ms)",
         )
     raw_id = data.get(id_field)

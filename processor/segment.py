@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from processor.engine.fields import preview
 from processor.engine.traits import GROUP_CALL as GROUP
 from processor.engine.traits import account_of
 
@@ -40,9 +41,9 @@ def event_type(call: Mapping[str, Any]) -> str | tuple[str]:
             return name
         if name is None:
             return ("a track call without an event name",)
-        return (f"a track call's event {name!r} is not a name",)
+        return (f"a track call's event {preview(name)} is not a name",)
     if call_type in CALL_TYPES:
         return str(call_type)
     if call_type is None:
         return ("no call type (track, identify, group, page, screen or alias)",)
-    return (f"call type {call_type!r} is not one of {', '.join(CALL_TYPES)}",)
+    return (f"call type {preview(call_type)} is not one of {', '.join(CALL_TYPES)}",)

@@ -62,13 +62,12 @@ def empty_namespace(namespace: str) -> int:
     """Delete the namespace's state in Redis (what `nsm namespace drop` does)."""
     import asyncio
 
-    import redis.asyncio as aioredis
-
     from processor.config import Settings
+    from processor.store.client import connect
     from processor.store.namespaces import drop
 
     async def work() -> int:
-        client = aioredis.Redis.from_url(Settings().redis_url.get_secret_value())
+        client = await connect(Settings().redis_url.get_secret_value())
         try:
             return await drop(client, namespace)
         finally:

@@ -9,9 +9,12 @@ incremental. Sums and formulas use exact fractions. It is meant to be obviously 
 from __future__ import annotations
 
 import json
+import math
 import re
+import sys
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -26,8 +29,10 @@ MISSING: Any = object()
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # RFC 3339 section 5.6: "T" and "Z" may be lower case, and a space may separate date and time.
 RFC3339 = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$"
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(\.\d+)?([Zz]|([+-])(\d{2}):(\d{2}))$",
+    re.ASCII,  # RFC 3339's digits are ASCII
 )
+DECODER_DEPTH = 1024  # docs/semantics.md: nesting deeper than this is not JSON to the processor
 
 # ---------------------------------------------------------------------------------------------
 # Events: validity, timestamps, dedup
@@ -61,6 +66,64 @@ def parse_timestamp(value: Any) -> int | None:
     return (local - EPOCH) // timedelta(milliseconds=1) + frac_ms - offset_ms
 
 
+@contextmanager
+def deep_recursion() -> Iterator[None]:
+    """Room for the standard library's recursive JSON code on values nested 1,024 deep."""
+    before = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(before, 20_000))
+    try:
+        yield
+    finally:
+        sys.setrecursionlimit(before)
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+def _int64_or_float(text: str) -> int | float:
+    """docs/semantics.md: integers beyond 64 bits are read as floats."""
+    value = int(text)
+    return value if -(2**63) <= value < 2**64 else _finite_float(text)
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"{text} is beyond a double")
+    return value
+
+
+def _strict_shape(value: Any) -> bool:
+    """No nesting beyond DECODER_DEPTH and no lone surrogate (an escape like \\ud800) in any
+    string or key, which the standard library lets through."""
+    pending = [(value, 0)]
+    while pending:
+        item, depth = pending.pop()
+        if isinstance(item, str):
+            if any(0xD800 <= ord(c) <= 0xDFFF for c in item):
+                return False
+        elif isinstance(item, dict | list):
+            if depth + 1 > DECODER_DEPTH:
+                return False
+            children = [*item.keys(), *item.values()] if isinstance(item, dict) else item
+            pending.extend((child, depth + 1) for child in children)
+    return True
+
+
+def decode(raw: bytes | str) -> tuple[bool, Any]:
+    """(whether `raw` is JSON by docs/semantics.md, its value): UTF-8, RFC 8259, no NaN or
+    Infinity, numbers that fit a double, at most DECODER_DEPTH levels."""
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        with deep_recursion():
+            value = json.loads(text, parse_constant=_reject_constant,
+                               parse_int=_int64_or_float, parse_float=_finite_float)  # fmt: skip
+    except (ValueError, RecursionError):
+        return False, None
+    return _strict_shape(value), value
+
+
 SEGMENT_CALLS = ("track", "identify", "group", "page", "screen", "alias")
 
 
@@ -75,10 +138,11 @@ def classify(
     raw: Any, now_ms: int, max_future_skew_ms: int, input_format: str = "nsm"
 ) -> tuple[str | None, Any, int]:
     """(invalid reason or None, the event object, its timestamp in ms)."""
+    if raw is None:
+        return "not_json", None, 0  # a tombstone
     if isinstance(raw, bytes | str):
-        try:
-            raw = json.loads(raw)
-        except ValueError:
+        ok, raw = decode(raw)
+        if not ok:
             return "not_json", None, 0
     if not isinstance(raw, dict):
         return "not_object", None, 0
@@ -180,7 +244,8 @@ def label(value: Any) -> str:
         return str(value)
     if isinstance(value, float):
         return str(int(value)) if value.is_integer() else repr(value)
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    with deep_recursion():
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def is_number(value: Any) -> bool:
@@ -508,8 +573,12 @@ def breakdown(ev: Evaluated, name: str, cap: int) -> dict[str, int | float | Non
 
 
 def format_as_of(ms: int) -> str:
-    moment = EPOCH + timedelta(milliseconds=ms)
-    text = moment.strftime("%Y-%m-%dT%H:%M:%S")
+    """RFC 3339; a time it cannot write (outside the years 1 to 9999) as epoch milliseconds."""
+    try:
+        moment = EPOCH + timedelta(milliseconds=ms)
+    except OverflowError:
+        return str(ms)
+    text = f"{moment.year:04d}-" + moment.strftime("%m-%dT%H:%M:%S")
     return f"{text}.{ms % 1000:03d}Z" if ms % 1000 else f"{text}Z"
 
 

@@ -20,7 +20,10 @@ use std::collections::{BTreeMap, HashMap};
 use ahash::{AHashMap, AHashSet};
 use std::collections::hash_map::Entry;
 
-use pyo3::exceptions::PyValueError;
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use pyo3::create_exception;
+use pyo3::exceptions::{PyException, PyValueError};
 use pyo3::intern;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -152,6 +155,29 @@ struct Batch {
 
 /// Why an event goes to the Python engine instead.
 struct Defer;
+
+create_exception!(
+    nsm_native,
+    EventFailed,
+    PyException,
+    "The core failed on one record: args (index in the batch, what went wrong). The partition's \
+     state may hold part of that record: restore it before going on."
+);
+
+/// Event types whose routes are kept at most: a topic of ever new types must not grow them
+/// without end.
+const MAX_ROUTES: usize = 10_000;
+
+/// What a panic carried, as text.
+fn panic_text(payload: &(dyn std::any::Any + Send)) -> String {
+    if let Some(text) = payload.downcast_ref::<&str>() {
+        (*text).to_owned()
+    } else if let Some(text) = payload.downcast_ref::<String>() {
+        text.clone()
+    } else {
+        "a panic".to_owned()
+    }
+}
 
 #[pyclass(module = "nsm_native")]
 struct Partition {
@@ -338,9 +364,10 @@ impl Partition {
     }
 
     /// Apply the batch's records from `start` on; returns the index of the first one deferred,
-    /// or the number of records.
-    fn run_from(&mut self, start: usize) -> usize {
+    /// or the number of records; Err((index, what)) when the core failed on a record.
+    fn run_from(&mut self, start: usize) -> Result<usize, (usize, String)> {
         let records = std::mem::take(&mut self.batch.records);
+        let mut failure = None;
         let stopped = (start..records.len()).find(|&index| {
             let (offset, value) = records.get(index);
             if self.batch.stored_offset.is_some_and(|s| offset <= s) {
@@ -348,11 +375,23 @@ impl Partition {
                 return false;
             }
             self.batch.new_offset = Some(offset);
-            value.is_none_or(|raw| self.event(raw, offset, index).is_err())
+            let Some(raw) = value else { return true };
+            // A panic is a failure on this one record, which the caller reports; the others
+            // go on once it has restored the state.
+            match catch_unwind(AssertUnwindSafe(|| self.event(raw, offset, index))) {
+                Ok(handled) => handled.is_err(),
+                Err(panic) => {
+                    failure = Some((index, format!("panic: {}", panic_text(panic.as_ref()))));
+                    true
+                }
+            }
         });
         let end = records.len();
         self.batch.records = records;
-        stopped.unwrap_or(end)
+        match failure {
+            Some(failed) => Err(failed),
+            None => Ok(stopped.unwrap_or(end)),
+        }
     }
 
     /// One record: applied here, or Defer.
@@ -435,6 +474,10 @@ impl Partition {
         now_ms: i64,
         max_future_skew_ms: i64,
     ) -> PyResult<()> {
+        if self.routes.len() > MAX_ROUTES {
+            self.route_of.clear();
+            self.routes.clear();
+        }
         self.batch = Batch {
             records: Records::gather(records, std::mem::take(&mut self.spare.records))?,
             stored_offset,
@@ -450,9 +493,12 @@ impl Partition {
     }
 
     /// Apply the records from `start` on, without the GIL; returns the index of the first one
-    /// the Python engine must handle, or the number of records when all were handled.
-    fn run(&mut self, py: Python<'_>, start: usize) -> usize {
-        py.allow_threads(|| self.run_from(start))
+    /// the Python engine must handle, or the number of records when all were handled. Raises
+    /// EventFailed when the core failed on a record.
+    fn run(&mut self, py: Python<'_>, start: usize) -> PyResult<usize> {
+        py.allow_threads(|| self.run_from(start)).map_err(|(index, what)| {
+            EventFailed::new_err((index, what))
+        })
     }
 
     /// A valid event the Python engine decoded: dedup and clock as for any other. Returns
@@ -597,5 +643,6 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 #[pymodule]
 fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_class::<Partition>()?;
+    module.add("EventFailed", module.py().get_type::<EventFailed>())?;
     Ok(())
 }

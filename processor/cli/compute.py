@@ -10,10 +10,10 @@ import orjson
 
 from processor.cli.options import (
     TIME,
+    JsonLinesFile,
     definitions_option,
     events_option,
     input_format_option,
-    json_lines,
     load_or_exit,
 )
 from processor.cli.output import TableData, print_tables, progress_status
@@ -75,27 +75,34 @@ def command(
     """Compute every metric from a file of events, exactly as the streaming worker would.
 
     Events are applied in file order (which decides duplicates and ties of event time). Prints
-    one JSON document (or a table) to standard output, and a summary of invalid and duplicate
-    events to standard error.
+    one JSON document (or a table) to standard output; to standard error, each invalid line as
+    FILE:LINE: REASON: DETAIL, then a summary of invalid and duplicate events. An event the
+    engine fails on is invalid (reason unprocessable) and the rest is computed without it.
     """
     catalog = load_or_exit(ctx, definitions_path)
     with (
         progress_status(f"computing every metric from {events_path}"),
-        click.open_file(events_path, "rb") as stream,
+        JsonLinesFile(events_path) as events,
     ):
-        result = compute_metrics(
-            json_lines(stream),
-            catalog,
-            at_ms=at_ms,
-            max_future_skew_ms=max_future_skew_ms,
-            input_format=input_format,
-        )
+        try:
+            result = compute_metrics(
+                events,
+                catalog,
+                at_ms=at_ms,
+                max_future_skew_ms=max_future_skew_ms,
+                input_format=input_format,
+            )
+        except OSError as error:
+            raise click.FileError(events.name, str(error)) from None
     if output_format == "json":
         out = click.get_binary_stream("stdout")
         out.write(orjson.dumps(result.to_json()) + b"\n")
         out.flush()
     else:
         _print_table(result, catalog)
+    for rejected in result.rejected:
+        line = events.line_number(rejected.position)
+        click.echo(f"{events.name}:{line}: {rejected.reason}: {rejected.detail}", err=True)
     click.echo(summary(result), err=True)
 
 

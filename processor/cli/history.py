@@ -5,13 +5,13 @@ from __future__ import annotations
 import sys
 
 import click
-import redis.asyncio as aioredis
 
 from processor.cli.options import TIME
 from processor.cli.output import progress_status
 from processor.durations import parse_duration_ms
 from processor.replay.cli_support import redis_option, run_with_redis
 from processor.replay.export import History, load_history, openmetrics
+from processor.store.client import RedisClient
 from processor.store.namespaces import NamespaceError, check_name
 
 
@@ -74,7 +74,7 @@ def export_command(
             raise click.BadParameter(f"{item!r}: write NAME=VALUE", param_hint="--label")
         extra[name] = value
 
-    async def work(client: aioredis.Redis) -> History:
+    async def work(client: RedisClient) -> History:
         check_name(namespace)
         history = await load_history(client, namespace)
         if history is None:

@@ -7,7 +7,6 @@ from typing import Any
 
 import click
 import orjson
-import redis.asyncio as aioredis
 
 from processor.cli.options import TIME, definitions_option, load_or_exit
 from processor.cli.output import TableData, print_tables, progress_status
@@ -15,6 +14,7 @@ from processor.events import format_time
 from processor.replay.cli_support import live_option, redis_option, run_with_redis
 from processor.replay.compare import Difference, differences, namespace_values, newest_event
 from processor.store import namespaces as ns
+from processor.store.client import RedisClient
 from processor.store.namespaces import InfoField, NamespaceError
 from processor.worker.partition import PartitionState
 
@@ -89,7 +89,7 @@ def diff_command(
     """
     catalog = load_or_exit(click.get_current_context(), definitions_path)
 
-    async def work(client: aioredis.Redis) -> tuple[int, list[Difference], list[str]]:
+    async def work(client: RedisClient) -> tuple[int, list[Difference], list[str]]:
         when = at_ms
         if when is None:
             times = [t for t in [await newest_event(client, n) for n in (left, right)] if t]
@@ -159,7 +159,7 @@ def swap_command(
     catalog = load_or_exit(click.get_current_context(), definitions_path)
     wanted = PartitionState(catalog, 0).fingerprints
 
-    async def work(client: aioredis.Redis) -> tuple[str, str]:
+    async def work(client: RedisClient) -> tuple[str, str]:
         ns.check_name(name)
         if not await ns.exists(client, name):
             raise NamespaceError(f"namespace {name!r} does not exist (see `nsm namespace list`)")
@@ -224,7 +224,7 @@ def _check_definitions(name: str, built: dict[str, str], served: dict[str, str])
 def drop_command(name: str, redis_url: str | None, live: str, force: bool) -> None:
     """Delete every key of namespace NAME (not one a worker serves)."""
 
-    async def work(client: aioredis.Redis) -> int:
+    async def work(client: RedisClient) -> int:
         ns.check_name(name)
         serving = await ns.serving_names(client, name, live)
         if serving:

@@ -6,6 +6,10 @@ Every command that reads definitions exits 1 on invalid definitions (the problem
 
 from __future__ import annotations
 
+import bisect
+import contextlib
+import shutil
+import tempfile
 from collections.abc import Callable, Iterator
 from typing import IO, Any, TypeVar
 
@@ -69,6 +73,56 @@ def json_lines(stream: IO[bytes]) -> Iterator[bytes]:
     for line in stream:
         if line and not line.isspace():
             yield line
+
+
+class JsonLinesFile:
+    """The events of a JSON Lines file (`-`: standard input), read anew at each iteration (the
+    engine starts again after a message it failed on: compute_metrics), with the line number of
+    each. Standard input that is not a file is kept in a temporary file, read only once."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.name = "<stdin>" if path == "-" else path
+        self._spool: IO[bytes] | None = None
+        # For each blank line, the number of events before it (line_number).
+        self._blanks: list[int] = []
+
+    def __iter__(self) -> Iterator[bytes]:
+        self._blanks = []
+        with self._open() as stream:
+            events = 0
+            for line in stream:
+                if line and not line.isspace():
+                    events += 1
+                    yield line
+                else:
+                    self._blanks.append(events)
+
+    def close(self) -> None:
+        if self._spool is not None:
+            self._spool.close()
+            self._spool = None
+
+    def __enter__(self) -> JsonLinesFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def line_number(self, position: int) -> int:
+        """The line (from 1) of the event at `position` (from 0) of the last iteration."""
+        return position + 1 + bisect.bisect_right(self._blanks, position)
+
+    def _open(self) -> contextlib.AbstractContextManager[IO[bytes]]:
+        if self.path != "-":
+            return open(self.path, "rb")  # closed by the caller's `with`
+        stdin = click.get_binary_stream("stdin")
+        if self._spool is None and not stdin.seekable():
+            self._spool = tempfile.TemporaryFile()  # noqa: SIM115  # closed by close()
+            shutil.copyfileobj(stdin, self._spool)
+        source = self._spool if self._spool is not None else stdin
+        source.seek(0)
+        return contextlib.nullcontext(source)
 
 
 class TimeParam(click.ParamType):

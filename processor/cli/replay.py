@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sys
 
 import click
@@ -16,6 +17,8 @@ from processor.replay.cli_support import live_option, redis_option, run_with_red
 from processor.replay.processes import ShardFailed
 from processor.replay.run import ReplayReport, ReplayRequest, replay
 from processor.replay.source import SourceError
+from processor.replay.wait import ServicesUnavailable, wait_for_services
+from processor.store.client import RedisClient
 
 
 @click.command(name="replay")
@@ -89,6 +92,15 @@ from processor.replay.source import SourceError
     "one per partition; one for fewer than 200,000 messages].",
 )
 @click.option("--progress/--no-progress", default=None, help="Progress bar on stderr [auto].")
+@click.option(
+    "--wait",
+    "wait",
+    default="1m",
+    show_default=True,
+    metavar="DURATION",
+    help="How long to wait for Kafka and Redis to answer before giving up (0: do not wait); "
+    "one line per attempt on stderr, the attempts further apart each time.",
+)
 def command(
     namespace: str,
     topic: str,
@@ -107,6 +119,7 @@ def command(
     max_future_skew: str,
     processes: int | None,
     progress: bool | None,
+    wait: str,
 ) -> None:
     """Replay every partition of a topic into namespace NAME, on the event clock, and print
     every metric as of the newest event (the JSON of `nsm compute`, or a table).
@@ -123,6 +136,10 @@ def command(
         skew_ms = parse_duration_ms(max_future_skew)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-future-skew") from None
+    try:
+        wait_s = 0.0 if wait.strip() == "0" else parse_duration_ms(wait) / 1000
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--wait") from None
     request = ReplayRequest(
         namespace=namespace, topic=topic, bootstrap=bootstrap, catalog=catalog,
         from_spec=from_spec, to_ms=to_ms, history=history, history_from_ms=history_from_ms,
@@ -133,9 +150,16 @@ def command(
     settings = Settings()
     if redis_url:  # the replay's own processes connect to the same Redis
         settings = settings.model_copy(update={"redis_url": SecretStr(redis_url)})
+
+    async def run_replay(client: RedisClient) -> ReplayReport:
+        return await replay(client, settings, request)
+
     try:
-        report = run_with_redis(redis_url, lambda client: replay(client, settings, request))
-    except (SourceError, ShardFailed) as error:
+        # Before connecting: making the client already needs Redis to answer.
+        asyncio.run(wait_for_services(settings.redis_url.get_secret_value(), bootstrap, settings,
+                                      wait_s, lambda line: click.echo(line, err=True)))  # fmt: skip
+        report = run_with_redis(redis_url, run_replay)
+    except (SourceError, ShardFailed, ServicesUnavailable) as error:
         raise click.ClickException(str(error)) from None
     except KeyboardInterrupt:
         click.echo(
@@ -164,8 +188,11 @@ def describe(report: ReplayReport, namespace: str) -> str:
         f"({report.processes} {'process' if report.processes == 1 else 'processes'}) in "
         f"{report.seconds:.1f}s ({rate:,.0f} events/s)"
         f"{' after resuming' if report.resumed else ''}; "
-        f"{result.applied:,} applied, {invalid:,} invalid, {result.duplicates:,} duplicates in all"
+        f"{result.applied:,} applied, {invalid:,} invalid"
     )
+    if invalid:
+        text += f" ({', '.join(f'{r}: {n:,}' for r, n in sorted(result.invalid.items()) if n)})"
+    text += f", {result.duplicates:,} duplicates in all"
     if report.history_points:
         text += f"; {report.history_points:,} history points ({report.history_seconds:.1f}s)"
     return text + f"; namespace {namespace} complete, as of {format_time(result.as_of_ms)}"

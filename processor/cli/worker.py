@@ -33,7 +33,8 @@ from processor.config import Settings
     envvar="NSM_REDIS_URL",
     default="redis://127.0.0.1:6379/0",
     show_default=False,
-    help="Redis URL (NSM_REDIS_URL); rediss:// for TLS.",
+    help="Redis URL (NSM_REDIS_URL): a server or any node of a Redis Cluster (detected; "
+    "?cluster=yes|no to say), rediss:// for TLS.",
 )
 @click.option(
     "--namespace",
@@ -106,7 +107,11 @@ def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namesp
     topic in the background (the others go on without a pause) and exported only once it is
     complete: nsm_metric_ready says which are. SIGHUP, or a change of the files with
     --watch-definitions, reloads the definitions without a restart; an invalid set is rejected
-    (its problems logged) and the running one kept. Stop it with SIGTERM or Ctrl-C.
+    (its problems logged) and the running one kept.
+
+    Started before Kafka or Redis answers, it waits for them (/health answers 503 naming what
+    is missing). An invalid message, or one it fails on (unprocessable), goes to <topic>.dlq and
+    the rest is applied. Stop it with SIGTERM or Ctrl-C.
     """
     from pydantic import ValidationError
 

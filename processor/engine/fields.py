@@ -6,10 +6,10 @@ lookups never build intermediate objects, and a filter is a chain of precomputed
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from decimal import Decimal
+from json.encoder import encode_basestring
 from typing import Any
 
 from processor.definitions.model import Filter, FilterOps
@@ -101,8 +101,87 @@ def label(value: Any) -> str:
     if isinstance(value, str):
         return str(value)
     if isinstance(value, dict | list | tuple):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return compact_json(value)
     return str(value)
+
+
+_END = object()
+
+
+def _scalar_json(value: Any) -> str:
+    kind = type(value)
+    if kind is str or isinstance(value, str):
+        return encode_basestring(value)
+    if value is None:
+        return "null"
+    if kind is bool:
+        return "true" if value else "false"
+    if kind is float or isinstance(value, float):
+        if math.isfinite(value):
+            return float.__repr__(value)
+        return "NaN" if value != value else "Infinity" if value > 0 else "-Infinity"
+    return int.__repr__(value)
+
+
+def compact_json(value: Any) -> str:
+    """The JSON text `json.dumps(value, sort_keys=True, separators=(",", ":"),
+    ensure_ascii=False)` gives, at any depth.
+
+    A loop over an explicit stack instead of recursion: the decoder accepts values nested 1,024
+    levels deep, past Python's recursion limit, and a label must exist for every value it accepts
+    (docs/semantics.md, Labels).
+    """
+    out: list[str] = []
+    # Per open container: its remaining items (an object's as sorted (key, value) pairs), whether
+    # it is an object, and whether an item was written yet.
+    stack: list[tuple[Iterator[Any], bool]] = []
+    item = value
+    while True:
+        if isinstance(item, dict):
+            out.append("{")
+            stack.append((iter(sorted(item.items())), True))
+        elif isinstance(item, list | tuple):
+            out.append("[")
+            stack.append((iter(item), False))
+        else:
+            out.append(_scalar_json(item))
+        while stack:
+            items, is_object = stack[-1]
+            following: Any = next(items, _END)
+            if following is _END:
+                out.append("}" if is_object else "]")
+                stack.pop()
+                continue
+            if out[-1] not in ("{", "["):
+                out.append(",")
+            if is_object:
+                key, item = following
+                out.append(encode_basestring(key))
+                out.append(":")
+            else:
+                item = following
+            break
+        else:
+            return "".join(out)
+
+
+_PREVIEW_CHARS = 60
+
+
+def preview(value: Any) -> str:
+    """A value as an error detail shows it: short, whatever its size or depth (a repr of a value
+    nested 1,000 levels deep exceeds the recursion limit, one of a long string is as long)."""
+    if isinstance(value, str):
+        if len(value) <= _PREVIEW_CHARS:
+            return repr(value)
+        return f"{value[:_PREVIEW_CHARS]!r}... ({len(value):,} characters)"
+    if isinstance(value, dict):
+        return f"a JSON object of {len(value)} members"
+    if isinstance(value, list):
+        return f"a JSON array of {len(value)} items"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"an integer of {value.bit_length()} bits"
+    return repr(value)
 
 
 def label_or_unknown(value: Any) -> str:

@@ -9,6 +9,11 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from processor.config import Settings
+from processor.kafka import unreadable
+
+# Every consumer made here or elsewhere in the process passes an unreadable record batch on as
+# one marker instead of failing on it at every fetch (unreadable.py).
+unreadable.install()
 
 
 def _security(settings: Settings) -> dict[str, object]:
@@ -50,9 +55,13 @@ def producer(settings: Settings, client_id: str) -> AIOKafkaProducer:
 
 
 async def ensure_dead_letter_topic(settings: Settings, topic: str, dead_letters: str) -> int | None:
-    """Create the dead-letter topic with the input topic's partition count unless it exists, so
-    it does not depend on the broker's auto-creation. Returns the input topic's partition count,
-    None when the input topic does not exist yet."""
+    """Create the dead-letter topic with the input topic's partition count and replication unless
+    it exists, so it does not depend on the broker's auto-creation. Returns the input topic's
+    partition count, None when the input topic does not exist yet.
+
+    Without the input topic, the replication is that of a default Kafka cluster (3, or as many
+    brokers as there are): one replica would refuse every write on a cluster whose
+    `min.insync.replicas` is 2."""
     admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap, **_security(settings))
     await admin.start()
     try:
@@ -61,9 +70,14 @@ async def ensure_dead_letter_topic(settings: Settings, topic: str, dead_letters:
         if topic in topics:
             described = await admin.describe_topics([topic])
             partitions = len(described[0]["partitions"])
+            replication = len(described[0]["partitions"][0]["replicas"])
+        else:
+            replication = min(3, len((await admin.describe_cluster())["brokers"]))
         if dead_letters not in topics:
             with contextlib.suppress(TopicAlreadyExistsError):
-                await admin.create_topics([NewTopic(dead_letters, partitions or 1, 1)])
+                await admin.create_topics(
+                    [NewTopic(dead_letters, partitions or 1, max(1, replication))]
+                )
         return partitions
     finally:
         await admin.close()

@@ -7,9 +7,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import click
-import redis.asyncio as aioredis
 
 from processor.config import Settings
+from processor.store.client import UNAVAILABLE, RedisClient, RedisUrlError, connect
 from processor.store.namespaces import NamespaceError
 
 T = TypeVar("T")
@@ -21,7 +21,8 @@ def redis_option(function: Callable[..., Any]) -> Callable[..., Any]:
         envvar="NSM_REDIS_URL",
         default=None,
         metavar="URL",
-        help="Redis URL [env NSM_REDIS_URL, redis://127.0.0.1:6379/0].",
+        help="Redis URL, a server or any node of a Redis Cluster [env NSM_REDIS_URL, "
+        "redis://127.0.0.1:6379/0].",
     )(function)
 
 
@@ -35,22 +36,24 @@ def live_option(function: Callable[..., Any]) -> Callable[..., Any]:
     )(function)
 
 
-def run_with_redis(redis_url: str | None, work: Callable[[aioredis.Redis], Awaitable[T]]) -> T:
+def run_with_redis(redis_url: str | None, work: Callable[[RedisClient], Awaitable[T]]) -> T:
     """Run `work` with a Redis client; a refusal becomes a clean error message."""
     url = redis_url or Settings().redis_url.get_secret_value()
 
     async def main() -> T:
-        client = aioredis.Redis.from_url(url)
+        client = await connect(url)
         try:
             return await work(client)
         finally:
-            await client.aclose()  # type: ignore[attr-defined]
+            await client.aclose()
 
     try:
         return asyncio.run(main())
     except NamespaceError as error:
         raise click.ClickException(str(error)) from None
-    except (ConnectionError, aioredis.ConnectionError) as error:
+    except RedisUrlError as error:
+        raise click.ClickException(str(error)) from None
+    except UNAVAILABLE as error:
         raise click.ClickException(
             f"cannot reach Redis ({type(error).__name__}): {error}"
         ) from None

@@ -9,14 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from processor.definitions.model import Catalog
 from processor.engine.compute import ComputeResult
 from processor.engine.summary import finish, merge_summaries
 from processor.store import namespaces as ns
+from processor.store.client import RedisClient
 from processor.store.namespaces import NamespaceError
-from processor.store.partition_store import PartitionStore
+from processor.store.partition_store import RedisPartitionStore
 from processor.worker.partition import PartitionState
 from processor.worker.rebuild import incomplete
 
@@ -33,21 +32,21 @@ class Difference:
     missing: str = ""  # "left" or "right" when one side does not list it at all
 
 
-async def newest_event(client: aioredis.Redis, namespace: str) -> int | None:
+async def newest_event(client: RedisClient, namespace: str) -> int | None:
     partitions = await ns.partitions_of(client, namespace)
-    times = await PartitionStore(client, namespace).max_event_times(partitions)
+    times = await RedisPartitionStore(client, namespace).max_event_times(partitions)
     return max(times.values()) if times else None
 
 
 async def namespace_values(
-    client: aioredis.Redis, catalog: Catalog, namespace: str, at_ms: int
+    client: RedisClient, catalog: Catalog, namespace: str, at_ms: int
 ) -> tuple[dict[str, Any], list[str]]:
     """The JSON of `nsm compute` for the namespace as of `at_ms`, and the metrics whose stored
     state was built from other definitions (they are compared as empty) or is not complete
     (a worker is still rebuilding it: compared as it stands)."""
     if not await ns.exists(client, namespace):
         raise NamespaceError(f"namespace {namespace!r} does not exist (see `nsm namespace list`)")
-    store = PartitionStore(client, namespace)
+    store = RedisPartitionStore(client, namespace)
     summaries, changed = [], set()
     for partition in await ns.partitions_of(client, namespace):
         state = PartitionState(catalog, partition)

@@ -15,14 +15,14 @@ from __future__ import annotations
 import zlib
 from collections.abc import AsyncIterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-import redis.asyncio as aioredis
 
 from processor.definitions.model import Catalog
 from processor.engine import MetricValue
 from processor.engine.compute import ComputeResult
+from processor.store.client import RedisClient
 from processor.store.namespaces import history_key
 
 META = "meta"
@@ -32,7 +32,7 @@ _WRITE_BATCH = 200
 
 
 async def store_history(
-    client: aioredis.Redis,
+    client: RedisClient,
     namespace: str,
     catalog: Catalog,
     step_ms: int,
@@ -76,13 +76,14 @@ class History:
     points: list[tuple[int, dict[str, Any]]]  # time-ordered (t, {metric: {value, segments}})
 
 
-async def load_history(client: aioredis.Redis, namespace: str) -> History | None:
+async def load_history(client: RedisClient, namespace: str) -> History | None:
     raw = await client.hgetall(history_key(namespace))
     if not raw:
         return None
     meta = orjson.loads(raw.pop(META.encode()))
     points = sorted(
-        (int(t), orjson.loads(zlib.decompress(document))) for t, document in raw.items()
+        (int(t), orjson.loads(zlib.decompress(cast(bytes, document))))
+        for t, document in raw.items()
     )
     return History(meta["tiers"], meta["step_ms"], meta["end_ms"], points)
 

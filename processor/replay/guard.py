@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import redis.asyncio as aioredis
-
 from processor.store import namespaces as ns
+from processor.store.client import RedisClient
 from processor.store.namespaces import InfoField, NamespaceError
 
 
-async def check_target(client: aioredis.Redis, namespace: str, live: str) -> None:
+async def check_target(client: RedisClient, namespace: str, live: str) -> None:
     """Refuse the live logical name, any logical name, and whatever a worker serves now."""
     ns.check_name(namespace)
     targets = await ns.pointers(client)
@@ -26,7 +25,7 @@ async def check_target(client: aioredis.Redis, namespace: str, live: str) -> Non
 
 
 async def prepare(
-    client: aioredis.Redis, namespace: str, resume: bool, discard: bool
+    client: RedisClient, namespace: str, resume: bool, discard: bool
 ) -> dict[str, str] | None:
     """The info of the interrupted replay to resume, or None to start afresh (after dropping
     the namespace when `discard`). Refuses to overwrite or resume what it should not."""

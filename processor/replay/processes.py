@@ -22,13 +22,12 @@ from collections.abc import AsyncIterator
 from multiprocessing.connection import Connection
 from typing import Any
 
-import redis.asyncio as aioredis
-
 from processor.config import Settings
 from processor.engine.summary import Summary
 from processor.replay.request import ReplayRequest
 from processor.replay.shard import Consumed, Report, Shard, Tally
 from processor.replay.source import OffsetPlan
+from processor.store.client import connect
 
 _REPORT_SECONDS = 0.25
 _STOP_SECONDS = 30.0
@@ -150,7 +149,7 @@ def _serve(
 async def _serve_calls(
     conn: Connection, settings: Settings, request: ReplayRequest, plan: OffsetPlan, resumed: bool
 ) -> None:
-    client = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+    client = await connect(settings.redis_url.get_secret_value())
     try:
         shard = Shard(client, settings, request, plan, resumed)
         while True:
@@ -182,7 +181,7 @@ async def _serve_calls(
                 await shard.expire(*args)
                 conn.send(("done", None))
     finally:
-        await client.aclose()  # type: ignore[attr-defined]
+        await client.aclose()
 
 
 async def receive(conn: Connection) -> Any:

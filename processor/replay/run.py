@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from typing import Protocol
 
 import orjson
-import redis.asyncio as aioredis
 
 from processor.config import Settings
 from processor.engine.compute import ComputeResult
@@ -34,8 +33,10 @@ from processor.replay.request import ReplayRequest
 from processor.replay.shard import Consumed, Report, Shard, Tally
 from processor.replay.source import OffsetPlan, new_consumer, parse_from, plan_offsets
 from processor.store import namespaces as ns
+from processor.store.client import RedisClient
 from processor.store.namespaces import InfoField, NamespaceError
-from processor.store.partition_store import MetaUpdate, PartitionStore
+from processor.store.partition_store import RedisPartitionStore
+from processor.store.protocol import MetaUpdate, PartitionStore
 from processor.worker.partition import PartitionState
 from processor.worker.rebuild import state_marks
 
@@ -110,14 +111,12 @@ def split_plan(plan: OffsetPlan, parts: int) -> list[OffsetPlan]:
     ]
 
 
-async def replay(
-    client: aioredis.Redis, settings: Settings, request: ReplayRequest
-) -> ReplayReport:
+async def replay(client: RedisClient, settings: Settings, request: ReplayRequest) -> ReplayReport:
     name, catalog = request.namespace, request.catalog
     await guard.check_target(client, name, request.live)
     info = await guard.prepare(client, name, request.resume, request.discard)
     resumed = info is not None
-    store = PartitionStore(client, name)
+    store = RedisPartitionStore(client, name)
     fingerprints = PartitionState(catalog, 0).fingerprints
     if info is not None:
         plan = _resumed_plan(info, fingerprints)
@@ -190,7 +189,7 @@ async def _remaining(store: PartitionStore, plan: OffsetPlan, resumed: bool) -> 
 
 
 def _start_shards(
-    client: aioredis.Redis, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
+    client: RedisClient, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
     resumed: bool, processes: int,
 ) -> list[_AnyShard]:  # fmt: skip
     if processes == 1:
@@ -198,7 +197,7 @@ def _start_shards(
     return [ProcessShard(settings, request, part, resumed) for part in split_plan(plan, processes)]
 
 
-async def _heartbeat(client: aioredis.Redis, namespace: str, counters: _Counters) -> None:
+async def _heartbeat(client: RedisClient, namespace: str, counters: _Counters) -> None:
     while True:
         await asyncio.sleep(_HEARTBEAT_SECONDS)
         beat = {InfoField.HEARTBEAT: ns.now_ms(), **counters.fields()}
@@ -221,7 +220,7 @@ def _resumed_plan(info: dict[str, str], fingerprints: dict[str, str]) -> OffsetP
 
 
 async def _start_info(
-    client: aioredis.Redis, request: ReplayRequest, plan: OffsetPlan, fingerprints: dict[str, str]
+    client: RedisClient, request: ReplayRequest, plan: OffsetPlan, fingerprints: dict[str, str]
 ) -> dict[str, str]:
     now = ns.now_ms()
     fields: dict[str, object] = {
@@ -241,7 +240,7 @@ async def _start_info(
 
 
 async def _finish(
-    client: aioredis.Redis,
+    client: RedisClient,
     store: PartitionStore,
     request: ReplayRequest,
     info: dict[str, str],

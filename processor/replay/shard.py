@@ -17,7 +17,6 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
 from processor.config import Settings
@@ -27,7 +26,9 @@ from processor.replay.history import sweep_summaries
 from processor.replay.request import ReplayRequest
 from processor.replay.source import OffsetPlan, batches, new_consumer
 from processor.store import namespaces as ns
-from processor.store.partition_store import (
+from processor.store.client import RedisClient
+from processor.store.partition_store import RedisPartitionStore
+from processor.store.protocol import (
     APPLIED,
     DUPLICATES,
     INVALID_PREFIX,
@@ -82,12 +83,12 @@ class Shard:
     """Replays the partitions of `plan` (a part of the replay's plan) in this process."""
 
     def __init__(
-        self, client: aioredis.Redis, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
+        self, client: RedisClient, settings: Settings, request: ReplayRequest, plan: OffsetPlan,
         resumed: bool,
     ) -> None:  # fmt: skip
         self.client, self.settings, self.request = client, settings, request
         self.plan, self.resumed = plan, resumed
-        self.store = PartitionStore(client, request.namespace)
+        self.store: PartitionStore = RedisPartitionStore(client, request.namespace)
         self.states: dict[int, PartitionState] = {}
 
     async def consume(self, report: Report) -> Consumed:

@@ -9,6 +9,7 @@ so a replay ends even while producers keep writing.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -17,7 +18,11 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.structs import ConsumerRecord
 
 from processor.config import Settings
+from processor.kafka import unreadable
+from processor.kafka.unreadable import UnreadableBatch
 from processor.times import SYNTAX, parse_time
+
+log = logging.getLogger("nsm.replay")
 
 
 class SourceError(Exception):
@@ -111,6 +116,7 @@ async def batches(
 ) -> AsyncIterator[tuple[int, list[ConsumerRecord[bytes, bytes]]]]:
     """(partition, records in offset order) until every partition reached its end offset."""
     pending = {p for p, o in positions.items() if o < end[p]}
+    markers_seen = unreadable.made
     tps = {p: TopicPartition(topic, p) for p in pending}
     consumer.assign(list(tps.values()))
     for p, tp in tps.items():
@@ -122,6 +128,9 @@ async def batches(
             if p not in pending:
                 continue
             stop, last = end[p], records[-1].offset
+            if unreadable.made != markers_seen:
+                markers_seen = unreadable.made
+                records = _without_markers(records, stop)
             if last >= stop:
                 records = [r for r in records if r.offset < stop]
             if records:
@@ -135,3 +144,20 @@ async def batches(
                 if await consumer.position(tps[p]) >= end[p]:
                     pending.discard(p)
                     consumer.pause(tps[p])
+
+
+def _without_markers(records: list[Any], stop: int) -> list[Any]:
+    """The records without markers of unreadable record batches, each of which is logged: a
+    replay passes over them as the worker does."""
+    kept = []
+    for record in records:
+        if type(record) is not UnreadableBatch:
+            kept.append(record)
+        elif record.offset < stop:
+            log.error(
+                "unreadable record batch: its offsets are passed over",
+                extra={"partition": record.partition, "first_offset": record.offset,
+                       "last_offset": record.last_offset, "codec": record.codec,
+                       "error": record.error},
+            )  # fmt: skip
+    return kept

@@ -9,7 +9,9 @@ A worker serves a logical name L (NSM_NAMESPACE, default `live`). The string key
 names the physical namespace behind L; without it L is its own physical namespace. Workers call
 `resolve_namespace` at start and on every flush tick; when the answer changes they drop their
 in-memory state, load their partitions from the new namespace and consume from its stored offsets
-(+1). A swap is one atomic script, and the former target is kept (`nsm:L:previous`) until dropped.
+(+1). A swap changes the pointer in one command; the former target is kept (`nsm:L:previous`) until
+dropped. The keys outside the partitions (pointers, info, history, summaries) are each read and
+written alone, so every command works on a Redis Cluster too.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import orjson
-import redis.asyncio as aioredis
+from redis.typing import EncodableT
+
+from processor.store.client import RedisClient, text
 
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9_.-]+$")
 # A replay refreshes its heartbeat every few seconds; one silent for longer has stopped.
@@ -82,8 +86,7 @@ def previous_key(logical: str) -> str:
     return prefix(logical) + "previous"
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+_text = text
 
 
 def now_ms() -> int:
@@ -93,29 +96,25 @@ def now_ms() -> int:
 # ---- the pointer ----------------------------------------------------------------------------
 
 
-async def resolve_namespace(client: aioredis.Redis, logical: str) -> str:
+async def resolve_namespace(client: RedisClient, logical: str) -> str:
     """The physical namespace behind a logical name: its `target`, or the name itself."""
     value = await client.get(target_key(logical))
     return logical if value is None else _text(value)
 
 
-SWAP = """
-local old = redis.call('GET', KEYS[1])
-if not old then old = ARGV[2] end
-redis.call('SET', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], old)
-return old
-"""
+async def point(client: RedisClient, logical: str, physical: str) -> str:
+    """Atomically make `logical` resolve to `physical`; returns the former target.
+
+    The pointer changes in one command (SET ... GET), so workers see the old target or the new
+    one. `previous` is written just after it: the two keys are in different slots of a Redis
+    Cluster, where no step may span them, and `previous` only tells `swap` what to undo."""
+    old = await client.set(target_key(logical), physical, get=True)
+    former = logical if old is None else _text(old)
+    await client.set(previous_key(logical), former)
+    return former
 
 
-async def point(client: aioredis.Redis, logical: str, physical: str) -> str:
-    """Atomically make `logical` resolve to `physical`; returns the former target."""
-    script = client.register_script(SWAP)
-    old = await script(keys=[target_key(logical), previous_key(logical)], args=[physical, logical])
-    return _text(old)
-
-
-async def pointers(client: aioredis.Redis) -> dict[str, str]:
+async def pointers(client: RedisClient) -> dict[str, str]:
     """Every logical name that has a pointer -> the namespace it points at."""
     found: dict[str, str] = {}
     async for key in client.scan_iter(match="nsm:*:target", count=1000):
@@ -126,7 +125,7 @@ async def pointers(client: aioredis.Redis) -> dict[str, str]:
     return found
 
 
-async def served(client: aioredis.Redis, live: str) -> dict[str, list[str]]:
+async def served(client: RedisClient, live: str) -> dict[str, list[str]]:
     """Physical namespace -> the logical names that resolve to it (`live` even without pointer)."""
     by_target: dict[str, list[str]] = defaultdict(list)
     targets = await pointers(client)
@@ -139,13 +138,13 @@ async def served(client: aioredis.Redis, live: str) -> dict[str, list[str]]:
 # ---- what a namespace holds -----------------------------------------------------------------
 
 
-async def read_info(client: aioredis.Redis, namespace: str) -> dict[str, str]:
+async def read_info(client: RedisClient, namespace: str) -> dict[str, str]:
     raw = await client.hgetall(info_key(namespace))
     return {_text(k): _text(v) for k, v in raw.items()}
 
 
-async def write_info(client: aioredis.Redis, namespace: str, fields: Mapping[str, object]) -> None:
-    mapping: dict[str | bytes, bytes | float | int | str] = {
+async def write_info(client: RedisClient, namespace: str, fields: Mapping[str, object]) -> None:
+    mapping: dict[EncodableT, EncodableT] = {
         name: value if isinstance(value, str | int) else orjson.dumps(value).decode()
         for name, value in fields.items()
     }
@@ -165,7 +164,7 @@ def status_of(info: Mapping[str, str]) -> str:
     return status
 
 
-async def partitions_of(client: aioredis.Redis, namespace: str) -> list[int]:
+async def partitions_of(client: RedisClient, namespace: str) -> list[int]:
     """The partitions that have state in the namespace (from their `meta` keys)."""
     found = set()
     pattern = f"nsm:{namespace}:{{{namespace}.p*}}:meta"
@@ -175,13 +174,13 @@ async def partitions_of(client: aioredis.Redis, namespace: str) -> list[int]:
     return sorted(found)
 
 
-async def exists(client: aioredis.Redis, namespace: str) -> bool:
+async def exists(client: RedisClient, namespace: str) -> bool:
     if await client.exists(info_key(namespace)):
         return True
     return bool(await partitions_of(client, namespace))
 
 
-async def stored_fingerprints(client: aioredis.Redis, namespace: str) -> dict[str, str]:
+async def stored_fingerprints(client: RedisClient, namespace: str) -> dict[str, str]:
     """{metric: fingerprint} the namespace's state was built with (union over partitions)."""
     fingerprints: dict[str, str] = {}
     for partition in await partitions_of(client, namespace):
@@ -213,7 +212,7 @@ class NamespaceView:
 _MEMORY_SAMPLE = 200
 
 
-async def list_namespaces(client: aioredis.Redis, live: str) -> list[NamespaceView]:
+async def list_namespaces(client: RedisClient, live: str) -> list[NamespaceView]:
     keys_of: dict[str, list[bytes]] = defaultdict(list)
     counts: dict[str, int] = defaultdict(int)
     async for key in client.scan_iter(match="nsm:*", count=2000):
@@ -247,7 +246,7 @@ async def list_namespaces(client: aioredis.Redis, live: str) -> list[NamespaceVi
     return views
 
 
-async def drop(client: aioredis.Redis, namespace: str, batch: int = 500) -> int:
+async def drop(client: RedisClient, namespace: str, batch: int = 500) -> int:
     """Delete every key under `nsm:<namespace>:` except its pointer keys (they belong to the
     logical name, not to the data); returns how many keys were deleted."""
     keep = {target_key(namespace), previous_key(namespace)}
@@ -265,6 +264,6 @@ async def drop(client: aioredis.Redis, namespace: str, batch: int = 500) -> int:
     return deleted
 
 
-async def serving_names(client: aioredis.Redis, namespace: str, live: str) -> list[str]:
+async def serving_names(client: RedisClient, namespace: str, live: str) -> list[str]:
     """The logical names (pointers, and `live` itself) that currently resolve to `namespace`."""
     return (await served(client, live)).get(namespace, [])

@@ -33,12 +33,39 @@ was already applied; a worker that lost the partition in a rebalance is fenced o
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import msgpack
-import redis.asyncio as aioredis
+from redis.typing import EncodableT
 
+from processor.store.client import RedisClient, text
+from processor.store.namespaces import resolve_namespace
 from processor.store.payloads import NewIds, PackedWrites
+from processor.store.protocol import (
+    APPLIED,
+    COUNT_FIELDS,
+    DEFINITION_PREFIX,
+    DUPLICATES,
+    INVALID_PREFIX,
+    PENDING,
+    Fenced,
+    MetaUpdate,
+    StoredPartition,
+    stored_marks,
+)
+
+__all__ = [
+    "APPLIED",
+    "DUPLICATES",
+    "INVALID_PREFIX",
+    "PENDING",
+    "Fenced",
+    "MetaUpdate",
+    "PartitionKeys",
+    "RedisPartitionStore",
+    "RedisStateStore",
+    "StoredPartition",
+]
 
 # ARGV: expected offset, new offset, max event time, then three msgpack arrays (Redis's Lua has
 # cmsgpack): the writes, `[[expires_at, member, [field, value, ...]], ...]` with KEYS[3 + k] the
@@ -78,13 +105,20 @@ local counts = cmsgpack.unpack(ARGV[6])
 for s = 1, #counts, 2 do
   redis.call('HINCRBY', KEYS[1], counts[s], counts[s + 1])
 end
-local newest = tonumber(ARGV[3])  -- nil: the batch held no valid event
-local stored = redis.call('HGET', KEYS[1], 'max_ts')
-if stored ~= false and (newest == nil or tonumber(stored) > newest) then
-  newest = tonumber(stored)
+-- The newest event time only grows. Compared as text: Lua's numbers are doubles, which round
+-- times beyond 2^53 and write those beyond 14 digits in exponent form.
+local function later(a, b)
+  local a_negative, b_negative = a:sub(1, 1) == '-', b:sub(1, 1) == '-'
+  if a_negative ~= b_negative then return b_negative end
+  if a_negative then a, b = b:sub(2), a:sub(2) end
+  if #a ~= #b then return #a > #b end
+  return a > b
 end
+local newest = ARGV[3]  -- '': the batch held no valid event
+local stored = redis.call('HGET', KEYS[1], 'max_ts')
+if stored ~= false and (newest == '' or later(stored, newest)) then newest = stored end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2])
-if newest ~= nil then redis.call('HSET', KEYS[1], 'max_ts', tostring(newest)) end
+if newest ~= '' then redis.call('HSET', KEYS[1], 'max_ts', newest) end
 if ARGV[9] ~= nil then
   local set = cmsgpack.unpack(ARGV[9])
   if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
@@ -93,24 +127,6 @@ if ARGV[9] ~= nil then
 end
 return {1, ARGV[2]}
 """
-
-
-APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
-COUNT_FIELDS = (APPLIED, DUPLICATES)
-DEFINITION_PREFIX = "def:"
-PENDING = "pending"  # fenced with the offset (see APPLY_BATCH)
-_OWN_FIELDS = ("offset", "max_ts")
-
-
-class Fenced(Exception):
-    """Another worker wrote this partition since this one loaded it: reload, then go on."""
-
-    def __init__(self, partition: int, stored_offset: str) -> None:
-        super().__init__(
-            f"partition {partition} was written by another worker (offset {stored_offset})"
-        )
-        self.partition = partition
-        self.stored_offset = stored_offset
 
 
 @dataclass(frozen=True)
@@ -150,42 +166,42 @@ class PartitionKeys:
         return self.prefix + "m:" + member
 
 
-@dataclass
-class StoredPartition:
-    offset: int | None
-    max_ts: int | None
-    definitions: dict[str, str]
-    buckets: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
-    seen: dict[str, int] = field(default_factory=dict)
-    # The other meta fields that are neither counts nor definitions (the worker's marks).
-    marks: dict[str, str] = field(default_factory=dict)
+class RedisStateStore:
+    """The `StateStore` on Redis, one server or a cluster (store/client.py makes the client)."""
+
+    def __init__(self, client: RedisClient) -> None:
+        self.client = client
+
+    def partitions(self, namespace: str) -> RedisPartitionStore:
+        return RedisPartitionStore(self.client, namespace)
+
+    async def resolve_namespace(self, logical: str) -> str:
+        return await resolve_namespace(self.client, logical)
+
+    async def aclose(self) -> None:
+        await self.client.aclose()
 
 
-@dataclass(frozen=True)
-class MetaUpdate:
-    """Meta fields an atomic step sets and deletes, and the `pending` it expects (None: any)."""
+class RedisPartitionStore:
+    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis), or with
+    `scope` one rebuild's keys beside them. Thin: no metric logic lives here. On a cluster, every
+    call touches one partition's slot, or reads several partitions' keys through a pipeline that
+    redis-py splits by node."""
 
-    set: Mapping[str, str] = field(default_factory=dict)
-    delete: tuple[str, ...] = ()
-    expect_pending: str | None = None
-
-
-class PartitionStore:
-    """Reads and writes one namespace's partitions (or, with `scope`, one rebuild's keys beside
-    them). Thin: no metric logic lives here."""
-
-    def __init__(self, client: aioredis.Redis, namespace: str, scope: str = "") -> None:
+    def __init__(self, client: RedisClient, namespace: str, scope: str = "") -> None:
         self.client = client
         self.namespace = namespace
         self.scope = scope
+        # redis-py's Script runs EVALSHA and loads the script where Redis answers NOSCRIPT: a
+        # replica promoted in a failover has no script cache of its own.
         self._apply = client.register_script(APPLY_BATCH)
 
     def keys(self, partition: int) -> PartitionKeys:
         return PartitionKeys(self.namespace, partition, self.scope)
 
-    def scoped(self, scope: str) -> PartitionStore:
+    def scoped(self, scope: str) -> RedisPartitionStore:
         """The store of a rebuild's keys beside this namespace's partitions."""
-        return PartitionStore(self.client, self.namespace, scope)
+        return RedisPartitionStore(self.client, self.namespace, scope)
 
     async def apply_batch(
         self,
@@ -200,8 +216,8 @@ class PartitionStore:
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
         `invalid:<reason>`), the meta update and the new offset, or nothing (Fenced). The stored
-        newest event time only grows; `max_ts` None (no valid event in the batch) leaves it as
-        it is."""
+        newest event time only grows, exactly at any size; `max_ts` None (no valid event in the
+        batch) leaves it as it is."""
         keys = self.keys(partition)
         args = [
             "" if expected_offset is None else str(expected_offset),
@@ -238,21 +254,19 @@ class PartitionStore:
         members = []
         if dropped:
             members = [
-                m for m in await self.client.zrange(keys.expiry, 0, -1)
-                if m.decode().rpartition(":")[0] in dropped
+                m for m in map(text, await self.client.zrange(keys.expiry, 0, -1))
+                if m.rpartition(":")[0] in dropped
             ]  # fmt: skip
         async with self.client.pipeline(transaction=True) as pipe:
             for member in members:
-                pipe.delete(keys.bucket(member.decode()))
+                pipe.delete(keys.bucket(member))
             if members:
                 pipe.zrem(keys.expiry, *members)
             gone = [DEFINITION_PREFIX + m for m in sorted(dropped)] + list(update.delete)
             if gone:
                 pipe.hdel(keys.meta, *gone)
             if update.set:
-                mapping: dict[str | bytes, bytes | float | int | str] = {
-                    k: v for k, v in update.set.items()
-                }
+                mapping: dict[EncodableT, EncodableT] = {k: v for k, v in update.set.items()}
                 pipe.hset(keys.meta, mapping=mapping)
             await pipe.execute()
 
@@ -260,12 +274,13 @@ class PartitionStore:
         """Delete everything stored for the partition (in this store's scope): its buckets,
         ids, meta and summary. Returns how many keys went."""
         keys = self.keys(partition)
-        members = await self.client.zrange(keys.expiry, 0, -1)
+        members = [text(m) for m in await self.client.zrange(keys.expiry, 0, -1)]
         doomed = [keys.meta, keys.expiry, keys.ids, keys.seen, keys.summary]
-        doomed += [keys.bucket(m.decode()) for m in members]
+        doomed += [keys.bucket(m) for m in members]
         deleted = 0
         for start in range(0, len(doomed), 500):
-            deleted += await self.client.unlink(*doomed[start : start + 500])
+            # One slot (the partition's hash tag): one call, also on a cluster.
+            deleted += await self.client.delete(*doomed[start : start + 500])
         return int(deleted)
 
     async def still_holds(
@@ -279,7 +294,7 @@ class PartitionStore:
         None for one that must be absent): nobody wrote it since a worker whose mirror is at
         that offset last did."""
         meta = {
-            k.decode(): v.decode()
+            text(k): text(v)
             for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
         }
         if meta.get("offset") != (None if offset is None else str(offset)):
@@ -322,7 +337,7 @@ class PartitionStore:
             max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
             definitions={k[4:]: v for k, v in meta.items() if k.startswith(DEFINITION_PREFIX)},
             seen={event_id.decode(): int(score) for event_id, score in seen},
-            marks=_marks(meta),
+            marks=stored_marks(meta),
         )
         for batch in batches:
             ids = msgpack.unpackb(batch.partition(b":")[2], raw=False)
@@ -343,10 +358,10 @@ class PartitionStore:
         """Delete the buckets whose time has passed and the event ids whose horizon is at or
         before `forget_ids_until_ms`; returns how many buckets were deleted."""
         keys = self.keys(partition)
-        members = await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)
+        members = [text(m) for m in await self.client.zrangebyscore(keys.expiry, "-inf", now_ms)]
         async with self.client.pipeline(transaction=True) as pipe:
             for member in members:
-                pipe.delete(keys.bucket(member.decode()))
+                pipe.delete(keys.bucket(member))
             if members:
                 pipe.zrem(keys.expiry, *members)
             # A batch's ids go once all of them may (some are kept a little longer: harmless,
@@ -374,14 +389,3 @@ class PartitionStore:
                 pipe.hget(self.keys(partition).meta, "max_ts")
             values = await pipe.execute()
         return {p: int(v) for p, v in zip(partitions, values, strict=True) if v is not None}
-
-
-def _marks(meta: Mapping[str, str]) -> dict[str, str]:
-    return {
-        k: v
-        for k, v in meta.items()
-        if k not in _OWN_FIELDS
-        and k not in COUNT_FIELDS
-        and not k.startswith(INVALID_PREFIX)
-        and not k.startswith(DEFINITION_PREFIX)
-    }

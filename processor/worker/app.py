@@ -15,6 +15,7 @@ from typing import Any
 
 import faust
 import mode
+from faust.app.base import BootStrategy
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processor.config import Settings
@@ -23,10 +24,20 @@ from processor.worker.reload import Reloader
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 
-# How long a member of a consumer group that stopped without leaving (kill -9) keeps its place;
-# the batch consumer (aiokafka) uses the same by default.
-SESSION_TIMEOUT_S = 10.0
 _TEMP = Path(tempfile.gettempdir())
+
+
+class _NoKafkaBoot(BootStrategy):
+    """faust starts no Kafka client of its own: the worker reads and writes Kafka with its own
+    clients (runtime.py), which wait for the broker. faust's producer and consumer group read
+    and wrote nothing, but their start failed the whole worker when the broker was away (it
+    exited instead of waiting), and its group held a restarted worker back for a session."""
+
+    enable_kafka = False
+
+
+class _App(faust.App):
+    BootStrategy = _NoKafkaBoot
 
 
 def create_app(
@@ -35,7 +46,7 @@ def create_app(
     tick_seconds: float,
     watch_definitions_s: float | None = None,
 ) -> faust.App:
-    app = faust.App(
+    app = _App(
         f"nsm-{settings.namespace}-app",
         broker=f"kafka://{settings.kafka_bootstrap}",
         broker_credentials=_credentials(settings),
@@ -45,10 +56,6 @@ def create_app(
         web_host="localhost",
         autodiscover=False,
         topic_partitions=1,
-        # faust's own consumer group reads no events, but a worker restarted after kill -9 waits
-        # for the dead member's session to expire before it starts (60 s by default).
-        broker_session_timeout=SESSION_TIMEOUT_S,
-        broker_rebalance_timeout=SESSION_TIMEOUT_S,
         # faust keeps its local tables under `datadir`, by default in the working directory. NSM
         # has no faust tables (its state is in Redis): keep the folder out of the user's way.
         datadir=os.environ.get("APP_DATADIR", str(_TEMP / "{conf.name}-data")),
@@ -58,17 +65,19 @@ def create_app(
     reloader = Reloader(worker, settings.definitions, telemetry)
 
     class StreamService(mode.Service):
-        """Runs the batch loop for the life of the app; faust stops it on SIGTERM. SIGHUP
-        reloads the definitions, and so does a change of their files with --watch-definitions."""
+        """Waits for Kafka and Redis, then runs the batch loop for the life of the app; faust
+        stops it on SIGTERM. The waiting is part of the task, not of the start: the web server
+        answers /health (503, naming what is missing) meanwhile. SIGHUP reloads the
+        definitions, and so does a change of their files with --watch-definitions."""
 
         async def on_start(self) -> None:
             asyncio.get_running_loop().add_signal_handler(
                 signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
             )
-            await worker.start()
 
         @mode.Service.task
         async def _consume(self) -> None:
+            await worker.start()
             await worker.run()
 
         @mode.Service.task

@@ -34,22 +34,16 @@ from multiprocessing.connection import Connection
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.replay.processes import receive
 from processor.replay.source import batches, new_consumer
-from processor.store.partition_store import (
-    DEFINITION_PREFIX,
-    MetaUpdate,
-    PartitionStore,
-    StoredPartition,
-)
+from processor.store.client import UNAVAILABLE, connect
+from processor.store.partition_store import RedisPartitionStore
+from processor.store.protocol import DEFINITION_PREFIX, MetaUpdate, PartitionStore, StoredPartition
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, PartitionState
 from processor.worker.rebuild import COVERED, START, fingerprints, group_end, scope
@@ -63,7 +57,7 @@ REBUILD_FETCH_RECORDS = 50_000
 EXPIRE_EVERY_S = 5.0
 REBUILD_NICENESS = 10
 RETRY_S = 2.0
-ERRORS = (KafkaError, RedisConnectionError, RedisTimeoutError, OSError)
+ERRORS = (KafkaError, *UNAVAILABLE)
 
 
 @dataclass(frozen=True)
@@ -107,11 +101,8 @@ def now_ms() -> int:
 class Rebuilder:
     """Runs a worker's rebuild groups, one at a time, in a process of their own."""
 
-    def __init__(
-        self, settings: Settings, redis: aioredis.Redis, telemetry: Telemetry, event_clock: bool
-    ) -> None:
+    def __init__(self, settings: Settings, telemetry: Telemetry, event_clock: bool) -> None:
         self.settings = settings
-        self.redis = redis
         self.telemetry = telemetry
         self.event_clock = event_clock
         self._process: _ReaderProcess | None = None
@@ -121,14 +112,15 @@ class Rebuilder:
             self._process.stop()
             self._process = None
 
-    async def run(self, job: GroupRebuild, catalog: Catalog, namespace: str,
+    async def run(self, job: GroupRebuild, catalog: Catalog, live: PartitionStore,
                   hand_over: HandOver) -> None:  # fmt: skip
         """Rebuild the group until it is handed over; retried after Kafka or Redis errors.
+        `live` is the store of the partition's namespace (the group's keys are beside it).
         Cancelling it stops the reading; a hand-over under way is finished first."""
-        store = PartitionStore(self.redis, namespace, scope(job.group))
+        store = live.scoped(scope(job.group))
         while True:
             try:
-                await self._read(job, catalog, namespace)
+                await self._read(job, catalog, live.namespace)
                 rebuilt = await self._load(job, catalog, store)
                 break
             except (RebuildFailed, *ERRORS) as exc:
@@ -350,8 +342,8 @@ async def read_group(
     `report` gets ("started", {from_offset, to_offset}) and ("remaining", messages). Batches
     are applied in `applier`'s thread."""
     p, end = request.partition, group_end(request.group)
-    client = aioredis.Redis.from_url(request.settings.redis_url.get_secret_value())
-    store = PartitionStore(client, request.namespace, scope(request.group))
+    client = await connect(request.settings.redis_url.get_secret_value())
+    store = RedisPartitionStore(client, request.namespace, scope(request.group))
     state = NativePartitionState(
         request.catalog, p, metrics=request.metrics, input_format=request.settings.input_format
     )
@@ -387,7 +379,7 @@ async def read_group(
         await store.update_meta(p, MetaUpdate(marks))
     finally:
         await consumer.stop()
-        await client.aclose()  # type: ignore[attr-defined]
+        await client.aclose()
 
 
 class _GroupReader:

@@ -26,16 +26,28 @@ class JsonFormatter(logging.Formatter):
         return orjson.dumps(document, default=str).decode()
 
 
+class KafkaConnectionChatter(logging.Filter):
+    """Drops aiokafka's error line for each failed connection: the worker logs one line of its
+    own per attempt while Kafka is away (waiting at start, retrying later)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (
+            record.name.startswith("aiokafka") and str(record.msg).startswith("Unable connect to")
+        )
+
+
 def logging_config(level: str) -> dict[str, Any]:
     """A dictConfig for the worker: JSON lines on stderr for every logger."""
     return {
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"json": {"()": JsonFormatter}},
+        "filters": {"kafka_chatter": {"()": KafkaConnectionChatter}},
         "handlers": {
             "stderr": {
                 "class": "logging.StreamHandler",
                 "formatter": "json",
+                "filters": ["kafka_chatter"],
                 "stream": "ext://sys.stderr",
             }
         },

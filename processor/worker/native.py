@@ -12,11 +12,11 @@ classes against each other on generated batches.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
-from nsm_native import Partition
+from nsm_native import EventFailed, Partition
 
 from processor.definitions.model import Catalog, Filter, FilterOps
 from processor.engine import Engine
@@ -24,7 +24,14 @@ from processor.engine.entities import SUM, EntitiesMetric
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Additive, Number, Summary
 from processor.engine.traits import GROUP_CALL
-from processor.events import InputFormat, InvalidEvent, parse_event
+from processor.events import (
+    UNPROCESSABLE,
+    InputFormat,
+    InvalidEvent,
+    MessageFailed,
+    failure_detail,
+    parse_event,
+)
 from processor.store.codec import encode_cell
 from processor.store.partition_store import StoredPartition
 from processor.store.payloads import NewIds, PackedWrites
@@ -157,40 +164,76 @@ class NativePartitionState(PartitionState):
         max_future_skew_ms: int,
         event_clock: bool,
         drop_late: bool = True,
+        unprocessable: Mapping[int, str] | None = None,
     ) -> BatchOutcome:
+        """`PartitionState.apply_batch`, but a message that fails raises MessageFailed (its
+        offset and detail), and this state is then unusable: the native core changes its state
+        in place, event by event, so the failed message may be partly applied. Restore the
+        partition from what is stored and apply the batch again, with that message among
+        `unprocessable` ({offset: detail}), which are then counted as such and skipped."""
         native = self._native
         outcome = BatchOutcome(previous_offset=self.offset)
         records = messages if type(messages) is list else list(messages)
+        failed_offsets: set[int] = set()
+        if unprocessable:
+            stored = -1 if self.offset is None else self.offset
+            failed_offsets = {r.offset for r in records if r.offset in unprocessable
+                              and r.offset > stored}  # fmt: skip
+            if failed_offsets:
+                records = [r for r in records if r.offset not in unprocessable]
         clock = self.max_ts if event_clock else now_ms
         native.begin(
             records, self.offset, clock, event_clock, drop_late, now_ms, max_future_skew_ms
         )
         late = outcome.late
-        index = native.run(0)
-        while index < len(records):
-            message = records[index]
-            event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
-            if type(event) is InvalidEvent:
-                outcome.invalid.append(
-                    InvalidMessage(message.offset, message.value, event.reason, event.detail)
-                )
-            else:
-                assert not isinstance(event, InvalidEvent)
-                admitted, lateness_clock = native.admit(event.event_id, event.ts_ms)
-                if admitted:
-                    for metric in self._full.apply(event, message.offset, lateness_clock):
-                        late[metric] += 1
-            index = native.run(index + 1)
+        offset = -1  # of the record Python is working on (the native core names its own)
+        try:
+            index = native.run(0)
+            while index < len(records):
+                message = records[index]
+                offset = message.offset
+                event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
+                if type(event) is InvalidEvent:
+                    outcome.invalid.append(
+                        InvalidMessage(message.offset, message.value, event.reason, event.detail)
+                    )
+                else:
+                    assert not isinstance(event, InvalidEvent)
+                    admitted, lateness_clock = native.admit(event.event_id, event.ts_ms)
+                    if admitted:
+                        for metric in self._full.apply(event, message.offset, lateness_clock):
+                            late[metric] += 1
+                index = native.run(index + 1)
+        except EventFailed as failure:
+            index, what = failure.args
+            raise MessageFailed(records[index].offset, what) from failure
+        except Exception as error:
+            raise MessageFailed(offset, failure_detail(error)) from error
         deferred = self._take_deferred()
         (applied, skipped, duplicates, new_offset, max_ts, native_late, python_events, ids,
          native_writes) = native.finish()  # fmt: skip
         late.update(native_late)
-        for index, lateness_clock in python_events:
-            message = records[index]
-            event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
-            assert not isinstance(event, InvalidEvent), "the native core took it as valid"
-            for metric in self._scratch.apply(event, message.offset, lateness_clock):
-                late[metric] += 1
+        try:
+            for index, lateness_clock in python_events:
+                message = records[index]
+                offset = message.offset
+                event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
+                assert not isinstance(event, InvalidEvent), "the native core took it as valid"
+                for metric in self._scratch.apply(event, message.offset, lateness_clock):
+                    late[metric] += 1
+        except Exception as error:
+            raise MessageFailed(offset, failure_detail(error)) from error
+        if failed_offsets:
+            for message in messages:
+                if message.offset in failed_offsets:
+                    detail = unprocessable[message.offset]  # type: ignore[index]
+                    outcome.invalid.append(
+                        InvalidMessage(message.offset, message.value, UNPROCESSABLE, detail)
+                    )
+            outcome.invalid.sort(key=lambda invalid: invalid.offset)
+            newest_failed = max(failed_offsets)
+            if new_offset is None or newest_failed > new_offset:
+                new_offset = newest_failed
         outcome.applied, outcome.skipped, outcome.duplicates = applied, skipped, duplicates
         outcome.new_offset, outcome.max_ts = new_offset, max_ts
         if new_offset is None:

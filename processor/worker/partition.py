@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hashlib
 from collections import Counter
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -20,7 +20,14 @@ from processor.definitions.model import Catalog, Metric
 from processor.engine import Engine
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, Summary
-from processor.events import InputFormat, InvalidEvent, parse_event
+from processor.events import (
+    UNPROCESSABLE,
+    InputFormat,
+    InvalidEvent,
+    MessageFailed,
+    failure_detail,
+    parse_event,
+)
 from processor.store.codec import TRAITS_BUCKET, Fields, changed_fields, load_bucket
 from processor.store.partition_store import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
 from processor.store.payloads import BucketWrite, NewIds, PackedWrites
@@ -185,6 +192,7 @@ class PartitionState:
         max_future_skew_ms: int,
         event_clock: bool,
         drop_late: bool = True,
+        unprocessable: Mapping[int, str] | None = None,
     ) -> BatchOutcome:
         """Apply a batch (in offset order) to the mirror; say what to write and to report.
 
@@ -192,7 +200,31 @@ class PartitionState:
         the newest event time seen so far in this partition. `drop_late=False` applies every
         event whatever its lateness: a replay keeps all buckets until it ends, so that its history
         at every past boundary counts events that arrived after newer ones.
+
+        A message the engine fails on (any error while decoding, validating, labelling, filtering
+        or applying it) is invalid with reason `unprocessable`, and the batch is applied again
+        without it: its delta is built apart from the mirror, so nothing of the failed attempt
+        remains. `unprocessable` ({offset: detail}) names such messages in advance.
         """
+        failed = dict(unprocessable or {})
+        while True:
+            try:
+                return self._apply_batch(
+                    messages, now_ms, max_future_skew_ms, event_clock, drop_late, failed
+                )
+            except MessageFailed as failure:
+                self._scratch.take_states()  # the failed attempt's partial delta
+                failed[failure.position] = failure.detail
+
+    def _apply_batch(
+        self,
+        messages: Sequence[Record],
+        now_ms: int,
+        max_future_skew_ms: int,
+        event_clock: bool,
+        drop_late: bool,
+        failed: Mapping[int, str],
+    ) -> BatchOutcome:
         outcome = BatchOutcome(previous_offset=self.offset)
         clock = self.max_ts if event_clock else now_ms
         batch_ids: dict[str, int] = {}
@@ -207,32 +239,45 @@ class PartitionState:
         applied = skipped = duplicates = 0
         new_offset: int | None = None
         max_ts: int | None = None
-        for message in messages:
-            offset = message.offset
-            if stored_offset is not None and offset <= stored_offset:
-                skipped += 1
-                continue
-            new_offset = offset
-            event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
-            if type(event) is InvalidEvent:
-                invalid.append(InvalidMessage(offset, message.value, event.reason, event.detail))
-                continue
-            assert not isinstance(event, InvalidEvent)
-            ts_ms = event.ts_ms
-            event_id = event.event_id
-            if event_id is not None:
-                horizon = batch_ids.get(event_id, seen.get(event_id))
-                if horizon is not None and ts_ms < horizon:
-                    duplicates += 1
+        offset = -1
+        try:
+            for message in messages:
+                offset = message.offset
+                if stored_offset is not None and offset <= stored_offset:
+                    skipped += 1
                     continue
-                batch_ids[event_id] = horizon_of(ts_ms)
-            if event_clock and (clock is None or ts_ms > clock):
-                clock = ts_ms
-            for metric in apply(event, offset, clock if drop_late else None):
-                late[metric] += 1
-            applied += 1
-            if max_ts is None or ts_ms > max_ts:
-                max_ts = ts_ms
+                new_offset = offset
+                if failed and offset in failed:
+                    invalid.append(
+                        InvalidMessage(offset, message.value, UNPROCESSABLE, failed[offset])
+                    )
+                    continue
+                event = parse_event(message.value, now_ms, max_future_skew_ms, self.input_format)
+                if type(event) is InvalidEvent:
+                    invalid.append(
+                        InvalidMessage(offset, message.value, event.reason, event.detail)
+                    )
+                    continue
+                assert not isinstance(event, InvalidEvent)
+                ts_ms = event.ts_ms
+                event_id = event.event_id
+                if event_id is not None:
+                    horizon = batch_ids.get(event_id, seen.get(event_id))
+                    if horizon is not None and ts_ms < horizon:
+                        duplicates += 1
+                        continue
+                    # Registered before the engine applies the event: if that fails, the batch
+                    # is applied again without it, from a fresh `batch_ids`.
+                    batch_ids[event_id] = horizon_of(ts_ms)
+                if event_clock and (clock is None or ts_ms > clock):
+                    clock = ts_ms
+                for metric in apply(event, offset, clock if drop_late else None):
+                    late[metric] += 1
+                applied += 1
+                if max_ts is None or ts_ms > max_ts:
+                    max_ts = ts_ms
+        except Exception as error:
+            raise MessageFailed(offset, failure_detail(error)) from error
         outcome.applied, outcome.skipped, outcome.duplicates = applied, skipped, duplicates
         outcome.new_offset, outcome.max_ts = new_offset, max_ts
         if outcome.new_offset is None:
@@ -240,6 +285,13 @@ class PartitionState:
         outcome.writes = self._merge_python_delta(self._scratch.take_states())
         self._seen.update(batch_ids)
         outcome.ids = NewIds.pack(batch_ids.items())
+        self._advance(outcome)
+        return outcome
+
+    def pass_over(self, last_offset: int) -> BatchOutcome:
+        """Offsets up to `last_offset` hold nothing to apply (a record batch that cannot be
+        read): the outcome that stores them as passed, so that nothing reads them again."""
+        outcome = BatchOutcome(previous_offset=self.offset, new_offset=last_offset)
         self._advance(outcome)
         return outcome
 

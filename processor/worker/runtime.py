@@ -7,8 +7,10 @@ lifecycle and signals, the timer that drives `tick`, and the web server for /met
 
 Exactly-once effects: Redis, not Kafka, holds what was applied. When a partition is assigned, its
 state and last applied offset are loaded from Redis and the consumer seeks just past that offset.
-Each batch's state changes and new offset are written in one fenced Lua step (PartitionStore);
-Kafka offsets are committed only so that lag shows in the usual tools.
+Each batch's state changes and new offset are written in one fenced step (store/protocol.py; on
+Redis a Lua script); Kafka offsets are committed only so that lag shows in the usual tools. The
+same fence makes a Redis failover safe: a promoted replica that missed the last writes holds an
+older offset, the next write is fenced, and the partition is reloaded and read again from Kafka.
 
 Definition changes: a metric that is new or defined differently than its stored state is rebuilt
 from the topic in the background (rebuild.py decides, backfill.py reads) and exported only once
@@ -22,6 +24,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import itertools
 import logging
 import time
 from collections import Counter
@@ -30,26 +33,27 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.engine.summary import decode_summary_with_extras, encode_summary, finish
-from processor.kafka import clients
+from processor.events import MessageFailed
+from processor.kafka import clients, unreadable
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
-from processor.store.namespaces import resolve_namespace
-from processor.store.partition_store import (
+from processor.kafka.unreadable import UnreadableBatch
+from processor.store.client import UNAVAILABLE, RedisClient, connect
+from processor.store.partition_store import RedisStateStore
+from processor.store.payloads import NewIds
+from processor.store.protocol import (
     PENDING,
     Fenced,
     MetaUpdate,
     PartitionStore,
+    StateStore,
     StoredPartition,
 )
-from processor.store.payloads import NewIds
 from processor.worker.backfill import GroupRebuild, Rebuilder, Rebuilt
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import BatchOutcome, PartitionState
@@ -69,8 +73,11 @@ from processor.worker.rebuild import (
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker")
-REDIS_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+REDIS_ERRORS = UNAVAILABLE
 MAX_BACKOFF_S = 5.0
+# Waiting for Kafka and Redis at start: the first retry after a second, then twice as long each
+# time, up to half a minute (a service that is down for long is not hammered).
+START_BACKOFF_S = (1.0, 30.0)
 # The tick's Kafka calls (commit, end offsets) double as the liveness check of Kafka: the batch
 # fetch does not fail while the broker is away, and these would only time out after the client's
 # request timeout (40 s), holding up the tick meanwhile.
@@ -87,6 +94,12 @@ MAX_FETCH_RECORDS = 50_000
 
 def now_ms() -> int:
     return int(time.time() * 1000)
+
+
+def _short(error: BaseException) -> str:
+    """An error for a log line: its type and message on one line."""
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 async def retry(what: str, action: Callable[[], Awaitable[Any]], on_failure: Callable[[], None],
@@ -115,16 +128,25 @@ class _Rebalance(ConsumerRebalanceListener):
 
 
 class Worker:
-    def __init__(self, settings: Settings, catalog: Catalog, telemetry: Telemetry) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        catalog: Catalog,
+        telemetry: Telemetry,
+        backend: StateStore | None = None,
+    ) -> None:
+        """`backend`: where the partitions' state is kept; by default Redis at
+        `NSM_REDIS_URL`, connected at start (`store` is there only from then on)."""
         self.settings = settings
         self.catalog = catalog
         self.telemetry = telemetry
         self.topic = settings.topic
         self.group_id = f"nsm-{settings.namespace}"
         self.event_clock = settings.clock == "events"
-        self.redis = aioredis.Redis.from_url(settings.redis_url.get_secret_value())
+        self.backend = backend
         self.physical_namespace = settings.namespace
-        self.store = PartitionStore(self.redis, self.physical_namespace)
+        # Until `start` resolves the namespace pointer, the logical name's own partitions.
+        self._store = None if backend is None else backend.partitions(self.physical_namespace)
         self.partitions: dict[int, PartitionState] = {}
         self.consumer: AIOKafkaConsumer | None = None
         self.producer: AIOKafkaProducer | None = None
@@ -141,8 +163,14 @@ class Worker:
         # Seeks per partition: a batch fetched before a seek is not applied (run, apply).
         self._seeks: Counter[int] = Counter()
         self._loading: set[int] = set()  # assigned partitions whose state is being loaded
+        # Per partition, messages the processor failed on and not yet stored past: {offset:
+        # detail}; they are counted as unprocessable when their batch is applied again.
+        self._unprocessable: dict[int, dict[int, str]] = {}
+        self._markers_seen = 0  # unreadable.made when the last fetch was scanned for markers
+        self._unreadable: list[dict[str, Any]] = []  # the last unreadable batches, for /health
+        self._unreadable_count = 0
         # Rebuilds of new or changed metrics, per partition (backfill.py).
-        self.rebuilder = Rebuilder(settings, self.redis, telemetry, self.event_clock)
+        self.rebuilder = Rebuilder(settings, telemetry, self.event_clock)
         self._rebuilds: dict[int, list[asyncio.Task[None]]] = {}
         # Partitions started again from the topic's beginning: their first batch says whether the
         # topic still held it, and the invalid messages up to an offset went to the DLQ already.
@@ -154,20 +182,55 @@ class Worker:
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
+        self._started = False  # Kafka and Redis answered and the clients run
         self._loop_done: asyncio.Event | None = None  # set when `run` has returned
 
     # ---- lifecycle -------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Wait for Redis and Kafka, then start the Kafka clients.
+
+        Each attempt tries both (so /health names exactly what is missing) and logs one line;
+        the attempts come further apart each time (START_BACKOFF_S). The Kafka clients start
+        once both answer, Redis first: a partition assigned is loaded from it at once.
+        """
         # The engine's state has no reference cycles; scanning it for them costs more than the
         # work itself, so collection runs on the tick, over young objects only.
         gc.disable()
-        self.physical_namespace = await retry(
-            "redis", self._resolve_namespace, self._redis_down, REDIS_ERRORS
-        )
-        self.store = PartitionStore(self.redis, self.physical_namespace)
-        self._redis_ok()
-        await retry("kafka", self._start_kafka, self._kafka_down, (KafkaError, OSError))
+        delay, longest = START_BACKOFF_S
+        for attempt in itertools.count(1):
+            missing: dict[str, str] = {}
+            try:
+                if self.backend is None:
+                    self.backend = RedisStateStore(await self._connect_redis())
+                self.physical_namespace = await self._resolve_namespace()
+                # Before Kafka starts: a partition assigned is loaded from the store at once.
+                self._store = self.backend.partitions(self.physical_namespace)
+                self._redis_ok()
+            except REDIS_ERRORS as exc:
+                self._redis_down()
+                missing["redis"] = _short(exc)
+            try:
+                topic_partitions = await clients.ensure_dead_letter_topic(
+                    self.settings, self.topic, dead_letter_topic(self.topic)
+                )
+                if not missing:
+                    await self._start_kafka(topic_partitions)
+                self._kafka_ok()
+            except (KafkaError, OSError) as exc:
+                self._kafka_down()
+                missing["kafka"] = _short(exc)
+            if not missing:
+                break
+            log.warning(
+                f"waiting for {' and '.join(missing)}",
+                extra={"attempt": attempt, "retry_in_s": delay, "errors": missing,
+                       "kafka": self.settings.kafka_bootstrap,
+                       "redis": self.settings.redis_url_for_logs},
+            )  # fmt: skip
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, longest)
+        self._started = True
         log.info(
             "worker started",
             extra={"topic": self.topic, "group": self.group_id,
@@ -175,20 +238,33 @@ class Worker:
                    "clock": self.settings.clock},
         )  # fmt: skip
 
-    async def _start_kafka(self) -> None:
-        partitions = await clients.ensure_dead_letter_topic(
-            self.settings, self.topic, dead_letter_topic(self.topic)
-        )
-        if partitions is None:
+    async def _connect_redis(self) -> RedisClient:
+        return await connect(self.settings.redis_url.get_secret_value())
+
+    @property
+    def store(self) -> PartitionStore:
+        assert self._store is not None, "the worker has not started"
+        return self._store
+
+    async def _start_kafka(self, topic_partitions: int | None) -> None:
+        """Start the dead-letter producer and the batch consumer; on failure, neither runs."""
+        if topic_partitions is None:
             log.warning(
                 "input topic does not exist yet; waiting for it", extra={"topic": self.topic}
             )
-        self.producer = clients.producer(self.settings, f"{self.group_id}-dlq")
-        await self.producer.start()
-        self.consumer = clients.batch_consumer(self.settings, self.group_id)
-        self.consumer.subscribe([self.topic], listener=_Rebalance(self))
-        await self.consumer.start()
-        self._kafka_ok()
+        producer = clients.producer(self.settings, f"{self.group_id}-dlq")
+        consumer = clients.batch_consumer(self.settings, self.group_id)
+        try:
+            await producer.start()
+            consumer.subscribe([self.topic], listener=_Rebalance(self))
+            await consumer.start()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await consumer.stop()
+            with contextlib.suppress(Exception):
+                await producer.stop()
+            raise
+        self.producer, self.consumer = producer, consumer
 
     async def stop(self) -> None:
         self._stopping = True
@@ -211,7 +287,8 @@ class Worker:
         if self.producer is not None:
             await self.producer.stop()
         self._appliers.shutdown(wait=True)
-        await self.redis.aclose()  # type: ignore[attr-defined]  # stubs predate aclose
+        if self.backend is not None:
+            await self.backend.aclose()
         log.info("worker stopped")
 
     # ---- partitions come and go ------------------------------------------------------------
@@ -230,6 +307,8 @@ class Worker:
             finally:
                 self._loading.discard(tp.partition)
         self._parked.clear()  # the partitions that went to other workers
+        for partition in [p for p in self._unprocessable if p not in self.partitions]:
+            del self._unprocessable[partition]  # their new owner finds its failures itself
         self.telemetry.partitions.set(len(self.partitions))
         log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
 
@@ -382,7 +461,11 @@ class Worker:
                    for tp, records in batches.items() if records]  # fmt: skip
         for tp, records, _, _ in fetched:
             self._fetched_to[tp.partition] = records[-1].offset
-        steps = []
+        # Markers of unreadable record batches are rare: fetches are scanned for them only when
+        # one was made since the last scan.
+        scan = unreadable.made != self._markers_seen
+        self._markers_seen = unreadable.made
+        steps: list[Coroutine[Any, Any, None]] = []
         for tp, records, state, seeks in fetched:
             if state is None:
                 if tp.partition in self._loading:
@@ -393,8 +476,41 @@ class Worker:
                             extra={"partition": tp.partition})  # fmt: skip
                 await self._load(tp)
                 continue
-            steps.append(self._apply_fetched(tp, records, state, seeks))
+            if not scan:
+                steps.append(self._apply_fetched(tp, records, state, seeks))
+                continue
+            # In offset order: a partition's steps take its lock in the order they are made.
+            for run in unreadable.split(records):
+                if type(run) is UnreadableBatch:
+                    steps.append(self._pass_unreadable(tp, run, state, seeks))
+                else:
+                    assert isinstance(run, list)
+                    steps.append(self._apply_fetched(tp, run, state, seeks))
         return steps
+
+    async def _pass_unreadable(
+        self, tp: TopicPartition, batch: UnreadableBatch, state: PartitionState, seeks: int
+    ) -> None:
+        """A record batch that cannot be read: a named error (log, counter, /health), and its
+        offsets stored as passed (docs/semantics.md, Unreadable record batches). Its messages
+        are not applied, and not sent to the dead-letter topic: they could not be read."""
+        async with self._partition_lock(tp.partition):
+            if self.partitions.get(tp.partition) is not state or self._seeks[tp.partition] != seeks:
+                return
+            if state.offset is not None and batch.last_offset <= state.offset:
+                return
+            log.error(
+                "unreadable record batch: its offsets are passed over",
+                extra={"topic": batch.topic, "partition": batch.partition,
+                       "first_offset": batch.offset, "last_offset": batch.last_offset,
+                       "codec": batch.codec, "error": batch.error},
+            )  # fmt: skip
+            self.telemetry.unreadable_batches.labels(partition=str(tp.partition)).inc()
+            self._unreadable_count += 1
+            self._unreadable = [*self._unreadable[-4:], {
+                "partition": batch.partition, "offsets": [batch.offset, batch.last_offset],
+                "codec": batch.codec, "error": batch.error}]  # fmt: skip
+            await self._write_batch(tp, [], state, state.pass_over(batch.last_offset))
 
     def _partition_lock(self, partition: int) -> asyncio.Lock:
         return self._locks.setdefault(partition, asyncio.Lock())
@@ -421,15 +537,44 @@ class Worker:
                 now_ms(),
                 self.settings.max_future_skew_ms,
                 self.event_clock,
+                unprocessable=self._unprocessable.get(tp.partition),
             )
-            outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
+            try:
+                outcome = await asyncio.get_running_loop().run_in_executor(self._appliers, apply)
+            except MessageFailed as failure:
+                await self._skip_failed(tp, failure)
+                return
             if outcome.new_offset is None or not await self._write_batch(
                 tp, records, state, outcome
             ):
                 return
+            self._forget_unprocessable(tp.partition, outcome.new_offset)
         self._count(outcome)
         self.telemetry.batch_events.observe(len(records))
         self.telemetry.batch_seconds.observe(time.perf_counter() - started)
+
+    async def _skip_failed(self, tp: TopicPartition, failure: MessageFailed) -> None:
+        """The processor failed on one message of a batch and the partition's state may hold
+        part of it: reload the partition from Redis (which holds nothing of the batch) and read
+        the batch again, this time with the message counted as unprocessable."""
+        log.warning(
+            "a message could not be processed: it goes to the dead-letter topic, and its batch "
+            "is applied again without it",
+            extra={"partition": tp.partition, "offset": failure.position,
+                   "error": failure.detail},
+            exc_info=failure.__cause__,
+        )  # fmt: skip
+        self._unprocessable.setdefault(tp.partition, {})[failure.position] = failure.detail
+        await self._load(tp)
+
+    def _forget_unprocessable(self, partition: int, stored_offset: int) -> None:
+        failed = self._unprocessable.get(partition)
+        if failed:
+            kept = {o: d for o, d in failed.items() if o > stored_offset}
+            if kept:
+                self._unprocessable[partition] = kept
+            else:
+                del self._unprocessable[partition]
 
     async def _write_batch(
         self, tp: TopicPartition, records: list[Any], state: PartitionState, outcome: BatchOutcome
@@ -530,6 +675,8 @@ class Worker:
         after one that took `d` seconds the next waits at least `4 d` (fresh values when idle,
         throughput first under load).
         """
+        if not self._started:
+            return  # still waiting for Kafka and Redis (`start`)
         if time.monotonic() >= self._next_summary:
             started = time.monotonic()
             await self._summarize_and_export()
@@ -669,7 +816,7 @@ class Worker:
         for group, metrics in sorted(groups.items()):
             job = GroupRebuild(partition, group, tuple(sorted(metrics)), state)
             task = asyncio.create_task(
-                self.rebuilder.run(job, self.catalog, self.physical_namespace, self._hand_over),
+                self.rebuilder.run(job, self.catalog, self.store, self._hand_over),
                 name=f"nsm-rebuild-p{partition}-{group}",
             )
             task.add_done_callback(_log_failure)
@@ -744,7 +891,8 @@ class Worker:
     # ---- namespace hand-over (docs/backfill.md) --------------------------------------------
 
     async def _resolve_namespace(self) -> str:
-        return await resolve_namespace(self.redis, self.settings.namespace)
+        assert self.backend is not None
+        return await self.backend.resolve_namespace(self.settings.namespace)
 
     async def _follow_namespace(self) -> None:
         physical = await self._resolve_namespace()
@@ -753,7 +901,8 @@ class Worker:
         log.warning("namespace swapped: reloading partitions",
                     extra={"from": self.physical_namespace, "to": physical})  # fmt: skip
         self.physical_namespace = physical
-        self.store = PartitionStore(self.redis, physical)
+        assert self.backend is not None
+        self._store = self.backend.partitions(physical)
         self._parked.clear()  # states of the old namespace: never kept for the new one
         for partition in list(self.partitions):
             await self._load(TopicPartition(self.topic, partition))
@@ -777,8 +926,20 @@ class Worker:
         self.telemetry.dependency_up.labels(dependency="redis").set(0)
 
     def health(self) -> dict[str, Any]:
+        """`status` is `ok` (HTTP 200) once started with Kafka and Redis answering, else
+        `starting` (waiting for them at start) or `degraded` (retrying); `missing` names the
+        services that did not answer."""
+        answering = {"kafka": self.kafka_up, "redis": self.redis_up}
+        missing = [name for name, up in answering.items() if not up]
+        status = "starting" if not self._started else "degraded" if missing else "ok"
         return {
-            "status": "ok" if self.kafka_up and self.redis_up else "degraded",
+            "status": status,
+            "missing": missing,
+            # Not a reason to restart: the worker goes on past them (their count stays).
+            "unreadable_record_batches": {
+                "count": self._unreadable_count,
+                "last": self._unreadable,
+            },
             "kafka": "up" if self.kafka_up else "down",
             "redis": "up" if self.redis_up else "down",
             "partitions": sorted(self.partitions),

@@ -24,6 +24,7 @@ from prometheus_client.registry import Collector
 
 from processor.definitions.model import Catalog
 from processor.engine import MetricValue
+from processor.events import INVALID_REASONS
 from processor.worker.readiness import MetricStatus
 
 METRIC_LABELS = ["metric", "tier", "segment", "segment_value"]
@@ -147,6 +148,12 @@ class Telemetry:
             ["dependency"],
             registry=r,
         )
+        self.unreadable_batches = Counter(
+            "nsm_record_batches_unreadable",
+            "Record batches that could not be read (CRC, decompression, decoding): passed over.",
+            ["partition"],
+            registry=r,
+        )
         self.partitions = Gauge(
             "nsm_partitions_assigned", "Partitions this worker owns.", registry=r
         )
@@ -165,8 +172,7 @@ class Telemetry:
         )
         for outcome in ("applied", "rejected"):
             self.reloads.labels(outcome=outcome)
-        for reason in ("not_json", "not_object", "missing_type", "missing_timestamp",
-                       "bad_timestamp", "future_timestamp"):  # fmt: skip
+        for reason in INVALID_REASONS:
             self.invalid.labels(reason=reason)
         for dependency in ("kafka", "redis"):
             self.dependency_up.labels(dependency=dependency).set(0)

@@ -16,6 +16,7 @@ import pytest
 import redis
 
 from processor.config import Settings
+from processor.store.client import connect_sync
 
 ROOT = Path(__file__).resolve().parents[2]
 STACK_DIR = Path(os.environ.get("NSM_STACK_DIR", ROOT / ".stack"))
@@ -44,7 +45,7 @@ def kafka_bootstrap(settings: Settings) -> str:
 @pytest.fixture(scope="session")
 def redis_url(settings: Settings) -> str:
     url = settings.redis_url.get_secret_value()
-    client = redis.Redis.from_url(url)
+    client = connect_sync(url)
     try:
         client.ping()
     except redis.ConnectionError as exc:
@@ -78,6 +79,6 @@ def unique_name() -> str:
 
 @pytest.fixture
 def redis_client(redis_url: str) -> Iterator[redis.Redis]:
-    client = redis.Redis.from_url(redis_url)
+    client = connect_sync(redis_url)
     yield client
     client.close()

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import orjson
-import redis.asyncio as aioredis
 from click.testing import CliRunner
 
 from processor.analysis.source import EventsSource, read_event_log
@@ -19,6 +18,7 @@ from processor.definitions import load_definitions
 from processor.engine import MetricValue
 from processor.generate import Drop, iter_events, plan_history
 from processor.replay.export import store_history
+from processor.store.client import connect
 from processor.store.namespaces import history_key
 from processor.times import parse_time as parse_time_ms
 
@@ -54,14 +54,14 @@ def test_explain_from_a_namespace_equals_explain_from_events(redis_url: str, uni
             yield t, values[t]
 
     async def store() -> None:
-        client = aioredis.Redis.from_url(redis_url)
+        client = await connect(redis_url)
         try:
             await store_history(client, unique_name, catalog, 3_600_000, t2, points())
         finally:
             await client.aclose()
 
     async def clean() -> None:
-        client = aioredis.Redis.from_url(redis_url)
+        client = await connect(redis_url)
         try:
             await client.unlink(history_key(unique_name))
         finally:

@@ -16,10 +16,10 @@ from pathlib import Path
 import orjson
 import pytest
 import redis
-import redis.asyncio as aioredis
 
 from processor.definitions import Catalog
 from processor.engine import compute_metrics
+from processor.store.client import connect
 from processor.store.namespaces import info_key, previous_key, resolve_namespace, target_key
 from processor.store.partition_store import PartitionKeys
 from tests.integration.test_replay_support import (
@@ -54,7 +54,7 @@ def plant(client: redis.Redis, namespace: str) -> None:
 
 def resolve(url: str, logical: str) -> str:
     async def main() -> str:
-        client = aioredis.Redis.from_url(url)
+        client = await connect(url)
         try:
             return await resolve_namespace(client, logical)
         finally:

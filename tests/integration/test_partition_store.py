@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 
 import orjson
+import pytest
 import redis
-import redis.asyncio as aioredis
 
 from processor.definitions import load_definitions
-from processor.store.partition_store import PartitionStore, StoredPartition
+from processor.store.client import connect
+from processor.store.partition_store import RedisPartitionStore, StoredPartition
 from processor.store.payloads import NewIds, PackedWrites
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import Message
@@ -23,8 +24,8 @@ def test_event_ids_are_stored_per_batch_read_back_and_forgotten_with_their_batch
     redis_url: str, redis_client: redis.Redis, unique_name: str
 ):
     async def scenario() -> list[dict[str, int]]:
-        client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
         seen = []
         try:
             await store.apply_batch(
@@ -60,8 +61,8 @@ def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
     redis_url: str, redis_client: redis.Redis, unique_name: str
 ):
     async def scenario() -> list[int | None]:
-        client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
         newest = []
         try:
             await store.apply_batch(
@@ -88,6 +89,42 @@ def test_the_newest_event_time_is_absent_until_an_event_and_never_goes_back(
             redis_client.unlink(key)
 
 
+@pytest.mark.parametrize(
+    "times",
+    [
+        [-(2**63), -(2**63) + 1, -(2**62)],  # far before the epoch: 19 digits
+        [-(2**63) + 1, -(2**63)],  # an older one after: kept
+        [-5, -40, 7, 3],
+        [2**53 + 1, 2**53],  # beyond a double's integers
+        [123_456_789_012_345_678, 99_999, 123_456_789_012_345_679],
+    ],
+)
+def test_the_newest_event_time_is_stored_exactly_at_any_size(
+    redis_url: str, redis_client: redis.Redis, unique_name: str, times: list[int]
+):
+    """A valid event may be timestamped anywhere in 64 bits; Redis's Lua numbers are doubles,
+    whose text has 14 digits (the worker could not read back "-9.2233720368548e+18")."""
+
+    async def scenario() -> int | None:
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
+        try:
+            offset = None
+            for i, ts in enumerate(times):
+                await store.apply_batch(0, offset, i, ts, NO_WRITES, NewIds.pack([]))
+                offset = i
+            assert await store.max_event_times([0]) == {0: max(times)}
+            return (await store.load(0)).max_ts
+        finally:
+            await client.aclose()
+
+    try:
+        assert asyncio.run(scenario()) == max(times)
+    finally:
+        for key in redis_client.scan_iter(match=f"nsm:{unique_name}:*"):
+            redis_client.unlink(key)
+
+
 def test_what_the_native_core_packs_is_stored_as_it_holds_it(
     redis_url: str, redis_client: redis.Redis, unique_name: str
 ):
@@ -108,8 +145,8 @@ def test_what_the_native_core_packs_is_stored_as_it_holds_it(
     assert outcome.new_offset is not None and len(outcome.ids.unpack()) == len(accounts)
 
     async def scenario() -> StoredPartition:
-        client = aioredis.Redis.from_url(redis_url)
-        store = PartitionStore(client, unique_name)
+        client = await connect(redis_url)
+        store = RedisPartitionStore(client, unique_name)
         try:
             await store.apply_batch(
                 0, None, outcome.new_offset, outcome.max_ts, outcome.writes, outcome.ids

@@ -18,13 +18,17 @@ from processor.definitions import load_definitions
 from processor.engine import compute_metrics
 from tests.integration.collect.harness import CollectorProcess
 from tests.integration.collect.sdk import END_MS, generated_calls, segment_client, send
-from tests.integration.worker import test_worker_kafka_outage as outage
-from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS, EndToEnd
+from tests.integration.worker.conftest import (
+    EXAMPLE_DEFINITIONS,
+    EndToEnd,
+    PrivateStack,
+    outage_e2e,
+    private_stack,
+)
 from tests.integration.worker.harness import read_topic, wait_exact, wait_until
-from tests.integration.worker.test_worker_kafka_outage import PrivateStack
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(300)]
-private_stack, outage_e2e = outage.private_stack, outage.outage_e2e  # the fixtures
+__all__ = ["outage_e2e", "private_stack"]  # fixtures used below
 
 
 @pytest.fixture

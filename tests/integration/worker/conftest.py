@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -46,13 +48,13 @@ class EndToEnd:
     def namespace(self) -> str:
         return self.name
 
-    def create_topic(self, partitions: int) -> str:
-        create_topic(self.bootstrap, self.topic, partitions)
+    def create_topic(self, partitions: int, replication: int = 1) -> str:
+        create_topic(self.bootstrap, self.topic, partitions, replication)
         self.partitions = partitions
         return self.topic
 
-    def producer(self) -> Producer:
-        producer = Producer(self.bootstrap, self.topic)
+    def producer(self, compression: str | None = None) -> Producer:
+        producer = Producer(self.bootstrap, self.topic, compression)
         self.producers.append(producer)
         return producer
 
@@ -153,3 +155,79 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.kill()
+
+
+STACK = ROOT / "scripts" / "stack.sh"
+
+
+class PrivateStack:
+    """Kafka, Redis and Prometheus of the test's own, run by scripts/stack.sh on free ports."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.kafka_port = free_port()
+        self.redis_port = free_port()
+        self.env = {
+            **os.environ,
+            "NSM_STACK_DIR": str(folder),
+            "NSM_KAFKA_PORT": str(self.kafka_port),
+            "NSM_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "NSM_REDIS_PORT": str(self.redis_port),
+            "NSM_PROMETHEUS_PORT": str(free_port()),
+            "NSM_METRICS_PORT": str(free_port()),
+        }
+        self.bootstrap = f"127.0.0.1:{self.kafka_port}"
+        self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"
+
+    def _run(self, command: str, timeout_s: float) -> None:
+        done = subprocess.run(
+            [str(STACK), command], env=self.env, capture_output=True, text=True, timeout=timeout_s
+        )
+        assert done.returncode == 0, f"stack.sh {command} failed:\n{done.stdout}\n{done.stderr}"
+
+    def up(self) -> None:
+        self._run("up", 180)
+
+    def down(self) -> None:
+        self._run("down", 120)
+
+    @property
+    def kafka_pid(self) -> int:
+        return int((self.folder / "kafka" / "kafka.pid").read_text())
+
+    def stop_kafka(self, timeout_s: float = 60) -> None:
+        """SIGTERM the broker and wait until it has exited."""
+        pid = self.kafka_pid
+        os.kill(pid, signal.SIGTERM)
+
+        def exited() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_until(exited, timeout_s, f"kafka (pid {pid}) to exit")
+
+
+@pytest.fixture
+def private_stack(tmp_path: Path) -> Iterator[PrivateStack]:
+    stack = PrivateStack(tmp_path / "stack")
+    try:
+        stack.up()
+        yield stack
+    finally:
+        stack.down()
+
+
+@pytest.fixture
+def outage_e2e(private_stack: PrivateStack, unique_name: str, tmp_path: Path) -> Iterator[EndToEnd]:
+    """Like `e2e`, on the private stack; nothing to delete afterwards, the stack goes whole."""
+    env = EndToEnd(private_stack.bootstrap, private_stack.redis_url, unique_name, tmp_path)
+    try:
+        yield env
+    finally:
+        for worker in env.workers:
+            worker.close()
+        for producer in env.producers:
+            producer.close()

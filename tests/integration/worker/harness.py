@@ -15,6 +15,7 @@ import os
 import signal
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -24,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import redis
 import yaml
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
@@ -34,6 +34,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from processor.definitions.model import Catalog
 from processor.engine import compute_metrics
 from processor.events import InputFormat
+from processor.store.client import connect_sync
 
 ROOT = Path(__file__).resolve().parents[3]
 NSM = ROOT / ".venv" / "bin" / "nsm"
@@ -77,10 +78,10 @@ def partition_for(key: bytes | None, value: bytes | None, partitions: int) -> in
     return zlib.crc32(basis) % partitions
 
 
-def create_topic(bootstrap: str, name: str, partitions: int) -> None:
+def create_topic(bootstrap: str, name: str, partitions: int, replication: int = 1) -> None:
     admin = KafkaAdminClient(bootstrap_servers=bootstrap)
     try:
-        admin.create_topics([NewTopic(name, partitions, 1)])
+        admin.create_topics([NewTopic(name, partitions, replication)])
     finally:
         admin.close()
     consumer = KafkaConsumer(bootstrap_servers=bootstrap)
@@ -119,11 +120,36 @@ def delete_groups(bootstrap: str, groups: Iterable[str]) -> None:
         admin.close()
 
 
+class Trickle(threading.Thread):
+    """Produces the messages in chunks with short pauses, so a worker is always mid-stream."""
+
+    def __init__(self, producer: Producer, messages: list[Message], chunks: int, pause_s: float):
+        super().__init__(daemon=True)
+        self.producer, self.messages = producer, messages
+        self.chunks, self.pause_s = chunks, pause_s
+        self.error: BaseException | None = None
+
+    def run(self) -> None:
+        try:
+            size = -(-len(self.messages) // self.chunks)
+            for start in range(0, len(self.messages), size):
+                self.producer.send(self.messages[start : start + size])
+                time.sleep(self.pause_s)
+        except BaseException as error:  # reported by finish()
+            self.error = error
+
+    def finish(self, timeout_s: float = 60) -> None:
+        self.join(timeout=timeout_s)
+        assert not self.is_alive(), "the producer thread hangs"
+        if self.error is not None:
+            raise self.error
+
+
 class Producer:
     """Sends to explicit partitions with acks=all, one request in flight, so that the order in
     a partition is the order of `send` calls."""
 
-    def __init__(self, bootstrap: str, topic: str) -> None:
+    def __init__(self, bootstrap: str, topic: str, compression: str | None = None) -> None:
         self.topic = topic
         self._producer = KafkaProducer(
             bootstrap_servers=bootstrap,
@@ -131,6 +157,7 @@ class Producer:
             linger_ms=5,
             max_in_flight_requests_per_connection=1,
             max_request_size=4 * 1024 * 1024,
+            compression_type=compression,
         )
 
     def send(self, messages: Iterable[Message]) -> int:
@@ -194,7 +221,7 @@ def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 def delete_namespace(url: str, namespace: str) -> int:
-    client = redis.Redis.from_url(url)
+    client = connect_sync(url)
     try:
         keys = list(client.scan_iter(match=f"nsm:{namespace}:*", count=1000))
         for start in range(0, len(keys), 500):
@@ -206,7 +233,7 @@ def delete_namespace(url: str, namespace: str) -> int:
 
 def stored_offsets(url: str, namespace: str, partitions: int) -> dict[int, int | None]:
     """The last applied offset of each partition, as the worker stored it."""
-    client = redis.Redis.from_url(url)
+    client = connect_sync(url)
     try:
         out: dict[int, int | None] = {}
         for p in range(partitions):

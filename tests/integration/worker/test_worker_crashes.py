@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import random
-import threading
 import time
 
 import pytest
@@ -12,8 +11,7 @@ import redis
 from processor.definitions import load_definitions
 from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS, EndToEnd, PrivateRedis
 from tests.integration.worker.harness import (
-    Message,
-    Producer,
+    Trickle,
     WorkerProcess,
     now_ms,
     read_topic,
@@ -26,31 +24,6 @@ from tests.integration.worker.workloads import generated_messages, random_catalo
 from tests.strategies import catalog_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(150)]
-
-
-class Trickle(threading.Thread):
-    """Produces the messages in chunks with short pauses, so a worker is always mid-stream."""
-
-    def __init__(self, producer: Producer, messages: list[Message], chunks: int, pause_s: float):
-        super().__init__(daemon=True)
-        self.producer, self.messages = producer, messages
-        self.chunks, self.pause_s = chunks, pause_s
-        self.error: BaseException | None = None
-
-    def run(self) -> None:
-        try:
-            size = -(-len(self.messages) // self.chunks)
-            for start in range(0, len(self.messages), size):
-                self.producer.send(self.messages[start : start + size])
-                time.sleep(self.pause_s)
-        except BaseException as error:  # reported by finish()
-            self.error = error
-
-    def finish(self) -> None:
-        self.join(timeout=60)
-        assert not self.is_alive(), "the producer thread hangs"
-        if self.error is not None:
-            raise self.error
 
 
 def assert_offsets_stored(e2e: EndToEnd) -> None:

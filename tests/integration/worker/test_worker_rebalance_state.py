@@ -23,7 +23,8 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.config import Settings
 from processor.definitions import load_definitions
-from processor.store.partition_store import PartitionKeys
+from processor.store.client import connect
+from processor.store.partition_store import PartitionKeys, RedisStateStore
 from processor.worker.partition import Message, PartitionState
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
@@ -41,6 +42,12 @@ def _records(first: int, count: int, newest_ms: int = NEWEST_MS) -> list[Message
     ]  # fmt: skip
 
 
+async def redis_worker(settings: Settings, catalog: Any, telemetry: Telemetry) -> Worker:
+    """A worker on the Redis of `settings`, used without `start` (no faust app, no Kafka)."""
+    backend = RedisStateStore(await connect(settings.redis_url.get_secret_value()))
+    return Worker(settings, catalog, telemetry, backend=backend)
+
+
 def test_a_partition_revoked_during_its_write_is_counted_not_committed_and_nothing_crashes(
     redis_url: str, redis_client: redis.Redis, unique_name: str
 ):
@@ -52,7 +59,7 @@ def test_a_partition_revoked_during_its_write_is_counted_not_committed_and_nothi
     records = _records(0, 5)
 
     async def scenario() -> Worker:
-        worker = Worker(settings, catalog, telemetry)
+        worker = await redis_worker(settings, catalog, telemetry)
         worker.partitions[0] = PartitionState(catalog, 0)
         real_write = worker.store.apply_batch
 
@@ -64,7 +71,7 @@ def test_a_partition_revoked_during_its_write_is_counted_not_committed_and_nothi
         try:
             await worker.apply(tp, records)
         finally:
-            await worker.redis.aclose()
+            await worker.backend.aclose()
         return worker
 
     try:
@@ -91,7 +98,7 @@ def test_a_batch_fetched_before_its_partition_was_sought_or_revoked_is_dropped(
     meta = PartitionKeys(unique_name, 0).meta
 
     async def scenario() -> list[bytes | None]:
-        worker = Worker(settings, catalog, Telemetry(catalog))
+        worker = await redis_worker(settings, catalog, Telemetry(catalog))
         stored = []
         try:
             fetched_by = worker.partitions[0] = PartitionState(catalog, 0)
@@ -106,7 +113,7 @@ def test_a_batch_fetched_before_its_partition_was_sought_or_revoked_is_dropped(
             await worker._apply_fetched(tp, _records(0, 5), worker.partitions[0], worker._seeks[0])
             stored.append(redis_client.hget(meta, "offset"))
         finally:
-            await worker.redis.aclose()
+            await worker.backend.aclose()
         return stored
 
     try:
@@ -128,8 +135,8 @@ def test_a_partition_given_back_keeps_its_state_unless_another_worker_wrote_it_m
     group = f"{unique_name}-g"
 
     async def scenario() -> None:
-        worker = Worker(settings, catalog, Telemetry(catalog))
-        other = Worker(settings, catalog, Telemetry(catalog))
+        worker = await redis_worker(settings, catalog, Telemetry(catalog))
+        other = await redis_worker(settings, catalog, Telemetry(catalog))
         # Assigned by hand, in a group of its own so that the worker's commits have a home.
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
                                     enable_auto_commit=False)  # fmt: skip
@@ -163,8 +170,8 @@ def test_a_partition_given_back_keeps_its_state_unless_another_worker_wrote_it_m
             assert worker._parked == {} and other._parked == {}
         finally:
             await consumer.stop()
-            await worker.redis.aclose()
-            await other.redis.aclose()
+            await worker.backend.aclose()
+            await other.backend.aclose()
 
     try:
         asyncio.run(scenario())
@@ -201,7 +208,7 @@ def test_stop_lets_the_batches_in_hand_be_written_before_the_clients_close(
     group = f"{unique_name}-g"
 
     async def scenario() -> tuple[asyncio.Task[None], int | None]:
-        worker = Worker(settings, catalog, Telemetry(catalog))
+        worker = await redis_worker(settings, catalog, Telemetry(catalog))
         # Small fetches, so that there are several; a group, for the commit when stopping.
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=group,
                                     enable_auto_commit=False,
@@ -259,7 +266,7 @@ def test_records_of_a_partition_still_loading_are_left_to_its_load(
         raise AssertionError("nothing fetched")
 
     async def scenario() -> None:
-        worker = Worker(settings, catalog, Telemetry(catalog))
+        worker = await redis_worker(settings, catalog, Telemetry(catalog))
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, enable_auto_commit=False)
         await consumer.start()
         consumer.assign([tp])
@@ -279,7 +286,7 @@ def test_records_of_a_partition_still_loading_are_left_to_its_load(
             assert worker.partitions[0].offset is None
         finally:
             await consumer.stop()
-            await worker.redis.aclose()
+            await worker.backend.aclose()
 
     try:
         asyncio.run(scenario())

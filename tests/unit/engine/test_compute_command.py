@@ -149,3 +149,86 @@ def test_a_bad_at_is_a_usage_error(tmp_path: Path) -> None:
     result = run(["--events", str(events), "--definitions", str(definitions), "--at", "yesterday"])
     assert result.exit_code == 2
     assert "RFC 3339" in result.stderr
+
+
+DEEP_PLAN = b"[" * 1020 + b'"pro"' + b"]" * 1020
+
+
+def test_each_invalid_line_is_named_with_its_number(tmp_path: Path) -> None:
+    """Blank lines count in the numbering but are not events; the JSON output is unchanged."""
+    lines: list[Any] = [EVENTS[0], b"", b"{broken", b"  ", EVENTS[1], b"[1]",
+                        {"type": "report.sent", "timestamp": "2026-11-20T10:00:00"}]  # fmt: skip
+    definitions, events = setup(tmp_path, lines)
+    result = run(["--events", str(events), "--definitions", str(definitions)])
+    assert result.exit_code == 0, result.output
+    named = [line for line in result.stderr.splitlines() if line.startswith(str(events))]
+    assert [line.split(": ", 2)[0:2] for line in named] == [
+        [f"{events}:3", "not_json"], [f"{events}:6", "not_object"],
+        [f"{events}:7", "bad_timestamp"],
+    ]  # fmt: skip
+    assert "3 invalid" in result.stderr.splitlines()[-1]
+    assert set(orjson.loads(result.stdout)) == {"as_of", "metrics"}
+
+
+def test_a_value_nested_past_the_recursion_limit_is_applied(tmp_path: Path) -> None:
+    """The reproduction of the worker's crash loop: a plan nested 1,020 levels deep, in a
+    metric segmented by plan, is a segment value like any other."""
+    deep = orjson.dumps(EVENTS[0])[:-1] + b', "plan": ' + DEEP_PLAN + b"}"
+    definitions, events = setup(tmp_path, [deep, EVENTS[1]])
+    result = run(["--events", str(events), "--definitions", str(definitions)])
+    assert result.exit_code == 0, result.output
+    plans = orjson.loads(result.stdout)["metrics"]["weekly_active_accounts"]["segments"]["plan"]
+    assert plans == {"pro": 1}  # the newest event's plan; the deep one is older
+    assert "0 invalid" in result.stderr
+
+
+def test_an_event_the_engine_fails_on_is_named_and_the_rest_computed(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """From a file and from a pipe (standard input read once, kept for the second pass)."""
+    from processor.engine.engine import Engine
+
+    apply = Engine.apply
+
+    def failing(engine: Engine, event: Any, seq: int, clock: Any = None) -> Any:
+        late = apply(engine, event, seq, clock)
+        if event.data.get("account_id") == "b":
+            raise ZeroDivisionError("on purpose")
+        return late
+
+    monkeypatch.setattr(Engine, "apply", failing)
+    definitions, events = setup(tmp_path, [EVENTS[0], b"", EVENTS[1], EVENTS[2], EVENTS[3]])
+    from_file = run(["--events", str(events), "--definitions", str(definitions)])
+    with events.open("rb") as pipe:
+        from_pipe = CliRunner().invoke(
+            command, ["--events", "-", "--definitions", str(definitions)], input=pipe,
+            env={"NSM_MAX_FUTURE_SKEW": "1000w"},
+        )  # fmt: skip
+    for result, name in ((from_file, str(events)), (from_pipe, "<stdin>")):
+        assert result.exit_code == 0, result.output
+        metrics = orjson.loads(result.stdout)["metrics"]
+        # Account b's first event repeats an id (a duplicate, never applied), its second fails.
+        assert metrics["reports_sent"]["value"] == 2
+        assert metrics["weekly_active_accounts"]["segments"]["plan"] == {"pro": 1}
+        named = [line for line in result.stderr.splitlines() if line.startswith(name)]
+        assert named == [f"{name}:5: unprocessable: ZeroDivisionError: on purpose"]
+        assert "1 invalid (unprocessable: 1), 1 duplicates" in result.stderr
+
+
+def test_standard_input_from_a_pipe_is_read_once_and_iterated_twice(monkeypatch: Any) -> None:
+    import os
+
+    import click
+
+    from processor.cli.options import JsonLinesFile
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b'{"a": 1}\n\n{"b": 2}\n')
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        assert not pipe.seekable()
+        monkeypatch.setattr(click, "get_binary_stream", lambda name: pipe)
+        with JsonLinesFile("-") as events:
+            assert list(events) == [b'{"a": 1}\n', b'{"b": 2}\n']
+            assert list(events) == [b'{"a": 1}\n', b'{"b": 2}\n']
+            assert [events.line_number(p) for p in (0, 1)] == [1, 3]

@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from processor.definitions import load_definitions
 from processor.definitions.model import Catalog
 from processor.engine.state import EntitiesState
-from processor.events import InputFormat
+from processor.events import InputFormat, MessageFailed
 from processor.store.codec import TRAITS_BUCKET, decode_cell
 from processor.worker import native as native_module
 from processor.worker.native import NativePartitionState
@@ -54,13 +54,31 @@ def _comparable(outcome: BatchOutcome, catalog: Catalog) -> dict[str, Any]:
     }
 
 
+def apply_restoring(
+    native: NativePartitionState, store: DictStore, batch: list[Message], *args: Any
+) -> tuple[BatchOutcome, NativePartitionState]:
+    """A batch through the native core as the worker applies it: when a message fails, the
+    partition is restored from what is stored and the batch applied again with that message
+    named unprocessable. Returns the outcome and the state (a new one after a restore)."""
+    unprocessable: dict[int, str] = {}
+    while True:
+        try:
+            return native.apply_batch(batch, *args, unprocessable=unprocessable), native
+        except MessageFailed as failure:
+            assert failure.position not in unprocessable, "failed again on a skipped message"
+            unprocessable[failure.position] = failure.detail
+            native = NativePartitionState(native.catalog, native.partition, native.input_format)
+            native.restore(store.stored())
+
+
 def _run_both(
     scenario: Scenario,
     choose: st.DataObject,
     event_clock: bool,
     drop_late: bool,
     input_format: InputFormat = "nsm",
-) -> None:
+) -> PartitionState:
+    """Returns the Python partition at the end."""
     catalog = catalog_of(scenario.metrics)
     messages = [Message(i, _raw(item)) for i, item in enumerate(copy.deepcopy(scenario.raw))]
     python = PartitionState(catalog, 0, input_format=input_format)
@@ -71,7 +89,9 @@ def _run_both(
     while position < len(messages):
         batch = messages[position : position + choose.draw(st.integers(1, 8))]
         expected = python.apply_batch(batch, scenario.now_ms, 300_000, event_clock, drop_late)
-        got = native.apply_batch(batch, scenario.now_ms, 300_000, event_clock, drop_late)
+        got, native = apply_restoring(
+            native, store, batch, scenario.now_ms, 300_000, event_clock, drop_late
+        )
         assert _comparable(got, catalog) == _comparable(expected, catalog)
         store.write(got)
         position += len(batch)
@@ -95,6 +115,7 @@ def _run_both(
             for bucket, encoded in native.native_cells(name).items()
         }
         assert cells == {bucket: found for bucket, found in state.buckets.items() if found}
+    return python
 
 
 @pytest.mark.parametrize(("event_clock", "drop_late"), [(True, True), (False, True), (True, False)])
