@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
+from unittest import mock
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from processor.definitions import load_definitions
 from processor.engine import compute_metrics
 from processor.engine.compute import ComputeResult
 from processor.generate import RecordStream, plan_history
+from processor.kafka import clients
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 from tests.memory_store import MemoryStateStore
@@ -60,6 +62,12 @@ class RecordingConsumer:
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: 0 for tp in tps}
 
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
+
     async def topics(self) -> set[str]:
         return {TOPIC}
 
@@ -92,7 +100,7 @@ def run(scenario: Callable[[Worker, RecordingConsumer, MemoryStateStore], Awaita
     worker = Worker(settings, CATALOG, Telemetry(CATALOG), backend=backend)
     consumer = RecordingConsumer(partitions)
 
-    async def kafka() -> None:
+    async def kafka(topic_partitions: int | None) -> None:
         worker.consumer = consumer  # type: ignore[assignment]
 
     async def main() -> Any:
@@ -103,7 +111,9 @@ def run(scenario: Callable[[Worker, RecordingConsumer, MemoryStateStore], Awaita
         finally:
             await worker.stop()
 
-    return asyncio.run(main())
+    # No broker: the dead-letter topic the worker makes sure of at start is not asked for.
+    with mock.patch.object(clients, "ensure_dead_letter_topic", mock.AsyncMock(return_value=1)):
+        return asyncio.run(main())
 
 
 async def export(worker: Worker) -> dict[str, Any] | None:
