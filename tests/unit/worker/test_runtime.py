@@ -7,11 +7,11 @@ from __future__ import annotations
 import asyncio
 import time
 import zlib
-from unittest import mock
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import pytest
 from aiokafka import TopicPartition
