@@ -211,11 +211,10 @@ class Worker:
                 self._redis_down()
                 missing["redis"] = _short(exc)
             try:
-                topic_partitions = await clients.ensure_dead_letter_topic(
-                    self.settings, self.topic, dead_letter_topic(self.topic)
-                )
-                if not missing:
-                    await self._start_kafka(topic_partitions)
+                if missing:
+                    await self._ensure_topics()  # only to tell whether Kafka answers too
+                else:
+                    await self._start_kafka()
                 self._kafka_ok()
             except (KafkaError, OSError) as exc:
                 self._kafka_down()
@@ -246,9 +245,15 @@ class Worker:
         assert self._store is not None, "the worker has not started"
         return self._store
 
-    async def _start_kafka(self, topic_partitions: int | None) -> None:
+    async def _ensure_topics(self) -> int | None:
+        """The dead-letter topic made if missing; the input topic's partitions (None: none yet)."""
+        return await clients.ensure_dead_letter_topic(
+            self.settings, self.topic, dead_letter_topic(self.topic)
+        )
+
+    async def _start_kafka(self) -> None:
         """Start the dead-letter producer and the batch consumer; on failure, neither runs."""
-        if topic_partitions is None:
+        if await self._ensure_topics() is None:
             log.warning(
                 "input topic does not exist yet; waiting for it", extra={"topic": self.topic}
             )

@@ -31,10 +31,14 @@ from kafka.admin import KafkaAdminClient, NewTopic
 from kafka.errors import KafkaError, UnknownTopicOrPartitionError
 from prometheus_client.parser import text_string_to_metric_families
 
+from processor.config import Settings
 from processor.definitions.model import Catalog
 from processor.engine import compute_metrics
 from processor.events import InputFormat
-from processor.store.client import connect_sync
+from processor.store.client import connect, connect_sync
+from processor.store.partition_store import RedisStateStore
+from processor.worker.runtime import Worker
+from processor.worker.telemetry import Telemetry
 
 ROOT = Path(__file__).resolve().parents[3]
 NSM = ROOT / ".venv" / "bin" / "nsm"
@@ -549,3 +553,9 @@ def wait_exact(
             raise AssertionError(f"workers not exact after {timeout_s}s: {detail}\n{tails}")
         time.sleep(TICK_S)
     return expected
+
+
+async def redis_worker(settings: Settings, catalog: Any, telemetry: Telemetry) -> Worker:
+    """A worker on the Redis of `settings`, used without `start` (no faust app, no Kafka)."""
+    backend = RedisStateStore(await connect(settings.redis_url.get_secret_value()))
+    return Worker(settings, catalog, telemetry, backend=backend)

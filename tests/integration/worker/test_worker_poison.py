@@ -28,10 +28,7 @@ from processor.engine.engine import Engine
 from processor.events import Event, parse_time
 from processor.kafka import clients
 from processor.kafka.dead_letters import DETAIL_HEADER, REASON_HEADER, SOURCE_HEADER
-from processor.store.client import connect
-from processor.store.partition_store import RedisStateStore
 from processor.worker.partition import Message, PartitionState
-from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS, EndToEnd
 from tests.integration.worker.harness import (
@@ -42,6 +39,7 @@ from tests.integration.worker.harness import (
     now_ms,
     partition_for,
     read_topic,
+    redis_worker,
     wait_exact,
 )
 from tests.integration.worker.workloads import generated_messages
@@ -151,8 +149,7 @@ def test_a_message_the_worker_fails_on_is_unprocessable_and_the_rest_exact(
     monkeypatch.setattr(Engine, "apply", _failing_on_marked)
 
     async def scenario() -> PartitionState:
-        backend = RedisStateStore(await connect(redis_url))
-        worker = Worker(settings, catalog, Telemetry(catalog), backend=backend)
+        worker = await redis_worker(settings, catalog, Telemetry(catalog))
         consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bootstrap, group_id=unique_name,
                                     enable_auto_commit=False)  # fmt: skip
         await consumer.start()

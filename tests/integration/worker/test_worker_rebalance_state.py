@@ -23,13 +23,18 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from processor.config import Settings
 from processor.definitions import load_definitions
-from processor.store.client import connect
-from processor.store.partition_store import PartitionKeys, RedisStateStore
+from processor.store.partition_store import PartitionKeys
 from processor.worker.partition import Message, PartitionState
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 from tests.integration.worker.conftest import EXAMPLE_DEFINITIONS
-from tests.integration.worker.harness import Producer, create_topic, delete_groups, delete_topics
+from tests.integration.worker.harness import (
+    Producer,
+    create_topic,
+    delete_groups,
+    delete_topics,
+    redis_worker,
+)
 
 NEWEST_MS = 1_795_000_000_000
 
@@ -40,12 +45,6 @@ def _records(first: int, count: int, newest_ms: int = NEWEST_MS) -> list[Message
                                  "event_id": f"e{i}", "timestamp": newest_ms - 1000 * i}))
         for i in range(first, first + count)
     ]  # fmt: skip
-
-
-async def redis_worker(settings: Settings, catalog: Any, telemetry: Telemetry) -> Worker:
-    """A worker on the Redis of `settings`, used without `start` (no faust app, no Kafka)."""
-    backend = RedisStateStore(await connect(settings.redis_url.get_secret_value()))
-    return Worker(settings, catalog, telemetry, backend=backend)
 
 
 def test_a_partition_revoked_during_its_write_is_counted_not_committed_and_nothing_crashes(

@@ -11,7 +11,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from unittest import mock
 
 import pytest
 from aiokafka import TopicPartition
@@ -21,7 +20,6 @@ from processor.definitions import load_definitions
 from processor.engine import compute_metrics
 from processor.engine.compute import ComputeResult
 from processor.generate import RecordStream, plan_history
-from processor.kafka import clients
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 from tests.memory_store import MemoryStateStore
@@ -100,7 +98,7 @@ def run(scenario: Callable[[Worker, RecordingConsumer, MemoryStateStore], Awaita
     worker = Worker(settings, CATALOG, Telemetry(CATALOG), backend=backend)
     consumer = RecordingConsumer(partitions)
 
-    async def kafka(topic_partitions: int | None) -> None:
+    async def kafka() -> None:
         worker.consumer = consumer  # type: ignore[assignment]
 
     async def main() -> Any:
@@ -111,9 +109,7 @@ def run(scenario: Callable[[Worker, RecordingConsumer, MemoryStateStore], Awaita
         finally:
             await worker.stop()
 
-    # No broker: the dead-letter topic the worker makes sure of at start is not asked for.
-    with mock.patch.object(clients, "ensure_dead_letter_topic", mock.AsyncMock(return_value=1)):
-        return asyncio.run(main())
+    return asyncio.run(main())
 
 
 async def export(worker: Worker) -> dict[str, Any] | None:
