@@ -26,7 +26,8 @@ Layout (what a Redis mapping stores, one hash or set per line is natural):
 
 `i` numbers the conditions of one kind in declaration order (EntitiesShape says which is which).
 A metric with `group.<trait>` segments also keeps its accounts' trait history (`traits`, not per
-bucket: pruned to what its window can still need, traits.py).
+bucket: pruned to what its window can still need when a batch writes it, not by `expire`,
+traits.py).
 
 `aggregate` metrics, per bucket:
 
@@ -166,9 +167,8 @@ class EntitiesState:
                     existing.merge(cell, self.shape)
 
     def expire(self, first_bucket: int) -> None:
+        # Not the trait history: expiry does not reach the store's copy of it (traits.py).
         _drop_before(self.buckets, first_bucket)  # type: ignore[arg-type]
-        if self.traits is not None:
-            self.traits.prune(first_bucket)
 
 
 @dataclass(slots=True)

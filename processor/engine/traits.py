@@ -12,7 +12,10 @@ Only the time of an entity's most recent event is kept in its cells, with its ac
 is looked up when the metric is evaluated, so a group call that arrives after the events it
 precedes still labels them, whatever the order of arrival. The history kept per account and trait
 is every value at or after the start of the window plus the last one before it: nothing older can
-ever be the latest for an event in the window, and late events are not applied.
+ever be the latest for an event in the window, and late events are not applied. It is pruned when
+a batch writes the account's history (worker/partition.py), as of that batch's clock, and at no
+other time: so the history stored is always the one kept, and a partition restored from the store
+goes on exactly as one that was not.
 """
 
 from __future__ import annotations
@@ -125,11 +128,12 @@ class GroupTraits:
         if other.history:
             self.version += 1
 
-    def prune(self, first_bucket: int) -> None:
-        """Keep per account and trait the entries from the window's first bucket on, and the
-        last one before it."""
+    def prune(self, first_bucket: int, refs: Iterable[str]) -> None:
+        """Keep, for the accounts `refs` and each trait, the entries from the window's first
+        bucket on, and the last one before it."""
         first_ms = first_bucket * self.bucket_ms
-        for traits in self.history.values():
+        for ref in refs:
+            traits = self.history.get(ref, {})
             for name, entries in traits.items():
                 # Entries before the last one that is before first_ms can never be the latest.
                 keep_from = bisect.bisect_left(entries, (first_ms, -1, "")) - 1

@@ -12,7 +12,7 @@ One Redis hash holds one bucket of one metric of one partition. Its fields:
 
     traits     (bucket TRAITS_BUCKET) field = account (`@<label>`)   value = {trait: [[ts, seq,
                label], ...]}: a metric's trait history (engine/traits.py), kept until the
-               metric is dropped, pruned as the accounts' calls are written again
+               metric is dropped, pruned by the batch that writes an account (only then)
 
 Field names other than entity labels are compact JSON arrays, so labels may hold any character.
 Sums are written as decimal strings, so they load back exactly. Values are absolute, not

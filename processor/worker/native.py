@@ -242,7 +242,10 @@ class NativePartitionState(PartitionState):
         for name, state in deferred.items():
             merge_states(delta[name], state)
         members, items = native_writes
-        outcome.writes = self._merge_python_delta(delta) + PackedWrites(members, (items,))
+        prune_clock = self._trait_clock(outcome, now_ms, event_clock, drop_late)
+        outcome.writes = self._merge_python_delta(delta, prune_clock) + PackedWrites(
+            members, (items,)
+        )
         outcome.ids = NewIds(*ids)
         self._advance(outcome)
         return outcome

@@ -20,6 +20,7 @@ from processor.definitions.model import Catalog, Metric
 from processor.engine import Engine
 from processor.engine.state import EntitiesState, MetricState, merge_states
 from processor.engine.summary import Summarizer, Summary
+from processor.engine.windows import window_bounds
 from processor.events import (
     UNPROCESSABLE,
     InputFormat,
@@ -282,7 +283,8 @@ class PartitionState:
         outcome.new_offset, outcome.max_ts = new_offset, max_ts
         if outcome.new_offset is None:
             return outcome
-        outcome.writes = self._merge_python_delta(self._scratch.take_states())
+        prune_clock = self._trait_clock(outcome, now_ms, event_clock, drop_late)
+        outcome.writes = self._merge_python_delta(self._scratch.take_states(), prune_clock)
         self._seen.update(batch_ids)
         outcome.ids = NewIds.pack(batch_ids.items())
         self._advance(outcome)
@@ -306,8 +308,28 @@ class PartitionState:
         bucket_ms, n = self._window_of[metric]
         return BucketWrite(metric, bucket, (bucket + n) * bucket_ms, fields)
 
-    def _merge_python_delta(self, delta: dict[str, MetricState]) -> PackedWrites:
-        """Merge a batch's delta into the mirror; returns the changed fields to write."""
+    def _trait_clock(
+        self, outcome: BatchOutcome, now_ms: int, event_clock: bool, drop_late: bool
+    ) -> int | None:
+        """The clock a batch leaves behind for lateness (call before `_advance`), as of which
+        the trait histories it writes are pruned; None when late events are applied too (a
+        replay): an event of any age may then need any value."""
+        if not drop_late:
+            return None
+        if not event_clock:
+            return now_ms
+        newest = [t for t in (self.max_ts, outcome.max_ts) if t is not None]
+        return max(newest) if newest else None
+
+    def _merge_python_delta(
+        self, delta: dict[str, MetricState], prune_clock: int | None
+    ) -> PackedWrites:
+        """Merge a batch's delta into the mirror; returns the changed fields to write.
+
+        The trait histories of the accounts the batch touched are pruned to the window as of
+        `prune_clock`, then written whole: pruned here and nowhere else, what the store holds
+        of an account's history is what the mirror holds, and a restored partition goes on as
+        this one does (traits.py)."""
         _merge_delta(self.engine.states, delta)
         self._summarizer.touched(delta)
         writes = [
@@ -319,6 +341,9 @@ class PartitionState:
             if isinstance(state, EntitiesState) and state.traits is not None:
                 mirror = self.engine.states[name]
                 assert isinstance(mirror, EntitiesState) and mirror.traits is not None
+                if prune_clock is not None:
+                    metric = self.engine.entities_metrics[name]
+                    mirror.traits.prune(window_bounds(prune_clock, metric).first, state.traits)
                 traits = {ref.encode(): mirror.traits.encode(ref) for ref in state.traits}
                 if traits:
                     writes.append(BucketWrite(name, TRAITS_BUCKET, KEPT_UNTIL_DROPPED, traits))

@@ -1,7 +1,7 @@
 """The worker's pipeline over Segment/RudderStack calls (NSM_INPUT_FORMAT=segment).
 
 The native core decodes calls as the Python engine does and leaves trait-segmented metrics to
-it; the trait history is written, reloaded after a crash, pruned by expiry, and split over
+it; the trait history is written, pruned as it is written, reloaded after a crash, and split over
 partitions by account, and the numbers still equal `nsm compute` over the calls.
 """
 
@@ -20,6 +20,7 @@ from processor.engine import compute_metrics
 from processor.engine.compute import ComputeResult
 from processor.engine.fields import label
 from processor.engine.summary import decode_summary, encode_summary, finish, merge_summaries
+from processor.store.codec import TRAITS_BUCKET
 from processor.worker.native import NativePartitionState
 from processor.worker.partition import Message, PartitionState
 from tests.strategies import Scenario, catalog_of
@@ -116,3 +117,44 @@ def test_partitioned_calls_with_a_crash_equal_compute(
     worker = ComputeResult(as_of, finish(catalog, merge_summaries(summaries))).to_json()
     expected = compute_metrics(copy.deepcopy(stream), catalog, now_ms=NOW, input_format="segment")
     assert worker == expected.to_json()
+
+
+@pytest.mark.parametrize("state_class", [PartitionState, NativePartitionState])
+def test_a_restart_after_expiry_keeps_the_same_trait_history(
+    state_class: type[PartitionState],
+) -> None:
+    """A hand-made case of a disagreement the differential test found: with the wall clock, a
+    day after the calls, two plans of one account; expiry, a restart from what was stored, one
+    more plan. A partition that restarted must write the history one that did not writes: what
+    it loads is what the other keeps, with nothing the window can no longer need."""
+    metric = {
+        "name": "m0",
+        "tier": "diagnostic",
+        "window": "4h",
+        "bucket": "1h",
+        "segments": ["group.plan"],
+        "entities": {"key": "context.groupId", "all": [{"event": "a", "count_at_least": 1}]},
+    }
+    catalog = catalog_of([metric])
+    ts = NOW - 86_400_000
+
+    def group(offset: int) -> Message:
+        call = {"type": "group", "groupId": "a1", "traits": {"plan": "free"}, "userId": "u1",
+                "timestamp": ts, "messageId": f"m{offset}"}  # fmt: skip
+        return Message(offset, orjson.dumps(call))
+
+    histories = []
+    for restart in (False, True):
+        state, store = state_class(catalog, 0, input_format="segment"), DictStore()
+        store.write(state.apply_batch([group(0), group(1)], NOW, 300_000, event_clock=False))
+        state.expire(NOW)
+        store.expire(NOW, state.forget_ids_until(NOW))
+        if restart:
+            state = state_class(catalog, 0, input_format="segment")
+            state.restore(store.stored())
+        outcome = state.apply_batch([group(2)], NOW, 300_000, event_clock=False)
+        histories.append({w.bucket: w.fields for w in outcome.writes.unpack()})
+    kept, restored = histories
+    assert restored == kept
+    # Every call is before the window as of now: only the latest can still label an event.
+    assert kept == {TRAITS_BUCKET: {b"@a1": orjson.dumps({"group.plan": [[ts, 2, "free"]]})}}
