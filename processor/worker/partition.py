@@ -368,7 +368,9 @@ class PartitionState:
         for (metric, bucket), fields in rebuilt.buckets.items():
             if metric in delta:
                 load_bucket(delta[metric], bucket, fields)
-        return self._merge_python_delta(delta)
+        # Not pruned here: the trait histories merged are each pruned as their batches wrote
+        # them, and are written whole, so the store holds what the mirror holds (traits.py).
+        return self._merge_python_delta(delta, None)
 
     # ---- time passing ---------------------------------------------------------------------
 

@@ -337,6 +337,9 @@ class Worker:
         else:
             state = await self._restore(tp)
         self.partitions[tp.partition] = state
+        held = [s.max_ts for s in self.partitions.values() if s.max_ts is not None]
+        if held:  # known from the stored state before any new event (unknown: not exported)
+            self.telemetry.last_event.set(max(held) / 1000)
         assert self.consumer is not None
         self._seeks[tp.partition] += 1
         self._fetched_to.pop(tp.partition, None)

@@ -94,6 +94,24 @@ class MetricValuesCollector(Collector):
         yield coverage
 
 
+class KnownGauge(Collector):
+    """A gauge without labels that has no sample until its value is known: a worker that has
+    applied nothing and loaded no state does not say its newest event is from 1970."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.value: float | None = None
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation)
+        if self.value is not None:
+            family.add_metric([], self.value)
+        yield family
+
+
 def _float(value: int | Decimal) -> float:
     return float(value)
 
@@ -116,11 +134,10 @@ class Telemetry:
         self.duplicates = Counter(
             "nsm_events_duplicate", "Events ignored as repeats of an applied event_id.", registry=r
         )
-        self.last_event = Gauge(
-            "nsm_last_event_timestamp_seconds",
-            "Event time of the newest applied event.",
-            registry=r,
+        self.last_event = KnownGauge(
+            "nsm_last_event_timestamp_seconds", "Event time of the newest applied event."
         )
+        r.register(self.last_event)
         self.exporter = Gauge(
             "nsm_exporter", "1 on the worker that exports nsm_metric_value.", registry=r
         )
