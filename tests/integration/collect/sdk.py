@@ -25,11 +25,16 @@ def generated_calls(seed: int, accounts: int, days: float) -> list[dict[str, Any
     return [orjson.loads(value) for _, value in RecordStream(config)]
 
 
+# The SDKs drop a call when their in-memory queue (10,000 by default) is full; a test sends its
+# whole history at once, faster than one upload thread drains it, so the queue holds all of it.
+QUEUE_SIZE = 100_000
+
+
 def segment_client(host: str, errors: list[Any], **options: Any) -> SegmentClient:
     """segment-analytics-python with its defaults but for the host (and a quick flush)."""
     return SegmentClient(
         write_key=WRITE_KEY, host=host, on_error=lambda e, batch: errors.append(e),
-        upload_interval=0.1, **options,
+        upload_interval=0.1, max_queue_size=QUEUE_SIZE, **options,
     )  # fmt: skip
 
 
@@ -37,12 +42,14 @@ def rudder_client(host: str, errors: list[Any], **options: Any) -> RudderClient:
     """rudder-sdk-python (gzip bodies by default)."""
     return RudderClient(
         write_key=WRITE_KEY, host=host, on_error=lambda e, batch: errors.append(e),
-        upload_interval=0.1, **options,
+        upload_interval=0.1, max_queue_size=QUEUE_SIZE, **options,
     )  # fmt: skip
 
 
 def send(client: SegmentClient | RudderClient, calls: Iterable[dict[str, Any]]) -> int:
-    """Each call through the client's own method, with its messageId and timestamp."""
+    """Each call through the client's own method, with its messageId and timestamp.
+
+    Returns how many calls the client accepted into its queue (it refuses some when full)."""
     sent = 0
     for call in calls:
         common = {
@@ -52,12 +59,12 @@ def send(client: SegmentClient | RudderClient, calls: Iterable[dict[str, Any]]) 
             "message_id": call["messageId"],
         }
         if call["type"] == "group":
-            client.group(group_id=call["groupId"], traits=call["traits"], **common)
+            accepted, _ = client.group(group_id=call["groupId"], traits=call["traits"], **common)
         elif call["type"] == "page":
-            client.page(name=call["name"], properties=call["properties"],
-                        context=dict(call["context"]), **common)  # fmt: skip
+            accepted, _ = client.page(name=call["name"], properties=call["properties"],
+                                      context=dict(call["context"]), **common)  # fmt: skip
         else:
-            client.track(event=call["event"], properties=call["properties"],
-                         context=dict(call["context"]), **common)  # fmt: skip
-        sent += 1
+            accepted, _ = client.track(event=call["event"], properties=call["properties"],
+                                       context=dict(call["context"]), **common)  # fmt: skip
+        sent += int(accepted)
     return sent
