@@ -13,7 +13,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from processor.store.payloads import NewIds, PackedWrites
-from processor.store.protocol import COUNT_FIELDS, INVALID_PREFIX, Fenced, StoredPartition
+from processor.store.protocol import (
+    COUNT_FIELDS,
+    DEFINITION_PREFIX,
+    INVALID_PREFIX,
+    PENDING,
+    Fenced,
+    MetaUpdate,
+    StoredPartition,
+    stored_marks,
+)
 
 
 @dataclass
@@ -27,12 +36,17 @@ class _Partition:
 
 
 class MemoryPartitionStore:
-    def __init__(self, backend: MemoryStateStore, namespace: str) -> None:
+    def __init__(self, backend: MemoryStateStore, namespace: str, scope: str = "") -> None:
         self.backend = backend
         self.namespace = namespace
+        self.scope = scope
 
     def _partition(self, partition: int) -> _Partition:
-        return self.backend.data.setdefault((self.namespace, partition), _Partition())
+        key = (f"{self.namespace}/{self.scope}" if self.scope else self.namespace, partition)
+        return self.backend.data.setdefault(key, _Partition())
+
+    def scoped(self, scope: str) -> MemoryPartitionStore:
+        return MemoryPartitionStore(self.backend, self.namespace, scope)
 
     async def apply_batch(
         self,
@@ -43,11 +57,15 @@ class MemoryPartitionStore:
         writes: PackedWrites,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
+        meta: MetaUpdate | None = None,
     ) -> None:
         self.backend.calls.append(("apply_batch", self.namespace, partition))
         stored = self._partition(partition)
         current = stored.meta.get("offset", "")
         if current != ("" if expected_offset is None else str(expected_offset)):
+            raise Fenced(partition, current)
+        expected = None if meta is None else meta.expect_pending
+        if expected is not None and stored.meta.get(PENDING, "") != expected:
             raise Fenced(partition, current)
         for write in writes.unpack():
             key = (write.metric, write.bucket)
@@ -64,16 +82,42 @@ class MemoryPartitionStore:
             newest.append(max_ts)
         if newest:
             stored.meta["max_ts"] = str(max(newest))
+        if meta is not None:
+            stored.meta.update(meta.set)
+            for name in meta.delete:
+                stored.meta.pop(name, None)
 
-    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
-        meta = self._partition(partition).meta
-        meta.update({f"def:{name}": value for name, value in fingerprints.items()})
+    async def update_meta(
+        self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
+    ) -> None:
+        stored = self._partition(partition)
+        dropped = set(drop_metrics)
+        for key in [k for k in stored.expiry if k[0] in dropped]:
+            del stored.expiry[key]
+            stored.buckets.pop(key, None)
+        for name in [*(DEFINITION_PREFIX + m for m in dropped), *update.delete]:
+            stored.meta.pop(name, None)
+        stored.meta.update(update.set)
+
+    async def clear(self, partition: int) -> int:
+        stored = self._partition(partition)
+        keys = len(stored.buckets) + bool(stored.meta) + bool(stored.summary)
+        self.backend.data.pop(
+            (f"{self.namespace}/{self.scope}" if self.scope else self.namespace, partition), None
+        )
+        return keys
 
     async def still_holds(
-        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+        self,
+        partition: int,
+        offset: int | None,
+        fingerprints: Mapping[str, str],
+        marks: Mapping[str, str | None] | None = None,
     ) -> bool:
         meta = self._partition(partition).meta
         if meta.get("offset") != (None if offset is None else str(offset)):
+            return False
+        if marks is not None and any(meta.get(k) != v for k, v in marks.items()):
             return False
         return all(meta.get(f"def:{name}") == value for name, value in fingerprints.items())
 
@@ -100,9 +144,10 @@ class MemoryPartitionStore:
         return StoredPartition(
             offset=int(meta["offset"]) if "offset" in meta else None,
             max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
-            definitions={k[4:]: v for k, v in meta.items() if k.startswith("def:")},
+            definitions={k[4:]: v for k, v in meta.items() if k.startswith(DEFINITION_PREFIX)},
             buckets=copy.deepcopy(stored.buckets),
             seen=seen,
+            marks=stored_marks(meta),
         )
 
     async def expire(self, partition: int, now_ms: int, forget_ids_until_ms: int) -> int:
@@ -114,13 +159,6 @@ class MemoryPartitionStore:
         # A batch's ids go once all of them may, as in Redis.
         stored.id_batches = [b for b in stored.id_batches if b[0] > forget_ids_until_ms]
         return len(gone)
-
-    async def drop_metric(self, partition: int, metric: str) -> None:
-        stored = self._partition(partition)
-        for key in [k for k in stored.expiry if k[0] == metric]:
-            del stored.expiry[key]
-            stored.buckets.pop(key, None)
-        stored.meta.pop(f"def:{metric}", None)
 
     async def write_summary(self, partition: int, payload: bytes) -> None:
         self._partition(partition).summary = payload

@@ -36,8 +36,9 @@ from processor.store import namespaces as ns
 from processor.store.client import RedisClient
 from processor.store.namespaces import InfoField, NamespaceError
 from processor.store.partition_store import RedisPartitionStore
-from processor.store.protocol import PartitionStore
+from processor.store.protocol import MetaUpdate, PartitionStore
 from processor.worker.partition import PartitionState
+from processor.worker.rebuild import state_marks
 
 __all__ = ["ReplayReport", "ReplayRequest", "replay"]
 
@@ -123,7 +124,7 @@ async def replay(client: RedisClient, settings: Settings, request: ReplayRequest
         plan = await _plan(request, settings)
         info = await _start_info(client, request, plan, fingerprints)
         for partition in plan.start:
-            await store.set_definitions(partition, fingerprints)
+            await store.update_meta(partition, MetaUpdate(state_marks(catalog)))
     remaining = await _remaining(store, plan, resumed)
     processes = process_count(request.processes, len(plan.start), remaining)
     counters = _Counters(await store.counts(plan.start))

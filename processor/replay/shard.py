@@ -28,8 +28,15 @@ from processor.replay.source import OffsetPlan, batches, new_consumer
 from processor.store import namespaces as ns
 from processor.store.client import RedisClient
 from processor.store.partition_store import RedisPartitionStore
-from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
+from processor.store.protocol import (
+    APPLIED,
+    DUPLICATES,
+    INVALID_PREFIX,
+    MetaUpdate,
+    PartitionStore,
+)
 from processor.worker.partition import PartitionState
+from processor.worker.rebuild import covered_marks
 
 
 @dataclass
@@ -153,6 +160,11 @@ class Shard:
                 outcome = state.apply_batch(records, ns.now_ms(), skew, True, drop_late=False)
                 counts = outcome.counts()
                 tally = Tally.of(counts, events=len(records))
+                meta = None
+                if outcome.previous_offset is None and plan.start[partition] > 0:
+                    # Replayed from after the partition's beginning (--from, or what retention
+                    # kept): the state holds every event from the time of its first message.
+                    meta = MetaUpdate(covered_marks(state.fingerprints, records[0].timestamp))
                 previous = in_flight.get(partition)
                 if previous is not None:
                     # Shielded: an interrupt here must not cancel the write itself.
@@ -166,7 +178,7 @@ class Shard:
                     self.store.apply_batch(
                         partition, outcome.previous_offset, outcome.new_offset,
                         state.max_ts,
-                        outcome.writes, outcome.ids, counts,
+                        outcome.writes, outcome.ids, counts, meta,
                     )
                 )  # fmt: skip
                 in_flight[partition] = (write, tally)

@@ -16,6 +16,13 @@ Cluster hash tag, so all keys of one partition live in one slot and the atomic s
     nsm:<ns>:{<ns>.pN}:seen                 zset: event ids scored by their horizon, one member
                                             per id (written by earlier versions; read, trimmed)
     nsm:<ns>:{<ns>.pN}:summary              string: the partition's window summary (export)
+    nsm:<ns>:{<ns>.pN}:r.<group>:...        the same keys for a rebuild of some metrics from the
+                                            topic (processor/worker/backfill.py), beside the
+                                            partition's own state until it is handed over
+
+The meta hash also holds the worker's readiness marks (processor/worker/rebuild.py): `pending`,
+`covered`, `ready_at`, `horizon`, `shadows`, `dlq_until`. The store reads and writes them as
+plain fields (`StoredPartition.marks`); what they mean lives with the worker.
 
 Crash safety: the batch's state changes, its event ids and the partition's last applied offset
 change in one Lua script, which first checks that the stored offset is the one this worker loaded
@@ -37,17 +44,23 @@ from processor.store.payloads import NewIds, PackedWrites
 from processor.store.protocol import (
     APPLIED,
     COUNT_FIELDS,
+    DEFINITION_PREFIX,
     DUPLICATES,
     INVALID_PREFIX,
+    PENDING,
     Fenced,
+    MetaUpdate,
     StoredPartition,
+    stored_marks,
 )
 
 __all__ = [
     "APPLIED",
     "DUPLICATES",
     "INVALID_PREFIX",
+    "PENDING",
     "Fenced",
+    "MetaUpdate",
     "PartitionKeys",
     "RedisPartitionStore",
     "RedisStateStore",
@@ -63,11 +76,19 @@ __all__ = [
 # Packed arguments instead of one argument per field: the client packs each argument in Python,
 # which cost more than the engine's own work per batch; the writes and ids come packed
 # (payloads.py), by the native core for its metrics. HSET and ZADD take at most 1000 arguments
-# per call (Lua's stack).
+# per call (Lua's stack). Optional, after those: "=<value>" to also require the meta field
+# `pending` to hold that value (absent counts as ""), so that a worker whose view of the
+# partition's rebuilds is stale is fenced off too ("" checks nothing); then the meta fields to set
+# and to delete with the step, msgpack `[field, value, ...]` and `[field, ...]`.
 APPLY_BATCH = """
 local current = redis.call('HGET', KEYS[1], 'offset')
 if current == false then current = '' end
 if current ~= ARGV[1] then return {0, current} end
+if ARGV[8] ~= nil and ARGV[8] ~= '' then
+  local pending = redis.call('HGET', KEYS[1], 'pending')
+  if pending == false then pending = '' end
+  if '=' .. pending ~= ARGV[8] then return {0, current} end
+end
 local writes = cmsgpack.unpack(ARGV[4])
 for k = 1, #writes do
   local write = writes[k]
@@ -98,6 +119,12 @@ local stored = redis.call('HGET', KEYS[1], 'max_ts')
 if stored ~= false and (newest == '' or later(stored, newest)) then newest = stored end
 redis.call('HSET', KEYS[1], 'offset', ARGV[2])
 if newest ~= '' then redis.call('HSET', KEYS[1], 'max_ts', newest) end
+if ARGV[9] ~= nil then
+  local set = cmsgpack.unpack(ARGV[9])
+  if #set > 0 then redis.call('HSET', KEYS[1], unpack(set)) end
+  local gone = cmsgpack.unpack(ARGV[10])
+  if #gone > 0 then redis.call('HDEL', KEYS[1], unpack(gone)) end
+end
 return {1, ARGV[2]}
 """
 
@@ -106,10 +133,12 @@ return {1, ARGV[2]}
 class PartitionKeys:
     namespace: str
     partition: int
+    scope: str = ""  # a rebuild's keys beside the partition's own ("r.<group>")
 
     @property
     def prefix(self) -> str:
-        return f"nsm:{self.namespace}:{{{self.namespace}.p{self.partition}}}:"
+        scoped = f"{self.scope}:" if self.scope else ""
+        return f"nsm:{self.namespace}:{{{self.namespace}.p{self.partition}}}:{scoped}"
 
     @property
     def meta(self) -> str:
@@ -154,19 +183,25 @@ class RedisStateStore:
 
 
 class RedisPartitionStore:
-    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis). Thin: no
-    metric logic lives here. On a cluster, every call touches one partition's slot, or reads
-    several partitions' keys through a pipeline that redis-py splits by node."""
+    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis), or with
+    `scope` one rebuild's keys beside them. Thin: no metric logic lives here. On a cluster, every
+    call touches one partition's slot, or reads several partitions' keys through a pipeline that
+    redis-py splits by node."""
 
-    def __init__(self, client: RedisClient, namespace: str) -> None:
+    def __init__(self, client: RedisClient, namespace: str, scope: str = "") -> None:
         self.client = client
         self.namespace = namespace
+        self.scope = scope
         # redis-py's Script runs EVALSHA and loads the script where Redis answers NOSCRIPT: a
         # replica promoted in a failover has no script cache of its own.
         self._apply = client.register_script(APPLY_BATCH)
 
     def keys(self, partition: int) -> PartitionKeys:
-        return PartitionKeys(self.namespace, partition)
+        return PartitionKeys(self.namespace, partition, self.scope)
+
+    def scoped(self, scope: str) -> RedisPartitionStore:
+        """The store of a rebuild's keys beside this namespace's partitions."""
+        return RedisPartitionStore(self.client, self.namespace, scope)
 
     async def apply_batch(
         self,
@@ -177,11 +212,12 @@ class RedisPartitionStore:
         writes: PackedWrites,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
+        meta: MetaUpdate | None = None,
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
-        `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
-        time only grows, exactly at any size; `max_ts` None (no valid event in the batch)
-        leaves it as it is."""
+        `invalid:<reason>`), the meta update and the new offset, or nothing (Fenced). The stored
+        newest event time only grows, exactly at any size; `max_ts` None (no valid event in the
+        batch) leaves it as it is."""
         keys = self.keys(partition)
         args = [
             "" if expected_offset is None else str(expected_offset),
@@ -194,6 +230,12 @@ class RedisPartitionStore:
             ),
             "" if ids.newest is None else str(ids.newest),
         ]
+        if meta is not None:
+            args += [
+                "" if meta.expect_pending is None else "=" + meta.expect_pending,
+                msgpack.packb([x for item in meta.set.items() for x in item], use_bin_type=False),
+                msgpack.packb(list(meta.delete), use_bin_type=False),
+            ]
         result = await self._apply(
             keys=[keys.meta, keys.expiry, keys.ids, *map(keys.bucket, writes.members)],
             args=args,
@@ -202,24 +244,62 @@ class RedisPartitionStore:
             stored = result[1].decode() if isinstance(result[1], bytes) else str(result[1])
             raise Fenced(partition, stored)
 
-    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
-        """Record which version of each definition the stored state was built with."""
-        if fingerprints:
-            mapping: dict[EncodableT, EncodableT] = {
-                f"def:{name}": value for name, value in fingerprints.items()
-            }
-            await self.client.hset(self.keys(partition).meta, mapping=mapping)
+    async def update_meta(
+        self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
+    ) -> None:
+        """In one transaction: forget the stored buckets of `drop_metrics` and their `def:`
+        fields, then set and delete the meta fields of `update` (its `expect_pending` unused)."""
+        keys = self.keys(partition)
+        dropped = set(drop_metrics)
+        members = []
+        if dropped:
+            members = [
+                m for m in map(text, await self.client.zrange(keys.expiry, 0, -1))
+                if m.rpartition(":")[0] in dropped
+            ]  # fmt: skip
+        async with self.client.pipeline(transaction=True) as pipe:
+            for member in members:
+                pipe.delete(keys.bucket(member))
+            if members:
+                pipe.zrem(keys.expiry, *members)
+            gone = [DEFINITION_PREFIX + m for m in sorted(dropped)] + list(update.delete)
+            if gone:
+                pipe.hdel(keys.meta, *gone)
+            if update.set:
+                mapping: dict[EncodableT, EncodableT] = {k: v for k, v in update.set.items()}
+                pipe.hset(keys.meta, mapping=mapping)
+            await pipe.execute()
+
+    async def clear(self, partition: int) -> int:
+        """Delete everything stored for the partition (in this store's scope): its buckets,
+        ids, meta and summary. Returns how many keys went."""
+        keys = self.keys(partition)
+        members = [text(m) for m in await self.client.zrange(keys.expiry, 0, -1)]
+        doomed = [keys.meta, keys.expiry, keys.ids, keys.seen, keys.summary]
+        doomed += [keys.bucket(m) for m in members]
+        deleted = 0
+        for start in range(0, len(doomed), 500):
+            # One slot (the partition's hash tag): one call, also on a cluster.
+            deleted += await self.client.delete(*doomed[start : start + 500])
+        return int(deleted)
 
     async def still_holds(
-        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+        self,
+        partition: int,
+        offset: int | None,
+        fingerprints: Mapping[str, str],
+        marks: Mapping[str, str | None] | None = None,
     ) -> bool:
-        """Whether the stored partition is at `offset` with these definitions: nobody wrote it
-        since a worker whose mirror is at that offset last did."""
+        """Whether the stored partition is at `offset` with these definitions (and these marks,
+        None for one that must be absent): nobody wrote it since a worker whose mirror is at
+        that offset last did."""
         meta = {
             text(k): text(v)
             for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
         }
         if meta.get("offset") != (None if offset is None else str(offset)):
+            return False
+        if marks is not None and any(meta.get(k) != v for k, v in marks.items()):
             return False
         return all(meta.get(f"def:{name}") == value for name, value in fingerprints.items())
 
@@ -255,8 +335,9 @@ class RedisPartitionStore:
         stored = StoredPartition(
             offset=int(meta["offset"]) if "offset" in meta else None,
             max_ts=int(meta["max_ts"]) if "max_ts" in meta else None,
-            definitions={k[4:]: v for k, v in meta.items() if k.startswith("def:")},
+            definitions={k[4:]: v for k, v in meta.items() if k.startswith(DEFINITION_PREFIX)},
             seen={event_id.decode(): int(score) for event_id, score in seen},
+            marks=stored_marks(meta),
         )
         for batch in batches:
             ids = msgpack.unpackb(batch.partition(b":")[2], raw=False)
@@ -289,21 +370,6 @@ class RedisPartitionStore:
             pipe.zremrangebyscore(keys.seen, "-inf", forget_ids_until_ms)
             await pipe.execute()
         return len(members)
-
-    async def drop_metric(self, partition: int, metric: str) -> None:
-        """Forget a metric's stored buckets (its definition changed)."""
-        keys = self.keys(partition)
-        members = [
-            m for m in map(text, await self.client.zrange(keys.expiry, 0, -1))
-            if m.rpartition(":")[0] == metric
-        ]  # fmt: skip
-        async with self.client.pipeline(transaction=True) as pipe:
-            for member in members:
-                pipe.delete(keys.bucket(member))
-            if members:
-                pipe.zrem(keys.expiry, *members)
-            pipe.hdel(keys.meta, f"def:{metric}")
-            await pipe.execute()
 
     async def write_summary(self, partition: int, payload: bytes) -> None:
         await self.client.set(self.keys(partition).summary, payload)

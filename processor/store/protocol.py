@@ -11,7 +11,10 @@ gives the `PartitionStore` of a namespace. Implementations:
 The rules every implementation keeps: `apply_batch` is atomic and fenced (it applies only when the
 stored offset is the one expected, else raises `Fenced` and changes nothing); counts add up over
 batches; the stored newest event time only grows; `load` returns exactly what the applied batches
-wrote, minus what `expire` and `drop_metric` removed.
+and meta updates wrote, minus what `expire`, `update_meta` (its dropped metrics) and `clear`
+removed. The meta fields that are not offsets, times, counts or definitions come back as
+`marks` (the worker's readiness, processor/worker/rebuild.py); a step given a `MetaUpdate` with
+`expect_pending` applies only when the `pending` mark holds that value, too.
 """
 
 from __future__ import annotations
@@ -26,6 +29,9 @@ from processor.store.payloads import NewIds, PackedWrites
 # ignored, and invalid messages per reason.
 APPLIED, DUPLICATES, INVALID_PREFIX = "applied", "duplicates", "invalid:"
 COUNT_FIELDS = (APPLIED, DUPLICATES)
+DEFINITION_PREFIX = "def:"
+PENDING = "pending"  # the mark fenced with the offset (MetaUpdate.expect_pending)
+_OWN_FIELDS = ("offset", "max_ts")
 
 
 class Fenced(Exception):
@@ -51,6 +57,30 @@ class StoredPartition:
     definitions: dict[str, str]
     buckets: dict[tuple[str, int], dict[bytes, bytes]] = field(default_factory=dict)
     seen: dict[str, int] = field(default_factory=dict)
+    # The other meta fields that are neither counts nor definitions (the worker's marks).
+    marks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetaUpdate:
+    """Meta fields an atomic step sets and deletes, and the `pending` mark it expects (None:
+    any; "" when it must be absent)."""
+
+    set: Mapping[str, str] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+    expect_pending: str | None = None
+
+
+def stored_marks(meta: Mapping[str, str]) -> dict[str, str]:
+    """The marks among a partition's meta fields."""
+    return {
+        k: v
+        for k, v in meta.items()
+        if k not in _OWN_FIELDS
+        and k not in COUNT_FIELDS
+        and not k.startswith(INVALID_PREFIX)
+        and not k.startswith(DEFINITION_PREFIX)
+    }
 
 
 class PartitionStore(Protocol):
@@ -68,17 +98,32 @@ class PartitionStore(Protocol):
         writes: PackedWrites,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
+        meta: MetaUpdate | None = None,
     ) -> None:
-        """Every write, the ids, the counts and the new offset, atomically; or nothing and
-        `Fenced` when the stored offset is not `expected_offset`."""
+        """Every write, the ids, the counts, the meta update and the new offset, atomically; or
+        nothing and `Fenced` when the stored offset is not `expected_offset` (or the `pending`
+        mark not `meta.expect_pending`)."""
 
-    async def set_definitions(self, partition: int, fingerprints: Mapping[str, str]) -> None:
-        """Record which version of each definition the stored state was built with."""
+    async def update_meta(
+        self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
+    ) -> None:
+        """At once: forget the buckets and definition versions of `drop_metrics`, then set and
+        delete the meta fields of `update`."""
+
+    async def clear(self, partition: int) -> int:
+        """Delete everything stored for the partition; returns how many keys went."""
+
+    def scoped(self, scope: str) -> PartitionStore:
+        """The store of a rebuild's state beside this namespace's partitions."""
 
     async def still_holds(
-        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+        self,
+        partition: int,
+        offset: int | None,
+        fingerprints: Mapping[str, str],
+        marks: Mapping[str, str | None] | None = None,
     ) -> bool:
-        """Whether the partition is stored at `offset` with these definitions."""
+        """Whether the partition is stored at `offset` with these definitions (and marks)."""
 
     async def counts(self, partitions: Iterable[int]) -> dict[str, int]:
         """The counts of every batch stored in these partitions, added up."""
@@ -91,9 +136,6 @@ class PartitionStore(Protocol):
     async def expire(self, partition: int, now_ms: int, forget_ids_until_ms: int) -> int:
         """Delete the buckets whose time has passed and the ids whose horizon is at or before
         `forget_ids_until_ms`; returns how many buckets were deleted."""
-
-    async def drop_metric(self, partition: int, metric: str) -> None:
-        """Forget a metric's stored buckets and definition version."""
 
     async def write_summary(self, partition: int, payload: bytes) -> None: ...
 

@@ -12,7 +12,7 @@ classes against each other on generated batches.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -35,7 +35,13 @@ from processor.events import (
 from processor.store.codec import encode_cell
 from processor.store.partition_store import StoredPartition
 from processor.store.payloads import NewIds, PackedWrites
-from processor.worker.partition import BatchOutcome, InvalidMessage, PartitionState, Record
+from processor.worker.partition import (
+    BatchOutcome,
+    InvalidMessage,
+    PartitionState,
+    Record,
+    covered_metrics,
+)
 
 
 def _tests(spec: Filter) -> list[dict[str, Any]]:
@@ -93,17 +99,27 @@ def _native_metric(catalog: Catalog, metric: EntitiesMetric) -> bytes | None:
 
 
 class NativePartitionState(PartitionState):
-    def __init__(self, catalog: Catalog, partition: int, input_format: InputFormat = "nsm") -> None:
-        full = Engine(catalog)
+    def __init__(
+        self,
+        catalog: Catalog,
+        partition: int,
+        input_format: InputFormat = "nsm",
+        metrics: Collection[str] | None = None,
+    ) -> None:
+        """`metrics`: the metrics covered (all when None), as for `PartitionState`."""
+        covered = covered_metrics(catalog, metrics)
+        full = Engine(catalog, only=covered)
         native: dict[str, bytes] = {}
         for name, metric in full.entities_metrics.items():
             spec = _native_metric(catalog, metric)
             if spec is not None:
                 native[name] = spec
         self.native_metrics = frozenset(native)
-        python = [m.name for m in catalog if m.kind != "formula" and m.name not in native]
+        python = [name for name in covered if name not in native]
         # Python keeps the other metrics; events the native core defers run through `_full`.
-        super().__init__(catalog, partition, held=python, input_format=input_format)
+        super().__init__(
+            catalog, partition, held=python, metrics=covered, input_format=input_format
+        )
         python_types: list[list[str] | None] = []
         for name in python:
             if name in full.aggregate_metrics:
@@ -233,6 +249,19 @@ class NativePartitionState(PartitionState):
         outcome.ids = NewIds(*ids)
         self._advance(outcome)
         return outcome
+
+    def take_over(self, rebuilt: StoredPartition, metrics: Collection[str]) -> PackedWrites:
+        native = {m for m in metrics if m in self.native_metrics}
+        for (metric, bucket), fields in rebuilt.buckets.items():
+            if metric in native:
+                # The stored cells are in the native core's own encoding: merged as they are.
+                cells = [(entity.decode(), raw) for entity, raw in fields.items()]
+                self._native.merge_cells(metric, bucket, cells)
+        python = super().take_over(rebuilt, [m for m in metrics if m not in native])
+        # The merged cells are the touched cells of an empty batch: packed as a batch's are.
+        self._native.begin([], self.offset, None, False, True, 0, 0)
+        members, items = self._native.finish()[8]
+        return python + PackedWrites(members, (items,))
 
     def _take_deferred(self) -> dict[str, MetricState]:
         """The deferred events' states: their cells of native metrics go into the native core

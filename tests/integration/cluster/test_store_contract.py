@@ -14,7 +14,7 @@ import pytest
 from processor.store.client import connect
 from processor.store.partition_store import RedisStateStore
 from processor.store.payloads import BucketWrite, NewIds, PackedWrites
-from processor.store.protocol import Fenced, StateStore
+from processor.store.protocol import Fenced, MetaUpdate, StateStore
 from tests.integration.cluster.clusters import Clusters
 from tests.integration.worker.harness import delete_namespace
 from tests.memory_store import MemoryStateStore
@@ -58,10 +58,31 @@ async def scenario(backend: StateStore, namespace: str) -> list[Any]:
     seen.append(("counts", await store.counts([P, Q])))
     seen.append(("offsets", await store.stored_offset(P), await store.stored_offset(99)))
 
-    await store.set_definitions(P, {"a": "f1", "b": "f2"})
+    await store.update_meta(P, MetaUpdate({"def:a": "f1", "def:b": "f2"}))
     seen.append(("holds", await store.still_holds(P, 21, {"a": "f1"}),
                  await store.still_holds(P, 20, {"a": "f1"}),
                  await store.still_holds(P, 21, {"a": "other"})))  # fmt: skip
+
+    # Marks, and a step fenced by the `pending` mark as well as by the offset.
+    await store.update_meta(P, MetaUpdate({"pending": "g1", "ready_at": "30"}))
+    try:
+        await store.apply_batch(P, 21, 21, None, PackedWrites(), NewIds(), None,
+                                MetaUpdate(expect_pending=""))  # fmt: skip
+        seen.append("not fenced by the pending mark")
+    except Fenced:
+        seen.append("fenced by the pending mark")
+    await store.apply_batch(P, 21, 21, None, PackedWrites(), NewIds(), None,
+                            MetaUpdate({"covered": "5"}, ("pending",), "g1"))  # fmt: skip
+    seen.append(("marks", (await store.load(P)).marks,
+                 await store.still_holds(P, 21, {}, {"pending": None, "ready_at": "30"}),
+                 await store.still_holds(P, 21, {}, {"pending": "g1"})))  # fmt: skip
+    # A scope's keys are the partition's neighbours, apart, and cleared alone.
+    scoped = store.scoped("r.g1")
+    await scoped.apply_batch(P, None, 4, 100, writes(("a", 1, 5 * HOUR, {b"s": b"1"})),
+                             NewIds(), {"applied": 1})  # fmt: skip
+    seen.append(("scoped", (await scoped.load(P)).buckets, (await store.load(P)).offset))
+    await scoped.clear(P)
+    seen.append(("cleared", (await scoped.load(P)).offset, (await store.load(P)).offset))
 
     await store.write_summary(Q, b"summary-q")
     seen.append(("summaries", await store.read_summaries([P, Q])))
@@ -70,7 +91,7 @@ async def scenario(backend: StateStore, namespace: str) -> list[Any]:
     seen.append(("expired", await store.expire(P, 5 * HOUR, 6000)))
     after = await store.load(P)
     seen.append(("after expiry", sorted(after.buckets), after.seen))
-    await store.drop_metric(P, "b")
+    await store.update_meta(P, MetaUpdate(), ["b"])
     dropped = await store.load(P)
     seen.append(("after drop", sorted(dropped.buckets), dropped.definitions))
     seen.append(("resolved", await backend.resolve_namespace(namespace)))
@@ -86,6 +107,10 @@ EXPECTED: list[Any] = [
     ("counts", {"applied": 4, "duplicates": 1, "invalid:not_json": 1}),
     ("offsets", 21, None),
     ("holds", True, False, False),
+    "fenced by the pending mark",
+    ("marks", {"covered": "5", "ready_at": "30"}, True, False),
+    ("scoped", {("a", 1): {b"s": b"1"}}, 21),
+    ("cleared", None, 21),
     ("summaries", {Q: b"summary-q"}),
     ("newest", {P: 1000, Q: 4000}),
     ("expired", 1),

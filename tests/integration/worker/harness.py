@@ -261,7 +261,7 @@ def definition_dicts(folder: Path) -> list[dict[str, Any]]:
     """The metrics of a definitions folder as plain dicts (the oracle's input)."""
     metrics: list[dict[str, Any]] = []
     for path in sorted(folder.glob("*.yaml")):
-        metrics += yaml.safe_load(path.read_text())["metrics"]
+        metrics += yaml.safe_load(path.read_text()).get("metrics", [])
     return metrics
 
 

@@ -86,6 +86,15 @@ def partition_of_each(raw: list[Any], choose: st.DataObject) -> list[int]:
     return out
 
 
+def messages_per_partition(raw: list[Any], choose: st.DataObject) -> dict[int, list[Message]]:
+    """The raw events as each partition's messages, offsets from 0 (`partition_of_each`)."""
+    per_partition: dict[int, list[Message]] = defaultdict(list)
+    for item, partition in zip(raw, partition_of_each(raw, choose), strict=True):
+        queue = per_partition[partition]
+        queue.append(Message(len(queue), _raw_bytes(item)))
+    return per_partition
+
+
 class DictStore:
     """What Redis would hold for one partition, built only from the writes the worker plans."""
 
@@ -127,11 +136,7 @@ def test_partitioned_batches_with_a_crash_equal_compute(
     catalog = catalog_of(scenario.metrics)
     raw = copy.deepcopy(scenario.raw)
     now = scenario.now_ms
-    where = partition_of_each(raw, choose)
-    per_partition: dict[int, list[Message]] = defaultdict(list)
-    for item, partition in zip(raw, where, strict=True):
-        queue = per_partition[partition]
-        queue.append(Message(len(queue), _raw_bytes(item)))
+    per_partition = messages_per_partition(raw, choose)
 
     states: list[PartitionState] = []
     for partition, messages in per_partition.items():
