@@ -63,13 +63,16 @@ rules-test: install ## promtool: check the alert rules and run their unit tests 
 	promtool test rules prometheus/tests/*.yml
 
 test-unit: $(BIN)/.installed ## fast tests of pure logic, no services
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q -n auto
 
 test-integration: up ## tests against the real Kafka, Redis and Prometheus
 	$(BIN)/pytest tests/integration -q
 
+# The unit tests are pure CPU work: they run on every core at once. The integration tests share
+# one Kafka, Redis and Prometheus and time what they wait for, so they run one at a time.
 test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, unit and integration tests
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests/unit -q -n auto
+	$(BIN)/pytest tests/integration -q --durations=25
 
 demo: up ## run the pipeline: services, the worker, a generated stream and the north stars live
 	@$(BIN)/python scripts/demo.py
