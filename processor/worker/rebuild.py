@@ -11,7 +11,8 @@ that the metric needs. It is not, and the metric is not exported (CONTRACT §4),
   applies it from the offset it was restored at (the group's *end*, L) on, and a rebuild group
   applies the partition's events before L to a state of its own, from the first offset the topic
   still holds. Once the group reaches L its state is merged into the live one in one atomic
-  step, and the metric is complete.
+  step, and the metric is complete. A live state restored meanwhile (a restart, a rebalance, a
+  reload) loads the metric's cells as the live stream wrote them, from L on, and goes on.
 
 Why a rebuild starts at the beginning of what the topic holds (docs/backfill.md, "Why it is
 exact"): a duplicate is decided by the first occurrence of its id, which can lie at any earlier
@@ -120,7 +121,7 @@ class RestorePlan:
 
     reset: bool  # start from the topic's beginning: delete everything stored first
     reset_reason: str = ""
-    load: frozenset[str] = frozenset()  # metrics whose stored buckets are loaded
+    load: frozenset[str] = frozenset()  # stored buckets loaded: unchanged, complete or pending
     drop: tuple[str, ...] = ()  # metrics whose stored buckets go (changed or removed)
     removed: tuple[str, ...] = ()  # stored metrics the catalogue no longer defines
     changed: tuple[str, ...] = ()  # defined differently than stored, or new: rebuilt
@@ -154,10 +155,12 @@ def plan_restore(stored: StoredPartition, catalog: Catalog, now_ms: int) -> Rest
     changed: list[str] = []
     for name, fingerprint in wanted.items():
         if stored.definitions.get(name) == fingerprint:
+            # Pending or not, its stored cells are loaded: those of a pending metric hold what the
+            # live stream applied from the group's end on, which the stream goes on adding to and
+            # the hand-over merges the group's cells (the events before it) into.
+            load.add(name)
             if name in pending:
                 groups.setdefault(pending[name], []).append(name)
-            else:
-                load.add(name)
         else:
             changed.append(name)
     removed = [name for name in stored.definitions if name not in wanted]
@@ -172,7 +175,7 @@ def plan_restore(stored: StoredPartition, catalog: Catalog, now_ms: int) -> Rest
         new_group = group_id(stored.offset + 1, now_ms)
         groups[new_group] = list(changed)
     pending = {m: g for g, members in groups.items() for m in members}
-    covered = {m: t for m, t in covered.items() if m in load}
+    covered = {m: t for m, t in covered.items() if m in load and m not in pending}
     live_shadows = sorted(set(shadows) & set(groups) | ({new_group} if new_group else set()))
     stale = tuple(sorted(set(shadows) - set(live_shadows)))
     set_marks = {HORIZON: horizon, SHADOWS: dumps(live_shadows)}

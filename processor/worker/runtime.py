@@ -358,8 +358,9 @@ class Worker:
         }
 
     async def _restore(self, tp: TopicPartition) -> PartitionState:
-        """The partition's state for the running definitions: complete metrics loaded, changed
-        and new ones left to rebuilds, removed ones deleted (rebuild.py, `plan_restore`)."""
+        """The partition's state for the running definitions: unchanged metrics loaded (those
+        still pending with what the live stream applied to them), changed and new ones left to
+        rebuilds, removed ones deleted (rebuild.py, `plan_restore`)."""
         p = tp.partition
         stored = await self.store.load(p)
         plan = plan_restore(stored, self.catalog, now_ms())

@@ -4,9 +4,10 @@ The pure steps of the worker's automatic backfill (processor/worker/rebuild.py),
 definitions and streams: a partition runs on the old definitions up to an offset L; it is then
 restored with new ones (some metrics added, some defined differently, some removed); the live
 state applies the rest of the partition while a rebuild state applies the partition's beginning up
-to L, with a crash of its own at any moment; the rebuilt metrics are handed over, and the merged
-state, also as written and read back, gives every metric as `nsm compute` does over the whole
-stream with the new definitions. Redis is replaced by a dict here; the real one is tested end to
+to L, each with a crash of its own at any moment (the live one restored while the rebuild is
+still pending); the rebuilt metrics are handed over, and the merged state, also as written and
+read back, gives every metric as `nsm compute` does over the whole stream with the new
+definitions. Redis is replaced by a dict here; the real one is tested end to
 end (tests/integration/worker/test_worker_backfill.py).
 """
 
@@ -16,6 +17,7 @@ import copy
 from collections import defaultdict
 from typing import Any
 
+import orjson
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -35,7 +37,7 @@ from processor.worker.rebuild import (
     pending_token,
     plan_restore,
 )
-from tests.strategies import Scenario, catalog_of, scenarios
+from tests.strategies import BASE_MS, Scenario, catalog_of, scenarios
 from tests.unit.worker.test_partitioned_processing import (
     PARTITIONS,
     DictStore,
@@ -91,6 +93,27 @@ def _write_cells(store: DictStore, writes: PackedWrites) -> None:
         store.expires[(w.metric, w.bucket)] = w.expires_at_ms
 
 
+def _restarted(
+    cls: type[PartitionState], catalog: Any, partition: int, store: DictStore,
+    live: PartitionState,
+) -> PartitionState:  # fmt: skip
+    """The live state after a restart (kill -9, a rebalance, a reload with the same definitions):
+    restored as the worker restores it, from what the store holds and the marks it wrote."""
+    stored = store.stored()
+    stored.definitions = fingerprints(catalog)
+    stored.marks = {HORIZON: horizon_mark(catalog)}
+    if live.pending:
+        stored.marks[PENDING] = pending_token(live.pending)
+    plan = plan_restore(stored, catalog, 0)
+    assert not plan.reset and not plan.changed and not plan.drop
+    assert plan.pending == live.pending
+    # What the worker loads (runtime.py, `_restore`): the buckets of `plan.load`.
+    stored.buckets = {k: v for k, v in stored.buckets.items() if k[0] in plan.load}
+    again = _restored(cls, catalog, partition, stored)
+    again.pending = dict(plan.pending)
+    return again
+
+
 def _run_partition(
     cls: type[PartitionState], old: Any, new: Any, partition: int, messages: list[Message],
     now: int, choose: st.DataObject,
@@ -117,7 +140,7 @@ def _run_partition(
             _apply(live, store, messages[start : start + 4], now)
         return live
 
-    # What Redis holds after the restore: the buckets of complete metrics only.
+    # What Redis holds after the restore: the buckets of unchanged metrics only.
     assert set(plan.load) | set(plan.changed) == set(fingerprints(new))
     store.buckets = defaultdict(dict, {k: v for k, v in store.buckets.items() if k[0] in plan.load})
     store.expires = {k: v for k, v in store.expires.items() if k[0] in plan.load}
@@ -128,7 +151,7 @@ def _run_partition(
     rebuild, rebuild_store = cls(new, partition, metrics=rebuilt_names), DictStore()
 
     live_at, rebuild_at = split, 0
-    crashed = False
+    crashed = restarted = False
     handed_over = not rebuilt_names
     while live_at < len(messages) or not handed_over:
         move = choose.draw(st.sampled_from(["live", "rebuild", "hand_over"]))
@@ -137,6 +160,9 @@ def _run_partition(
             _apply(live, store, messages[live_at : live_at + size], now)
             live_at = min(len(messages), live_at + size)
             _maybe_expire(live, store, choose)
+            if not restarted and not handed_over and choose.draw(st.booleans()):
+                restarted = True  # kill -9 of the worker while the rebuild is pending
+                live = _restarted(cls, new, partition, store, live)
         elif move == "rebuild" and rebuild_at < split:
             size = choose.draw(st.integers(1, 6))
             _apply(rebuild, rebuild_store, messages[rebuild_at : min(split, rebuild_at + size)],
@@ -186,6 +212,47 @@ def test_a_rebuild_handed_over_at_any_moment_equals_compute_with_the_new_definit
     assert actual == expected
 
 
+@pytest.mark.parametrize("state_class", [PartitionState, NativePartitionState])
+def test_a_live_state_restarted_while_a_rebuild_is_pending_keeps_what_it_applied(
+    state_class: type[PartitionState],
+):
+    """Metric `b` is added at offset 10: the live stream applies it from 10 on, a rebuild applies
+    0..9. The live state restarts after 14; what it applied to `b` from 10 on is in the store
+    and must be loaded again, or the hand-over after 19 gives 15 events instead of 20."""
+    metric = {"name": "a", "tier": "diagnostic", "window": "1h", "bucket": "1m",
+              "aggregate": {"event": "report.sent", "count": True}}  # fmt: skip
+    old, new = catalog_of([metric]), catalog_of([metric, {**metric, "name": "b"}])
+    raw = [
+        {"type": "report.sent", "timestamp": BASE_MS + i * 1000, "account_id": "acme",
+         "event_id": f"e{i}"}
+        for i in range(20)
+    ]  # fmt: skip
+    messages = [Message(i, orjson.dumps(event)) for i, event in enumerate(raw)]
+    now = BASE_MS + 60_000
+    live, store = state_class(old, 0), DictStore()
+    _apply(live, store, messages[:10], now)
+    stored = store.stored()
+    stored.definitions, stored.marks = fingerprints(old), {HORIZON: horizon_mark(old)}
+    plan = plan_restore(stored, new, now)
+    assert plan.load == {"a"} and plan.changed == ("b",)
+    live = _restored(state_class, new, 0, store.stored())
+    live.pending = dict(plan.pending)
+    _apply(live, store, messages[10:15], now)
+    live = _restarted(state_class, new, 0, store, live)
+    _apply(live, store, messages[15:], now)
+    rebuild, rebuild_store = state_class(new, 0, metrics=["b"]), DictStore()
+    _apply(rebuild, rebuild_store, messages[:10], now)
+    _write_cells(store, live.take_over(rebuild_store.stored(), ["b"]))
+    live.pending = {}
+    as_of = live.max_ts
+    assert as_of is not None
+    expected = compute_metrics(copy.deepcopy(raw), new, now_ms=now).to_json()
+    assert expected["metrics"]["b"]["value"] == 20
+    assert _json(new, [live.summarize(as_of)], as_of) == expected
+    again = _restored(state_class, new, 0, store.stored())
+    assert _json(new, [again.summarize(as_of)], as_of) == expected
+
+
 def test_the_plan_resumes_a_group_adds_changed_metrics_to_a_new_one_and_drops_the_removed():
     metrics = [
         {"name": n, "tier": "diagnostic", "window": "1h", "bucket": "1m",
@@ -204,7 +271,8 @@ def test_the_plan_resumes_a_group_adds_changed_metrics_to_a_new_one_and_drops_th
     )  # fmt: skip
     plan = plan_restore(stored, after, now_ms=7)
     assert not plan.reset
-    assert plan.load == {"kept"}
+    # The live cells of the waiting metric (its events since its group's end) are loaded too.
+    assert plan.load == {"kept", "waiting"}
     assert plan.changed == ("changed",)
     assert plan.removed == ("gone",)
     assert set(plan.drop) == {"changed", "gone"}
