@@ -162,6 +162,14 @@ def test_two_workers_each_rebuild_their_partitions_and_export_only_what_all_have
 ):
     folder, first = setup_old_worker(e2e, 40_000)
     second = e2e.worker("w2", folder)
+    # The second worker joins late: a rebalance may still move partitions (their lag unknown
+    # for a moment) until each worker holds two.
+    second.wait_healthy()
+    wait_until(
+        lambda: [w.scrape().one("nsm_partitions_assigned") for w in (first, second)] == [2, 2],
+        60,
+        "two partitions each",
+    )
     wait_exact([first, second], e2e.bootstrap, e2e.topic, catalog_of(OLD), timeout_s=120)
     for worker in (first, second):
         worker.terminate()
