@@ -337,9 +337,7 @@ class Worker:
         else:
             state = await self._restore(tp)
         self.partitions[tp.partition] = state
-        held = [s.max_ts for s in self.partitions.values() if s.max_ts is not None]
-        if held:  # known from the stored state before any new event (unknown: not exported)
-            self.telemetry.last_event.set(max(held) / 1000)
+        self._export_newest_event()  # known from the stored state before any new event
         assert self.consumer is not None
         self._seeks[tp.partition] += 1
         self._fetched_to.pop(tp.partition, None)
@@ -672,8 +670,13 @@ class Worker:
         for metric, count in outcome.late.items():
             t.late.labels(metric=metric).inc(count)
         if outcome.max_ts is not None:
-            held = [s.max_ts for s in self.partitions.values() if s.max_ts is not None]
-            t.last_event.set(max([outcome.max_ts, *held]) / 1000)
+            self._export_newest_event(outcome.max_ts)
+
+    def _export_newest_event(self, *newest: int) -> None:
+        """The newest event time the held partitions know of; not exported while unknown."""
+        held = [*newest, *(s.max_ts for s in self.partitions.values() if s.max_ts is not None)]
+        if held:
+            self.telemetry.last_event.set(max(held) / 1000)
 
     # ---- time passing ----------------------------------------------------------------------
 
