@@ -68,14 +68,17 @@ rules-test: install ## promtool: check the alert rules and run their unit tests 
 
 test-unit: $(BIN)/.installed ## fast tests of pure logic, no services (the engine's cargo tests too)
 	cargo test --manifest-path native/Cargo.toml --workspace -q
-	$(BIN)/pytest tests/unit -q
+	$(BIN)/pytest tests/unit -q -n auto
 
 test-integration: up ## tests against the real Kafka, Redis and Prometheus
 	$(BIN)/pytest tests/integration -q
 
-test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, cargo and Python tests
+# The unit tests are pure CPU work: they run on every core at once. The integration tests share
+# one Kafka, Redis and Prometheus and time what they wait for, so they run one at a time.
+test: up lint rules-test ## everything CI runs: install, start the services, lint, promtool, cargo, unit and integration tests
 	cargo test --manifest-path native/Cargo.toml --workspace -q
-	$(BIN)/pytest tests -q
+	$(BIN)/pytest tests/unit -q -n auto
+	$(BIN)/pytest tests/integration -q --durations=25
 
 demo: up ## run the pipeline: services, the worker, a generated stream and the north stars live
 	@$(BIN)/python scripts/demo.py

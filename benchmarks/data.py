@@ -55,6 +55,18 @@ def filled_topic(path: Path, partitions: int = PARTITIONS) -> tuple[str, int]:
     topic = f"nsm-bench-{path.stem}" + ("" if partitions == PARTITIONS else f"-p{partitions}")
     if sum(topic_end_offsets(topic).values()) == len(lines):
         return topic, len(lines)
+    recreate_topic(topic, partitions)
+    print(f"filling topic {topic} with {len(lines):,} events ...", flush=True)
+    producer = bench_producer()
+    for line in lines:
+        send_line(producer, topic, line)
+    producer.flush()
+    producer.close()
+    return topic, len(lines)
+
+
+def recreate_topic(topic: str, partitions: int = PARTITIONS) -> None:
+    """An empty topic of `partitions` partitions by that name (deleted first when it exists)."""
     admin = KafkaAdminClient(bootstrap_servers=BOOTSTRAP)
     try:
         if topic in admin.list_topics():
@@ -63,16 +75,18 @@ def filled_topic(path: Path, partitions: int = PARTITIONS) -> tuple[str, int]:
         admin.create_topics([NewTopic(topic, partitions, 1)])
     finally:
         admin.close()
-    print(f"filling topic {topic} with {len(lines):,} events ...", flush=True)
-    producer = KafkaProducer(
+
+
+def bench_producer() -> KafkaProducer:
+    return KafkaProducer(
         bootstrap_servers=BOOTSTRAP, acks=1, linger_ms=50, batch_size=512 * 1024,
     )  # fmt: skip
-    for line in lines:
-        key = orjson.loads(line).get("account_id")
-        producer.send(topic, key=None if key is None else str(key).encode(), value=line)
-    producer.flush()
-    producer.close()
-    return topic, len(lines)
+
+
+def send_line(producer: KafkaProducer, topic: str, line: bytes) -> None:
+    """One generated event, keyed by its account as the contract asks."""
+    key = orjson.loads(line).get("account_id")
+    producer.send(topic, key=None if key is None else str(key).encode(), value=line)
 
 
 def forget_run(prefix: str) -> None:

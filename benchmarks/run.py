@@ -1,6 +1,6 @@
 """`make bench`: every figure with the baseline it is judged against, measured in the same run.
 
-    python -m benchmarks.run [--events N] [--only compute,worker,replay,collect,scaling]
+    python -m benchmarks.run [--events N] [--only compute,worker,replay,rebuild,collect,scaling]
 
 `scaling` (16 partitions, 1, 2 and 4 workers) runs only when asked: `--only scaling`.
 
@@ -19,7 +19,14 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from benchmarks import collect_bench, compute_bench, replay_bench, scaling_bench, worker_bench
+from benchmarks import (
+    collect_bench,
+    compute_bench,
+    rebuild_bench,
+    replay_bench,
+    scaling_bench,
+    worker_bench,
+)
 from benchmarks.data import PARTITIONS, events_file, filled_topic
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -28,7 +35,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=1_000_000)
-    parser.add_argument("--only", default="compute,worker,replay,collect")
+    parser.add_argument("--only", default="compute,worker,replay,rebuild,collect")
     args = parser.parse_args()
     parts = set(args.only.split(","))
     console = Console()
@@ -72,6 +79,15 @@ def main() -> None:
     if "replay" in parts:
         console.print("[bold]nsm replay[/bold] ...")
         report["replay"] = replay_bench.run(topic, total)
+    if "rebuild" in parts:
+        console.print("[bold]rebuild[/bold] of a changed metric (a topic of 2 x --events) ...")
+        report["rebuild"] = rebuild_bench.run(args.events)
+        if "replay" in report:
+            # nsm replay of the whole bench topic, every metric: the figure the issue names.
+            rate = report["rebuild"]["rebuild_events_per_s"]
+            report["rebuild"]["ratio_to_bench_replay"] = round(
+                rate / report["replay"]["events_per_s"], 3
+            )
     if "collect" in parts:
         console.print("[bold]nsm collect[/bold]: collector, (a) bare HTTP, (b) bare producer ...")
         report["collect"] = collect_bench.run()

@@ -30,6 +30,7 @@ from processor.definitions.model import Catalog, Metric
 from processor.engine import MetricValue
 from processor.engine.summaries import stored_as_of
 from processor.store.client import connect_sync
+from processor.worker.readiness import MetricStatus
 from processor.worker.runtime import MAX_FETCH_RECORDS
 from processor.worker.telemetry import Telemetry
 
@@ -328,7 +329,7 @@ def scrape_5k_series() -> dict[str, Any]:
         m.name: MetricValue(999, {"account_id": {f"acct-{j}": Decimal(j) for j in range(999)}})
         for m in metrics
     }
-    telemetry.publish(0, values)
+    telemetry.publish(0, values, {name: MetricStatus(True, 1.0) for name in values})
     series = sum(1 + len(v.segments["account_id"]) for v in values.values())
     timings = []
     for _ in range(20):

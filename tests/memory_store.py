@@ -24,8 +24,9 @@ from processor.store.protocol import (
     DEFINITION_PREFIX,
     INVALID_PREFIX,
     METRIC_ID_PREFIX,
-    NEXT_METRIC_ID,
+    PENDING,
     Fenced,
+    MetaUpdate,
     StoredPartition,
     stored_from_meta,
 )
@@ -49,12 +50,19 @@ def _update(items: dict[bytes, bytes], sets: bytes, deletes: bytes) -> None:
 
 
 class MemoryPartitionStore:
-    def __init__(self, backend: MemoryStateStore, namespace: str) -> None:
+    def __init__(self, backend: MemoryStateStore, namespace: str, scope: str = "") -> None:
         self.backend = backend
         self.namespace = namespace
+        self.scope = scope
+
+    def _key(self, partition: int) -> tuple[str, int]:
+        return (f"{self.namespace}/{self.scope}" if self.scope else self.namespace, partition)
 
     def _partition(self, partition: int) -> _Partition:
-        return self.backend.data.setdefault((self.namespace, partition), _Partition())
+        return self.backend.data.setdefault(self._key(partition), _Partition())
+
+    def scoped(self, scope: str) -> MemoryPartitionStore:
+        return MemoryPartitionStore(self.backend, self.namespace, scope)
 
     def _fence(self, partition: int, expected_offset: int | None) -> _Partition:
         stored = self._partition(partition)
@@ -78,9 +86,13 @@ class MemoryPartitionStore:
         writes: StateWrites | None,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
+        meta: MetaUpdate | None = None,
     ) -> None:
         self.backend.calls.append(("apply_batch", self.namespace, partition))
         stored = self._fence(partition, expected_offset)
+        expected = None if meta is None else meta.expect_pending
+        if expected is not None and stored.meta.get(PENDING, "") != expected:
+            raise Fenced(partition, stored.meta.get("offset", ""))
         self._write(stored, writes)
         if ids.newest is not None:
             stored.id_batches.append((ids.newest, ids.packed))
@@ -94,6 +106,10 @@ class MemoryPartitionStore:
             newest.append(max_ts)
         if newest:
             stored.meta["max_ts"] = str(max(newest))
+        if meta is not None:
+            stored.meta.update(meta.set)
+            for name in meta.delete:
+                stored.meta.pop(name, None)
 
     async def write_state(self, partition: int, offset: int | None, writes: StateWrites) -> None:
         if writes.changes:
@@ -102,25 +118,37 @@ class MemoryPartitionStore:
     async def migrate(self, partition: int, stored: StoredPartition, writes: StateWrites) -> None:
         raise AssertionError("the store in memory never holds the first format")
 
-    async def set_definitions(
-        self,
-        partition: int,
-        fingerprints: Mapping[str, str],
-        metric_ids: Mapping[str, int] | None = None,
-        next_metric_id: int | None = None,
+    async def update_meta(
+        self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
     ) -> None:
-        meta = self._partition(partition).meta
-        meta.update({f"{DEFINITION_PREFIX}{name}": value for name, value in fingerprints.items()})
-        for name, metric_id in (metric_ids or {}).items():
-            meta[f"{METRIC_ID_PREFIX}{name}"] = str(metric_id)
-        if next_metric_id is not None:
-            meta[NEXT_METRIC_ID] = str(next_metric_id)
+        stored = self._partition(partition)
+        for metric in set(drop_metrics):
+            metric_id = stored.meta.pop(METRIC_ID_PREFIX + metric, None)
+            stored.meta.pop(DEFINITION_PREFIX + metric, None)
+            if metric_id is not None:
+                prefix = varint(int(metric_id))
+                for key in [k for k in stored.aggregates if k.startswith(prefix)]:
+                    del stored.aggregates[key]
+        for name in update.delete:
+            stored.meta.pop(name, None)
+        stored.meta.update(update.set)
+
+    async def clear(self, partition: int) -> int:
+        stored = self.backend.data.pop(self._key(partition), _Partition())
+        parts = (stored.meta, stored.records, stored.aggregates, stored.id_batches, stored.summary)
+        return sum(1 for part in parts if part)
 
     async def still_holds(
-        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+        self,
+        partition: int,
+        offset: int | None,
+        fingerprints: Mapping[str, str],
+        marks: Mapping[str, str | None] | None = None,
     ) -> bool:
         meta = self._partition(partition).meta
         if meta.get("offset") != (None if offset is None else str(offset)):
+            return False
+        if marks is not None and any(meta.get(k) != v for k, v in marks.items()):
             return False
         return all(
             meta.get(f"{DEFINITION_PREFIX}{name}") == value for name, value in fingerprints.items()
@@ -151,15 +179,6 @@ class MemoryPartitionStore:
         stored = self._partition(partition)
         # A batch's ids go once all of them may, as in Redis.
         stored.id_batches = [b for b in stored.id_batches if b[0] > forget_ids_until_ms]
-
-    async def drop_metric(self, partition: int, metric: str, metric_id: int | None) -> None:
-        stored = self._partition(partition)
-        if metric_id is not None:
-            prefix = varint(metric_id)
-            for key in [k for k in stored.aggregates if k.startswith(prefix)]:
-                del stored.aggregates[key]
-        stored.meta.pop(f"{DEFINITION_PREFIX}{metric}", None)
-        stored.meta.pop(f"{METRIC_ID_PREFIX}{metric}", None)
 
     async def write_summary(self, partition: int, payload: bytes) -> None:
         self._partition(partition).summary = payload

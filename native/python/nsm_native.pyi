@@ -87,7 +87,12 @@ class Summary:
 
     @property
     def as_of_ms(self) -> int: ...
-    def encode(self, catalog: Catalog, extras: dict[str, Any] | None = None) -> bytes: ...
+    def encode(
+        self,
+        catalog: Catalog,
+        extras: dict[str, Any] | None = None,
+        only: set[str] | None = None,
+    ) -> bytes: ...
     @classmethod
     def decode(cls, catalog: Catalog, raw: bytes) -> Summary: ...
     @staticmethod

@@ -98,8 +98,9 @@ def diff_command(
             when = max(times)
         a, changed_a = await namespace_values(client, catalog, left, when)
         b, changed_b = await namespace_values(client, catalog, right, when)
-        notes = [f"{left}: {m} was built from another definition" for m in changed_a]
-        notes += [f"{right}: {m} was built from another definition" for m in changed_b]
+        what = "was built from another definition, or is still being rebuilt"
+        notes = [f"{left}: {m} {what}" for m in changed_a]
+        notes += [f"{right}: {m} {what}" for m in changed_b]
         return when, differences(a, b), notes
 
     with progress_status(f"reading and comparing {left} and {right}"):

@@ -76,6 +76,13 @@ def alert_options(function: F) -> F:
             help="Alert when this share of the events read is invalid (0.05 = 5%).",
         ),
         click.option(
+            "--not-ready-for",
+            default=defaults.not_ready_for,
+            show_default=True,
+            callback=_duration,
+            help="Alert when a metric stays not ready (being rebuilt) for this long.",
+        ),
+        click.option(
             "--runbook-url",
             default=DEFAULT_RUNBOOK_URL,
             show_default=True,
@@ -108,6 +115,7 @@ def alert_settings(params: dict[str, Any]) -> AlertSettings:
         stale_after=params["stale_after"],
         lag_threshold=params["lag_threshold"],
         invalid_share=params["invalid_share"],
+        not_ready_for=params["not_ready_for"],
         runbook_url=params["runbook_url"],
         prometheus_url=params["explain_prometheus_url"],
     )
@@ -147,10 +155,12 @@ def command(
 
     Per metric with `alert:`, a week-over-week drop (guarded by min_baseline, held for `for`), a
     floor, and with `anomaly:` a comparison with the same hour of the week over the last 4 weeks
-    (recording rules of the seasonal median and robust spread); for the processor, down or absent
-    workers, stale data, growing consumer lag and a high share of invalid events. Every metric
-    alert carries the `nsm explain` command that explains it. Redirect to a rule file, e.g.
-    `nsm rules > prometheus/rules/nsm.yml`, then check it with `promtool check rules`.
+    (recording rules of the seasonal median and robust spread), each silent while the metric is
+    not ready or its window not fully covered; for the processor, down or absent workers, stale
+    data, growing consumer lag, a high share of invalid events and a metric that stays not ready
+    (a rebuild that does not finish). Every metric alert carries the `nsm explain` command that
+    explains it. Redirect to a rule file, e.g. `nsm rules > prometheus/rules/nsm.yml`, then check
+    it with `promtool check rules`.
     """
     catalog = load_or_exit(ctx, definitions_path)
     settings = alert_settings(params)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
+from typing import BinaryIO
 
 import click
 from rich.console import Console
@@ -16,6 +17,7 @@ from processor.definitions import (
     Metric,
     inspect_definitions,
 )
+from processor.definitions.events import SampleProfile, profile_sample
 
 EXIT_OK, EXIT_INVALID, EXIT_NOT_FOUND = 0, 1, 2
 
@@ -31,19 +33,36 @@ EXIT_OK, EXIT_INVALID, EXIT_NOT_FOUND = 0, 1, 2
 @click.option(
     "--tree", is_flag=True, help="Also print the KPI hierarchy as a tree (when there is no error)."
 )
+@click.option(
+    "--events",
+    "events_file",
+    type=click.File("rb"),
+    help="Also check the definitions against real events: a JSON Lines sample (- for standard "
+    "input).",
+)
 @click.pass_context
-def command(ctx: click.Context, directory: str, tree: bool) -> None:
+def command(ctx: click.Context, directory: str, tree: bool, events_file: BinaryIO | None) -> None:
     """Check the metric definitions in DIRECTORY (or one YAML file).
 
     DIRECTORY defaults to $NSM_DEFINITIONS, else definitions/. Every *.yaml and *.yml file in it is
     read (not its subdirectories). Each problem is printed as file:line: message, then a summary.
     Warnings (a KPI hierarchy that is off) are printed but do not fail.
 
+    Where the files declare event types (a top-level events: list), a metric that names an
+    undeclared type, or a field that none of its types declares, is an error. With --events
+    FILE, every type and field a metric reads is also looked for in a sample of real events:
+    those no event of the sample carries are errors, with the counts; declared types and fields
+    the sample never shows, and types it shows undeclared, are warnings.
+
     Exit status: 0 when there is no error, 1 when there is at least one error, 2 when DIRECTORY
     does not exist or holds no definition files.
     """
+    sample = None
+    if events_file is not None:
+        name = str(getattr(events_file, "name", "<stdin>"))
+        sample = profile_sample(name, events_file)
     try:
-        report = inspect_definitions(directory)
+        report = inspect_definitions(directory, sample)
     except DefinitionsNotFound as exc:
         click.echo(f"nsm validate: {exc}", err=True)
         ctx.exit(EXIT_NOT_FOUND)
@@ -51,7 +70,7 @@ def command(ctx: click.Context, directory: str, tree: bool) -> None:
         Console(highlight=False, soft_wrap=True).print(hierarchy_tree(report.catalog))
     for problem in report.problems:
         click.echo(str(problem))
-    click.echo(summary(report))
+    click.echo(summary(report, sample))
     ctx.exit(EXIT_INVALID if report.errors else EXIT_OK)
 
 
@@ -59,8 +78,9 @@ def _count(n: int, singular: str, plural: str | None = None) -> str:
     return f"{n} {singular if n == 1 else (plural or singular + 's')}"
 
 
-def summary(report: DefinitionsReport) -> str:
-    """`12 metrics in 3 files: 2 north stars, 6 diagnostics, 4 granular; 0 errors, 1 warning`."""
+def summary(report: DefinitionsReport, sample: SampleProfile | None = None) -> str:
+    """`12 metrics in 3 files: 2 north stars, 6 diagnostics, 4 granular; 0 errors, 1 warning`,
+    with the event types declared and the sample read when there are."""
     tiers = Counter(m.tier for m in report.metrics)
     parts = [
         _count(tiers["north_star"], "north star"),
@@ -70,9 +90,17 @@ def summary(report: DefinitionsReport) -> str:
     unreadable = report.entries - len(report.metrics)
     if unreadable:
         parts.append(f"{unreadable} not understood")
+    checked = ""
+    if report.event_types:
+        checked += f"; {_count(report.event_types, 'event type')} declared"
+    if sample is not None:
+        kinds = _count(len(sample.types), "type")
+        checked += f"; {sample.name}: {sample.events:,} events of {kinds}"
+        if sample.invalid:
+            checked += f" ({_count(sample.invalid, 'line')} not an event)"
     return (
         f"{_count(report.entries, 'metric')} in {_count(len(report.files), 'file')}: "
-        f"{', '.join(parts)}; {_count(len(report.errors), 'error')}, "
+        f"{', '.join(parts)}{checked}; {_count(len(report.errors), 'error')}, "
         f"{_count(len(report.warnings), 'warning')}"
     )
 

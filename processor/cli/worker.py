@@ -78,17 +78,37 @@ from processor.config import Settings
     help="Seconds between expiry, summaries and export (NSM_TICK_SECONDS).",
 )
 @click.option(
+    "--watch-definitions",
+    "watch_definitions",
+    is_flag=False,
+    flag_value="2s",
+    default=None,
+    envvar="NSM_WATCH_DEFINITIONS",
+    metavar="[INTERVAL]",
+    help="Reload the definitions when their files change, checking every INTERVAL (seconds, or "
+    "a duration like 2s; 2s when given without one) [env NSM_WATCH_DEFINITIONS]. SIGHUP "
+    "reloads them in any case.",
+)
+@click.option(
     "--log-level", default="info", type=click.Choice(["debug", "info", "warning", "error"])
 )
 def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namespace: str,
             metrics_port: int, clock: str, max_future_skew: str, input_format: str,
-            tick_seconds: float, log_level: str) -> None:  # fmt: skip
+            tick_seconds: float, watch_definitions: str | None,
+            log_level: str) -> None:  # fmt: skip
     """Run the streaming worker.
 
     Consumes the topic in batches in the consumer group nsm-<namespace>, keeps every metric's
     exact rolling windows in Redis (one atomic step per batch, so a restart after kill -9 neither
     loses nor double-counts), and serves nsm_metric_value and health series on /metrics. Start
     several with the same namespace to share the partitions; one of them exports the values.
+
+    A metric that is new, or defined differently than its stored state, is rebuilt from the
+    topic in the background (the others go on without a pause) and exported only once it is
+    complete: nsm_metric_ready says which are. SIGHUP, or a change of the files with
+    --watch-definitions, reloads the definitions without a restart; an invalid set is rejected
+    (its problems logged) and the running one kept.
+
     Started before Kafka or Redis answers, it waits for them (/health answers 503 naming what
     is missing). An invalid message, or one it fails on (unprocessable), goes to <topic>.dlq and
     the rest is applied. Stop it with SIGTERM or Ctrl-C.
@@ -117,7 +137,20 @@ def command(definitions: str, topic: str, bootstrap: str, redis_url: str, namesp
     from processor.worker.app import create_app
     from processor.worker.logs import logging_config
 
-    app = create_app(settings, catalog, tick_seconds)
+    watch_s = None
+    if watch_definitions is not None:
+        from processor.durations import parse_duration_ms
+
+        try:
+            watch_s = float(watch_definitions)  # seconds, or a duration (2s, 1m)
+        except ValueError:
+            try:
+                watch_s = parse_duration_ms(watch_definitions) / 1000
+            except ValueError as exc:
+                raise click.BadParameter(str(exc), param_hint="--watch-definitions") from None
+        if watch_s <= 0:
+            raise click.BadParameter("give a positive interval", param_hint="--watch-definitions")
+    app = create_app(settings, catalog, tick_seconds, watch_s)
     # faust's worker reads its own options from argv; ours are parsed already.
     sys.argv = [sys.argv[0]]
     faust.Worker(

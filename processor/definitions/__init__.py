@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from processor.definitions.events import SampleProfile, check_events, check_sample
 from processor.definitions.loader import Reading, read_dicts, read_path
 from processor.definitions.model import (
     Aggregate,
@@ -22,6 +23,7 @@ from processor.definitions.model import (
     Catalog,
     Condition,
     Entities,
+    EventType,
     Metric,
 )
 from processor.definitions.problems import (
@@ -44,6 +46,7 @@ __all__ = [
     "DefinitionsNotFound",
     "DefinitionsReport",
     "Entities",
+    "EventType",
     "Metric",
     "Problem",
     "catalog_from_dicts",
@@ -62,6 +65,7 @@ class DefinitionsReport:
     metrics: list[Metric]  # entries that passed the model (cross-metric rules aside)
     problems: list[Problem]
     catalog: Catalog | None
+    event_types: int = 0  # entries of `events:` that passed the model
 
     @property
     def errors(self) -> list[Problem]:
@@ -72,19 +76,26 @@ class DefinitionsReport:
         return [p for p in self.problems if p.severity == "warning"]
 
 
-def _report(reading: Reading) -> DefinitionsReport:
+def _report(reading: Reading, sample: SampleProfile | None = None) -> DefinitionsReport:
     problems = reading.problems + check_rules(reading.declared, reading.rejected_names)
+    problems += check_events(reading.declared, reading.events)
+    if sample is not None:
+        problems += check_sample(reading.declared, reading.events, sample)
     problems = sorted_problems(problems)
     metrics = [d.metric for d in reading.declared]
     catalog = None
     if not any(p.severity == "error" for p in problems):
-        catalog = Catalog(metrics={m.name: m for m in metrics})
-    return DefinitionsReport(reading.files, reading.entries, metrics, problems, catalog)
+        events = {e.event.type: e.event for e in reading.events}
+        catalog = Catalog(metrics={m.name: m for m in metrics}, events=events)
+    return DefinitionsReport(
+        reading.files, reading.entries, metrics, problems, catalog, len(reading.events)
+    )
 
 
-def inspect_definitions(path: str | Path) -> DefinitionsReport:
-    """Validate a definitions directory or file; DefinitionsNotFound when there is none."""
-    return _report(read_path(path))
+def inspect_definitions(path: str | Path, sample: SampleProfile | None = None) -> DefinitionsReport:
+    """Validate a definitions directory or file (and, given a sample's profile, hold it to those
+    events); DefinitionsNotFound when there is none."""
+    return _report(read_path(path), sample)
 
 
 def check_definitions(path: str | Path) -> tuple[Catalog | None, list[Problem]]:

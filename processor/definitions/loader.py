@@ -1,7 +1,8 @@
 """Read definition files into metrics, keeping the line of every key for messages.
 
-Layers: YAML (PyYAML's composer keeps each node's position) -> one pydantic `Metric` per entry ->
-cross-metric rules (`rules.py`). Every layer collects all of its problems instead of stopping at the
+Layers: YAML (PyYAML's composer keeps each node's position) -> one pydantic `Metric` per entry of
+`metrics:` (and one `EventType` per entry of an optional `events:`) -> cross-metric rules
+(`rules.py`, `events.py`). Every layer collects all of its problems instead of stopping at the
 first one.
 """
 
@@ -16,8 +17,8 @@ import yaml
 from pydantic import ValidationError
 from yaml.nodes import MappingNode, Node, ScalarNode, SequenceNode
 
-from processor.definitions.messages import Loc, describe_errors
-from processor.definitions.model import Metric
+from processor.definitions.messages import Loc, describe_errors, did_you_mean
+from processor.definitions.model import EventType, Metric
 from processor.definitions.problems import DefinitionsNotFound, Problem
 
 SUFFIXES = (".yaml", ".yml")
@@ -27,10 +28,12 @@ MEASURES = ("entities", "aggregate", "formula")
 
 @dataclass(frozen=True)
 class Declared:
-    """A metric that passed the model, with the line of each of its top-level keys."""
+    """A metric that passed the model, with the line of each of its top-level keys (and its YAML
+    mapping, for the lines of nested keys)."""
 
     metric: Metric
     key_lines: Mapping[str, int] = field(default_factory=dict)
+    node: Node | None = field(default=None, compare=False)
 
     @property
     def file(self) -> str:
@@ -43,6 +46,25 @@ class Declared:
     def line_of(self, key: str) -> int:
         return self.key_lines.get(key, self.line)
 
+    def line_at(self, loc: Loc) -> int:
+        """The line of a nested key (`("entities", "all", 0, "event")`), or the nearest above."""
+        return self.line if self.node is None else _line_at(self.node, loc)
+
+
+@dataclass(frozen=True)
+class DeclaredEvent:
+    """An event type of `events:` that passed the model."""
+
+    event: EventType
+
+    @property
+    def file(self) -> str:
+        return self.event.source[0]
+
+    @property
+    def line(self) -> int:
+        return self.event.source[1]
+
 
 @dataclass
 class Reading:
@@ -50,6 +72,7 @@ class Reading:
 
     files: list[str] = field(default_factory=list)
     declared: list[Declared] = field(default_factory=list)
+    events: list[DeclaredEvent] = field(default_factory=list)
     entries: int = 0
     # Names of entries the model rejected: rules must not also call references to them unknown.
     rejected_names: set[str] = field(default_factory=set)
@@ -119,9 +142,11 @@ def _read_file(file: Path, reading: Reading) -> None:
         reading.problems.append(Problem(name, 1, f"YAML error: {exc}"))
         return
     reading.problems += _repeated_keys(name, root)
-    entries = _metric_entries(name, root, data, reading.problems)
+    entries, events = _entries(name, root, data, reading.problems)
     for node, raw in entries:
         _add_entry(reading, raw, name, _line(node), node)
+    for node, raw in events:
+        _add_event(reading, raw, name, node)
 
 
 def _construct(root: Node | None) -> Any:
@@ -134,39 +159,74 @@ def _construct(root: Node | None) -> Any:
         loader.dispose()
 
 
-def _metric_entries(
+TOP_LEVEL = ("metrics", "events")
+
+
+def _entries(
     file: str, root: Node | None, data: Any, problems: list[Problem]
-) -> list[tuple[Node, Any]]:
-    """The (node, value) of every entry of the top-level `metrics:` list."""
+) -> tuple[list[tuple[Node, Any]], list[tuple[Node, Any]]]:
+    """The (node, value) of every entry of the top-level `metrics:` list and of `events:`."""
     missing = (
         "the file has no top-level metrics: list: start it with metrics: and a list of metrics"
     )
     if not isinstance(root, MappingNode) or not isinstance(data, dict):
         problems.append(Problem(file, _line(root) if root is not None else 1, missing))
-        return []
-    metrics: tuple[Node, Node] | None = None
+        return [], []
+    found: dict[str, tuple[Node, Node]] = {}
     for key, value in root.value:
-        if isinstance(key, ScalarNode) and key.value == "metrics":
-            metrics = (key, value)  # YAML keeps the last of repeated keys (reported elsewhere)
+        if isinstance(key, ScalarNode) and key.value in TOP_LEVEL:
+            found[key.value] = (key, value)  # YAML keeps the last of repeated keys (reported)
         else:
             problems.append(
                 Problem(
                     file,
                     _line(key),
-                    f"unknown top-level key {getattr(key, 'value', '?')!r}: a definitions file "
-                    "holds only metrics:; move it into a metric or remove it",
+                    f"unknown top-level key {getattr(key, 'value', '?')!r}"
+                    f"{did_you_mean(str(getattr(key, 'value', '')), TOP_LEVEL)}: a definitions "
+                    "file holds metrics: and events:; move it into a metric or remove it",
                 )
             )
-    if metrics is None:
+    if not found:
         problems.append(Problem(file, _line(root), missing))
-        return []
-    key, value = metrics
-    if not isinstance(value, SequenceNode):
-        problems.append(
-            Problem(file, _line(key), "metrics: is not a list: write each metric as '- name: ...'")
+        return [], []
+    lists: list[list[tuple[Node, Any]]] = []
+    for name, example in (("metrics", "metric as '- name: ...'"),
+                          ("events", "event type as '- type: ...'")):  # fmt: skip
+        if name not in found:
+            lists.append([])
+            continue
+        key, value = found[name]
+        if not isinstance(value, SequenceNode):
+            problems.append(
+                Problem(file, _line(key), f"{name}: is not a list: write each {example}")
+            )
+            lists.append([])
+            continue
+        lists.append(list(zip(value.value, data[name], strict=True)))
+    return lists[0], lists[1]
+
+
+def _add_event(reading: Reading, raw: Any, file: str, node: Node) -> None:
+    line = _line(node)
+    if not isinstance(raw, dict):
+        what = f"not {type(raw).__name__} {raw!r}"
+        reading.problems.append(
+            Problem(file, line, f"an event type is a mapping (type: ..., fields: [...]), {what}")
         )
-        return []
-    return list(zip(value.value, data["metrics"], strict=True))
+        return
+    label = f"event type {raw.get('type')}" if isinstance(raw.get("type"), str) else "event type"
+    try:
+        event = EventType.model_validate(raw).located(file, line)
+    except ValidationError as exc:
+        for error in exc.errors():
+            loc = tuple(part for part in error["loc"] if isinstance(part, str | int))
+            where = ".".join(str(part) for part in loc) or "entry"
+            text = error["msg"].removeprefix("Value error, ")
+            if error["type"] == "extra_forbidden":
+                text = "unknown key: an event type has type, description and fields"
+            reading.problems.append(Problem(file, _line_at(node, loc), f"{label}: {where}: {text}"))
+        return
+    reading.events.append(DeclaredEvent(event))
 
 
 def _add_entry(reading: Reading, raw: Any, file: str, line: int, node: Node | None) -> None:
@@ -201,7 +261,7 @@ def _add_entry(reading: Reading, raw: Any, file: str, line: int, node: Node | No
             at = _line_at(node, loc) if node is not None else line
             reading.problems.append(Problem(file, at, f"{label}: {text}"))
         return
-    reading.declared.append(Declared(metric, _key_lines(node)))
+    reading.declared.append(Declared(metric, _key_lines(node), node))
 
 
 def _line(node: Node) -> int:

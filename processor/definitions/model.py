@@ -283,12 +283,64 @@ class Metric(_Strict):
         return self
 
 
+STANDARD_FIELDS = ("type", "timestamp", "event_id")
+
+
+class EventType(_Strict):
+    """One entry of a top-level `events:` list: an event type the product sends, and its fields
+    (named as metrics name them: `plan` is looked up at the top level, then in `properties`)."""
+
+    type: str = Field(min_length=1)
+    description: str | None = None
+    fields: list[str] = Field(default_factory=list)
+
+    # Where the type was declared, for messages; set by the loader.
+    _file: str = PrivateAttr(default="<memory>")
+    _line: int = PrivateAttr(default=0)
+
+    @field_validator("type")
+    @classmethod
+    def _not_any(cls, value: str) -> str:
+        if value == ANY_EVENT:
+            raise ValueError("'*' means any type in a metric; declare each type by its name")
+        return value
+
+    @field_validator("fields")
+    @classmethod
+    def _unique_fields(cls, value: list[str]) -> list[str]:
+        if len(set(value)) != len(value):
+            raise ValueError("fields lists a field twice")
+        if any(not name for name in value):
+            raise ValueError("a field name is empty")
+        return value
+
+    @property
+    def source(self) -> tuple[str, int]:
+        return self._file, self._line
+
+    def located(self, file: str, line: int) -> EventType:
+        self._file, self._line = file, line
+        return self
+
+    def carries(self, name: str) -> bool:
+        """Whether an event of this type has the field `name` as a metric would look it up: a
+        declared field, `properties.<declared>`, or a dotted path under a declared field."""
+        if name in STANDARD_FIELDS or name in self.fields:
+            return True
+        head, _, rest = name.partition(".")
+        if head == "properties" and rest in self.fields:
+            return True
+        return any(name.startswith(f + ".") for f in self.fields)
+
+
 class Catalog(BaseModel):
-    """Every metric of a definitions directory, by name, in declaration order."""
+    """Every metric of a definitions directory, by name, in declaration order, and the event
+    types declared under `events:` (none: the definitions do not declare them)."""
 
     model_config = ConfigDict(frozen=True)
 
     metrics: dict[str, Metric]
+    events: dict[str, EventType] = Field(default_factory=dict)
 
     def __iter__(self):  # type: ignore[no-untyped-def]
         return iter(self.metrics.values())

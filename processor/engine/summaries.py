@@ -22,10 +22,15 @@ __all__ = ["Summary", "decode_summary", "encode_summary", "finish", "merge_summa
 
 
 def encode_summary(
-    catalog: Catalog, summary: Summary, extras: Mapping[str, Any] | None = None
+    catalog: Catalog,
+    summary: Summary,
+    extras: Mapping[str, Any] | None = None,
+    only: Iterable[str] | None = None,
 ) -> bytes:
-    """The summary as stored; `extras` are further top-level fields."""
-    return summary.encode(compile_catalog(catalog), dict(extras) if extras else None)
+    """The summary as stored; `extras` are further top-level fields; `only`: the metrics whose
+    parts are kept (all when None)."""
+    kept = None if only is None else set(only)
+    return summary.encode(compile_catalog(catalog), dict(extras) if extras else None, kept)
 
 
 def decode_summary(catalog: Catalog, raw: bytes) -> Summary:

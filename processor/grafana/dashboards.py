@@ -299,7 +299,10 @@ def segment_variables(tree: list[Metric]) -> list[db.QueryVariable]:
 def readiness(
     ids: p.Ids, names: list[str], settings: AlertSettings, width: int = 12, height: int = 5
 ) -> list[Any]:
-    """Whether each metric is exported, and how much of its window the topic still covers."""
+    """Whether each metric is exported, and how much of its window the topic still covers.
+
+    `max` over the workers: the exporter reports every metric, and a worker that holds no
+    partition reports 0 for each (it may be the only one, on a topic it cannot read)."""
     metrics = "|".join(names)
     links = [p.link("Runbook: metrics", runbook_link(settings, "metrics"))]
     ready = p.stat(
@@ -309,7 +312,7 @@ def readiness(
         "from the topic after it was added or changed: its panels are empty meanwhile "
         f"({READY}).",
         "none",
-        [p.target(f'min by (metric) ({READY}{{metric=~"{metrics}"}})', "{{metric}}")],
+        [p.target(f'max by (metric) ({READY}{{metric=~"{metrics}"}})', "{{metric}}")],
         steps=[(None, "orange"), (1, "green")],
         width=width,
         height=height,
@@ -323,7 +326,7 @@ def readiness(
         "The share of each metric's window the applied events cover: below 100% when the "
         f"topic no longer holds the window's start, and alerts stay silent ({COVERAGE}).",
         "percentunit",
-        [p.target(f'min by (metric) ({COVERAGE}{{metric=~"{metrics}"}})', "{{metric}}")],
+        [p.target(f'max by (metric) ({COVERAGE}{{metric=~"{metrics}"}})', "{{metric}}")],
         steps=[(None, "orange"), (1, "green")],
         width=width,
         height=height,

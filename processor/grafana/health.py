@@ -1,5 +1,5 @@
 """The processor-health dashboard: throughput, lag, invalid, late and duplicate events,
-freshness."""
+freshness, and which metrics are ready (exported) and how much of their window they cover."""
 
 from __future__ import annotations
 
@@ -31,6 +31,7 @@ RUNBOOK_SECTIONS = {
     "Workers up": "NSMProcessorDown",
     "Dependencies": "NSMDataStale",
     "Partitions by worker": "NSMWorkerDown",
+    "Rebuild remaining": "NSMMetricNotReady",
 }
 
 
@@ -168,6 +169,15 @@ def processor_dashboard(catalog: Catalog, settings: AlertSettings) -> db.Dashboa
             "Partitions each worker owns; they move when a worker joins or leaves.",
             "short",
             [p.target("sum by (instance) (nsm_partitions_assigned)", "{{instance}}")],
+            width=24,
+        ),
+        p.timeseries(
+            ids,
+            "Rebuild remaining",
+            "Messages the rebuilds of new or changed metrics still have to read, by partition; "
+            "the metrics they rebuild are not exported until they reach 0.",
+            "short",
+            [p.target("max by (partition) (nsm_rebuild_remaining_messages)", "{{partition}}")],
             width=24,
         ),
     ]

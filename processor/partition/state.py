@@ -23,7 +23,14 @@ from processor.definitions.model import Catalog, Metric
 from processor.engine.spec import compile_catalog, compile_part
 from processor.events import InputFormat, MessageFailed
 from processor.store.payloads import NewIds
-from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, StoredPartition
+from processor.store.protocol import (
+    APPLIED,
+    DUPLICATES,
+    INVALID_PREFIX,
+    METRIC_ID_PREFIX,
+    NEXT_METRIC_ID,
+    StoredPartition,
+)
 
 
 def definition_fingerprint(metric: Metric) -> str:
@@ -44,6 +51,13 @@ def fingerprints(catalog: Catalog) -> dict[str, str]:
 def first_metric_ids(catalog: Catalog) -> dict[str, int]:
     """The ids an empty store files the metrics' state under: 1, 2, ... in catalogue order."""
     return {name: i for i, name in enumerate(fingerprints(catalog), start=1)}
+
+
+def metric_id_marks(metric_ids: Mapping[str, int], next_metric_id: int) -> dict[str, str]:
+    """The meta fields that say which id each metric's state is filed under, and the next id."""
+    marks = {METRIC_ID_PREFIX + name: str(i) for name, i in metric_ids.items()}
+    marks[NEXT_METRIC_ID] = str(next_metric_id)
+    return marks
 
 
 class Record(Protocol):
@@ -122,6 +136,13 @@ class PartitionState:
         self.native.set_metric_ids(sorted(self.metric_ids.items()))
         self.offset: int | None = None
         self.max_ts: int | None = None
+        # Readiness (processor/worker/rebuild.py): the metrics whose state still lacks the events
+        # of a rebuild group (metric -> group), the offset a partition that started from the
+        # topic's beginning must reach before any metric is complete, and per metric the time
+        # from which its state holds every event (absent: all of them).
+        self.pending: dict[str, str] = {}
+        self.ready_at: int | None = None
+        self.covered: dict[str, int] = {}
 
     # The offset and newest event time are kept here too: a batch runs in the engine without the
     # GIL, and the event loop reads them meanwhile (for another partition's telemetry).
@@ -166,7 +187,17 @@ class PartitionState:
         self.offset, self.max_ts = stored.offset, stored.max_ts
         return changed
 
-    # ---- a rebuild handed over (processor/worker/rebuild.py) --------------------------------
+    def id_marks(self) -> dict[str, str]:
+        """The meta fields of the ids this state files its metrics under."""
+        return metric_id_marks(self.metric_ids, self.next_metric_id)
+
+    # ---- readiness and a rebuild handed over (processor/worker/rebuild.py) ------------------
+
+    def ready_fingerprints(self) -> dict[str, str]:
+        """The metrics whose state is complete, with the fingerprints it is complete for."""
+        if self.ready_at is not None:
+            return {}
+        return {m: fp for m, fp in self.fingerprints.items() if m not in self.pending}
 
     def take_over(self, rebuilt: StoredPartition, metrics: Collection[str]) -> StateWrites:
         """Merge what a rebuild stored for `metrics` (their events before the live stream took

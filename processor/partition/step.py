@@ -16,7 +16,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 
 from processor.partition.state import BatchOutcome, PartitionState, Record
-from processor.store.protocol import PartitionStore
+from processor.store.protocol import MetaUpdate, PartitionStore
 
 
 @dataclass(frozen=True)
@@ -61,8 +61,11 @@ class BatchStep:
         work = functools.partial(self.apply, state, records, now_ms, unprocessable)
         return await asyncio.get_running_loop().run_in_executor(executor, work)
 
-    async def write(self, state: PartitionState, outcome: BatchOutcome) -> None:
-        """Store the batch; nothing to do for a batch that held only skipped records."""
+    async def write(
+        self, state: PartitionState, outcome: BatchOutcome, meta: MetaUpdate | None = None
+    ) -> None:
+        """Store the batch, with `meta` (marks, fenced by their `pending`); nothing to do for a
+        batch that held only skipped records."""
         if outcome.new_offset is None:
             return
         await self.store.apply_batch(
@@ -73,4 +76,5 @@ class BatchStep:
             outcome.writes,
             outcome.ids,
             outcome.counts(),
+            meta,
         )

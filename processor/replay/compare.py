@@ -17,6 +17,7 @@ from processor.store import namespaces as ns
 from processor.store.client import RedisClient
 from processor.store.namespaces import NamespaceError
 from processor.store.partition_store import RedisPartitionStore
+from processor.worker.rebuild import incomplete
 
 Number = int | float | None
 
@@ -41,14 +42,17 @@ async def namespace_values(
     client: RedisClient, catalog: Catalog, namespace: str, at_ms: int
 ) -> tuple[dict[str, Any], list[str]]:
     """The JSON of `nsm compute` for the namespace as of `at_ms`, and the metrics whose stored
-    state was built from other definitions (they are compared as empty)."""
+    state was built from other definitions (they are compared as empty) or is not complete
+    (a worker is still rebuilding it: compared as it stands)."""
     if not await ns.exists(client, namespace):
         raise NamespaceError(f"namespace {namespace!r} does not exist (see `nsm namespace list`)")
     store = RedisPartitionStore(client, namespace)
     summaries, changed = [], set()
     for partition in await ns.partitions_of(client, namespace):
         state = PartitionState(catalog, partition)
-        changed.update(state.restore(await store.load(partition)))
+        stored = await store.load(partition)
+        changed.update(state.restore(stored))
+        changed.update(incomplete(stored, state.fingerprints))
         summaries.append(state.summarize(at_ms))
     values = finish(catalog, merge_summaries(catalog, summaries))
     return ComputeResult(at_ms, values).to_json(), sorted(changed)

@@ -25,7 +25,7 @@ from processor.engine.compute import ComputeResult
 from processor.engine.summaries import Summary, finish, merge_summaries
 from processor.engine.values import MetricValue
 from processor.partition.state import fingerprints as definition_versions
-from processor.partition.state import first_metric_ids
+from processor.partition.state import first_metric_ids, metric_id_marks
 from processor.replay import guard
 from processor.replay.export import store_history
 from processor.replay.history import history_step_ms
@@ -38,7 +38,8 @@ from processor.store import namespaces as ns
 from processor.store.client import RedisClient
 from processor.store.namespaces import InfoField, NamespaceError
 from processor.store.partition_store import RedisPartitionStore
-from processor.store.protocol import PartitionStore
+from processor.store.protocol import MetaUpdate, PartitionStore
+from processor.worker.rebuild import state_marks
 
 __all__ = ["ReplayReport", "ReplayRequest", "replay"]
 
@@ -125,7 +126,8 @@ async def replay(client: RedisClient, settings: Settings, request: ReplayRequest
         info = await _start_info(client, request, plan, fingerprints)
         ids = first_metric_ids(catalog)
         for partition in plan.start:
-            await store.set_definitions(partition, fingerprints, ids, len(ids) + 1)
+            marks = {**state_marks(catalog), **metric_id_marks(ids, len(ids) + 1)}
+            await store.update_meta(partition, MetaUpdate(marks))
     remaining = await _remaining(store, plan, resumed)
     processes = process_count(request.processes, len(plan.start), remaining)
     counters = _Counters(await store.counts(plan.start))

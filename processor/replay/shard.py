@@ -34,7 +34,8 @@ from processor.replay.source import OffsetPlan, batches, new_consumer
 from processor.store import namespaces as ns
 from processor.store.client import RedisClient
 from processor.store.partition_store import RedisPartitionStore
-from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, PartitionStore
+from processor.store.protocol import APPLIED, DUPLICATES, INVALID_PREFIX, MetaUpdate, PartitionStore
+from processor.worker.rebuild import covered_marks
 
 log = logging.getLogger("nsm.replay")
 
@@ -184,6 +185,11 @@ class Shard:
                         self.states[partition] = restored
                 counts = outcome.counts()
                 tally = Tally.of(counts, events=len(records))
+                meta = None
+                if outcome.previous_offset is None and plan.start[partition] > 0:
+                    # Replayed from after the partition's beginning (--from, or what retention
+                    # kept): the state holds every event from the time of its first message.
+                    meta = MetaUpdate(covered_marks(state.fingerprints, records[0].timestamp))
                 previous = in_flight.get(partition)
                 if previous is not None:
                     # Shielded: an interrupt here must not cancel the write itself.
@@ -193,7 +199,7 @@ class Shard:
                 if outcome.new_offset is None:
                     report(tally)
                     continue
-                write = asyncio.ensure_future(self.step.write(state, outcome))
+                write = asyncio.ensure_future(self.step.write(state, outcome, meta))
                 in_flight[partition] = (write, tally)
         except BaseException:
             # Whatever stopped the replay, what was applied in memory reaches Redis with its

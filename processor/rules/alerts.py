@@ -2,10 +2,15 @@
 processor-wide alerts. Prometheus rules, Grafana-managed rules, their unit tests and the runbook are
 all rendered from these specs, so the four cannot drift apart.
 
-Descriptions hold two placeholders, `{value}` and `{last_week}`, that each renderer fills in its own
-template language (or, for the unit tests, with the text Prometheus is expected to print).
-`{last_week}` is the value the alert compares with: one week earlier for most, the seasonal
-centre for an anomaly.
+Descriptions hold the placeholders `{value}` and `{last_week}`, and `{metric}` for an alert that
+fires per metric label of its series; each renderer fills them in its own template language (or,
+for the unit tests, with the text Prometheus is expected to print). `{last_week}` is the value the
+alert compares with: one week earlier for most, the seasonal centre for an anomaly.
+
+Metric alerts hold only while the metric is ready and its window fully covered
+(`promql.when_complete`): a metric being rebuilt after a definition change, or whose topic no
+longer holds its window's start, never pages. NSMMetricNotReady fires when a metric stays not
+ready too long: a rebuild that does not finish.
 
 Metric alerts also carry the command that explains the move (`nsm explain METRIC --prometheus`),
 and each alert links to its runbook section: absolute links once `runbook_url` is an absolute
@@ -31,6 +36,7 @@ Kind = Literal[
     "stale",
     "lag_growing",
     "invalid_share",
+    "not_ready",
 ]
 ValueFormat = Literal["humanize", "humanizePercentage", "humanizeDuration"]
 
@@ -54,6 +60,7 @@ class AlertSettings:
     lag_threshold: int = 10_000
     lag_growing_for: str = "15m"
     invalid_share: float = 0.05
+    not_ready_for: str = "30m"
     runbook_url: str = DEFAULT_RUNBOOK_URL
     # Prometheus as on-call reaches it, for the explain command in the annotations; empty:
     # Prometheus's own external URL ($externalURL, its --web.external-url).
@@ -70,14 +77,18 @@ class AlertSpec:
     summary: str
     description: str  # with the placeholders {value} and {last_week}
     last_week_expr: str  # the same quantity one week earlier, quoted in the description
-    metric: str = PROCESSOR_METRIC
+    # None: the alert fires per `metric` label of its series, which the rule leaves as it is.
+    metric: str | None = PROCESSOR_METRIC
     tier: str = PROCESSOR_TIER
     value_format: ValueFormat = "humanize"
     subject: Metric | None = field(default=None, compare=False)
 
     @property
     def labels(self) -> dict[str, str]:
-        return {"severity": self.severity, "metric": self.metric, "tier": self.tier}
+        labels = {"severity": self.severity, "tier": self.tier}
+        if self.metric is not None:
+            labels["metric"] = self.metric
+        return labels
 
     @property
     def anchor(self) -> str:
@@ -144,6 +155,7 @@ def metric_alerts(metric: Metric) -> list[AlertSpec]:
             # Small numbers swing by chance: no alert while last week's value is below the baseline.
             expr += f"\nand\n  {last_week} >= {promql.number(alert.min_baseline)}"
             guard = f" Alerts only while last week's value is at least {alert.min_baseline:g}."
+        expr = promql.when_complete(expr, metric.name)
         specs.append(
             spec(
                 "Drop",
@@ -163,6 +175,7 @@ def metric_alerts(metric: Metric) -> list[AlertSpec]:
             f"{now}\n  < {centre}\n    - (({allowed} > {least}) or {least})\n"
             f"and\n  {promql.seasonal_weeks(metric.name)} == {promql.SEASONAL_WEEKS}"
         )
+        expr = promql.when_complete(expr, metric.name)
         specs.append(
             replace(
                 spec(
@@ -184,7 +197,7 @@ def metric_alerts(metric: Metric) -> list[AlertSpec]:
             spec(
                 "BelowFloor",
                 "floor",
-                f"{now} < {promql.number(alert.floor)}",
+                promql.when_complete(f"{now} < {promql.number(alert.floor)}", metric.name),
                 f"{title} is below its floor of {alert.floor:g}",
                 f"{title} ({metric.name}) is {{value}}, below its floor of {alert.floor:g}, "
                 f"for at least {alert.for_}; one week earlier it was {{last_week}}.",
@@ -273,6 +286,22 @@ def processor_alerts(settings: AlertSettings) -> list[AlertSpec]:
             ),
             last_week_expr=promql.invalid_share("10m", promql.WEEK),
             value_format="humanizePercentage",
+        ),
+        AlertSpec(
+            name="NSMMetricNotReady",
+            kind="not_ready",
+            expr=f"{promql.not_ready()} == 0",
+            for_=settings.not_ready_for,
+            severity="warning",
+            summary="A metric has not been exported for long: its rebuild does not finish",
+            description=(
+                "{metric} has been not ready (nsm_metric_ready {value}, no value exported) for "
+                f"{settings.not_ready_for}: its state is still being built from the topic, "
+                "after a definition change or a first start, or the workers cannot read the "
+                "topic."
+            ),
+            last_week_expr=promql.not_ready(promql.WEEK),
+            metric=None,
         ),
     ]
 

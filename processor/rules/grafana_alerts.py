@@ -85,9 +85,11 @@ def _template(ref_id: str, function: str, missing: str) -> str:
 def grafana_rule(
     spec: AlertSpec, settings: AlertSettings, datasource_uid: str = DATASOURCE_UID
 ) -> dict[str, Any]:
-    description = spec.description.replace(
-        "{value}", _template(VALUE, spec.value_format, "no value")
-    ).replace("{last_week}", _template(LAST_WEEK_VALUE, spec.value_format, "no data"))
+    description = (
+        spec.description.replace("{value}", _template(VALUE, spec.value_format, "no value"))
+        .replace("{last_week}", _template(LAST_WEEK_VALUE, spec.value_format, "no data"))
+        .replace("{metric}", "{{ $labels.metric }}")
+    )
     threshold = {
         "type": "threshold",
         "expression": SERIES,
@@ -97,7 +99,7 @@ def grafana_rule(
     if spec.subject is not None:
         # Grafana's templates cannot ask for the time; without --to, explain takes "now".
         annotations["explain"] = explain_command(
-            spec.metric, settings.prometheus_url or "$NSM_PROMETHEUS_URL"
+            spec.subject.name, settings.prometheus_url or "$NSM_PROMETHEUS_URL"
         )
     annotations["runbook_url"] = spec.runbook_link(settings)
     return {

@@ -38,8 +38,9 @@ EVALUATION_TIME_MS = (
 
 def explain_template(spec: AlertSpec, settings: AlertSettings) -> str:
     """`nsm explain METRIC --prometheus URL --to T`: the week up to the moment the alert fired."""
+    assert spec.subject is not None, "a metric alert"
     url = settings.prometheus_url or "{{ $externalURL }}"
-    return explain_command(spec.metric, url, EVALUATION_TIME_MS)
+    return explain_command(spec.subject.name, url, EVALUATION_TIME_MS)
 
 
 def _block(expr: str) -> str:
@@ -47,8 +48,10 @@ def _block(expr: str) -> str:
 
 
 def rule(spec: AlertSpec, settings: AlertSettings) -> dict[str, Any]:
-    description = spec.description.replace("{value}", value_template(spec)).replace(
-        "{last_week}", last_week_template(spec)
+    description = (
+        spec.description.replace("{value}", value_template(spec))
+        .replace("{last_week}", last_week_template(spec))
+        .replace("{metric}", "{{ $labels.metric }}")
     )
     annotations = {"summary": spec.summary, "description": description}
     if spec.subject is not None:

@@ -47,6 +47,26 @@ def week_over_week(metric: str) -> str:
     return f"{metric_total(metric)} / {metric_total(metric, WEEK)} - 1"
 
 
+def when_complete(expr: str, metric: str) -> str:
+    """`expr`, a condition on one metric's value, only while the metric is ready and its state
+    covers its whole window (CONTRACT §4): no alert on a value being rebuilt, or on a window the
+    topic no longer holds the start of."""
+    ready = selector("nsm_metric_ready", metric=metric)
+    covered = selector("nsm_metric_window_coverage_ratio", metric=metric)
+    return (
+        f"(\n  {expr}\n)\n"
+        f"and on (metric) max by (metric) ({ready}) == 1\n"
+        f"and on (metric) max by (metric) ({covered}) >= 1"
+    )
+
+
+def not_ready(offset: str = "") -> str:
+    """The metrics that are not ready (by `metric`); a worker without partitions reports 0 for
+    every metric, the exporter 1 for those it exports: `max` keeps the exporter's answer."""
+    inner = "nsm_metric_ready" + (f" offset {offset}" if offset else "")
+    return f"max by (metric) ({inner})"
+
+
 def number(value: float) -> str:
     """A threshold as PromQL reads it, without float noise (0.7, not 0.7000000000000001)."""
     text = f"{round(value, 9):.9f}".rstrip("0").rstrip(".")

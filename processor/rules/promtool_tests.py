@@ -94,14 +94,20 @@ class Scenario:
         self.checks.append((at_min, spec, firing))
 
     def _annotations(
-        self, at_min: int, spec: AlertSpec, value: float, last_week: float | None
+        self,
+        at_min: int,
+        spec: AlertSpec,
+        labels: dict[str, str],
+        value: float,
+        last_week: float | None,
     ) -> dict[str, str]:
         description = spec.description.replace("{value}", _printed(spec, value))
         description = description.replace("{last_week}", _printed(spec, last_week))
+        description = description.replace("{metric}", labels.get("metric", ""))
         annotations = {"summary": spec.summary, "description": description}
         if spec.subject is not None:
             url = self.settings.prometheus_url or EXTERNAL_URL
-            annotations["explain"] = explain_command(spec.metric, url, str(at_min * 60_000))
+            annotations["explain"] = explain_command(spec.subject.name, url, str(at_min * 60_000))
         annotations["runbook_url"] = spec.runbook_link(self.settings)
         return annotations
 
@@ -111,7 +117,7 @@ class Scenario:
             alerts = [
                 {
                     "exp_labels": {**labels, **spec.labels},
-                    "exp_annotations": self._annotations(at_min, spec, value, last_week),
+                    "exp_annotations": self._annotations(at_min, spec, labels, value, last_week),
                 }
                 for labels, value, last_week in firing
             ]
@@ -137,6 +143,17 @@ def _value_series(metric: Metric) -> str:
     )
 
 
+def _complete(scenario: Scenario, metric: Metric, samples: int, ready: float = 1,
+              coverage: float = 1) -> None:  # fmt: skip
+    """The metric's readiness and coverage beside its value, for `samples` samples."""
+    for name, value in (
+        ("nsm_metric_ready", ready),
+        ("nsm_metric_window_coverage_ratio", coverage),
+    ):
+        series = f'{name}{{metric="{metric.name}", job="nsm", instance="{INSTANCE}"}}'
+        scenario.series[series] = _samples((value, samples))
+
+
 def _steps_for(duration: str) -> int:
     """Evaluation steps until an alert pending now has been pending for `duration`."""
     return math.ceil(parse_duration_ms(duration) / 60_000 / STEP_MIN)
@@ -158,6 +175,7 @@ def drop_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) -> 
 
     drop = Scenario(f"{spec.name}: a drop past {drop_pct:g}% fires after {spec.for_}", STEP_MIN)
     drop.series[series] = _samples((baseline, week), (dropped, after - week + 1))
+    _complete(drop, metric, after + 1)
     drop.expect(WEEK_MIN - STEP_MIN, spec, [])  # the steady week before
     if wait:
         drop.expect(WEEK_MIN, spec, [])  # pending only: `for` has not passed
@@ -172,8 +190,21 @@ def drop_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) -> 
     ):
         quiet = Scenario(f"{spec.name}: {title}", STEP_MIN)
         quiet.series[series] = _samples((level, week), (value, after - week + 1))
+        _complete(quiet, metric, after + 1)
         quiet.expect(fire_at, spec, [])
         scenarios.append(quiet)
+
+    # The same drop, while the metric is rebuilt (a stale value still scraped from a worker
+    # with the former definitions), or while its window is not fully covered: silent.
+    for title, ready, coverage in (
+        ("not ready (being rebuilt)", 0, 1),
+        ("a window the topic no longer fully holds", 1, 0.5),
+    ):
+        guarded = Scenario(f"{spec.name}: the drop while {title} stays silent", STEP_MIN)
+        guarded.series[series] = drop.series[series]
+        _complete(guarded, metric, after + 1, ready, coverage)
+        guarded.expect(fire_at, spec, [])
+        scenarios.append(guarded)
 
     if min_baseline > 0:
         small = min_baseline / 2
@@ -184,6 +215,7 @@ def drop_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) -> 
         guard.series[series] = _samples(
             (small, week), (small * (100 - drop_pct) / 200, after - week + 1)
         )
+        _complete(guard, metric, after + 1)
         guard.expect(fire_at, spec, [])
         scenarios.append(guard)
 
@@ -191,6 +223,7 @@ def drop_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) -> 
     first = Scenario(f"{spec.name}: the first week, without history, stays silent", STEP_MIN)
     days = 3 * 24 * 60 // STEP_MIN
     first.series[series] = _samples((baseline, days), (0, wait + 3))
+    _complete(first, metric, days + wait + 3)
     first.expect((days + wait + 2) * STEP_MIN, spec, [])
     scenarios.append(first)
     return scenarios
@@ -206,6 +239,7 @@ def floor_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) ->
 
     under = Scenario(f"{spec.name}: below the floor of {floor:g} fires after {spec.for_}", STEP_MIN)
     under.series[series] = _samples((above, hour), (below, wait + 3))
+    _complete(under, metric, hour + wait + 3)
     under.expect(hour * STEP_MIN - STEP_MIN, spec, [])
     if wait:
         under.expect(hour * STEP_MIN, spec, [])
@@ -214,8 +248,22 @@ def floor_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) ->
 
     level = Scenario(f"{spec.name}: exactly at the floor stays silent", STEP_MIN)
     level.series[series] = _samples((floor, hour + wait + 3))
+    _complete(level, metric, hour + wait + 3)
     level.expect(fire_at, spec, [])
-    return [under, level]
+    scenarios = [under, level]
+
+    # Below the floor, but being rebuilt (a placeholder 0 as older versions exported) or with
+    # a window the topic no longer fully holds: silent.
+    for title, ready, coverage in (
+        ("not ready (being rebuilt)", 0, 1),
+        ("a window the topic no longer fully holds", 1, 0.5),
+    ):
+        guarded = Scenario(f"{spec.name}: below the floor while {title} stays silent", STEP_MIN)
+        guarded.series[series] = _samples((above, hour), (0, wait + 3))
+        _complete(guarded, metric, hour + wait + 3, ready, coverage)
+        guarded.expect(fire_at, spec, [])
+        scenarios.append(guarded)
+    return scenarios
 
 
 ANOMALY_STEP_MIN = 30  # an hour of the week is what the baseline compares: 30m samples suffice
@@ -236,25 +284,40 @@ def anomaly_scenarios(metric: Metric, spec: AlertSpec, settings: AlertSettings) 
 
     fall = Scenario(f"{spec.name}: a lasting fall to half fires after {spec.for_}", step)
     fall.series[series] = _samples(*weeks, (base / 2, wait + 4))
+    _complete(fall, metric, 4 * week + wait + 4)
     fall.expect((4 * week + wait - 1) * step, spec, [])  # pending: `for` has not passed
     fall.expect((4 * week + wait + 1) * step, spec, [(labels, base / 2, centre)])
     scenarios.append(fall)
 
     dip = Scenario(f"{spec.name}: a one-week holiday-like dip stays silent ({spec.for_})", step)
     dip.series[series] = _samples(*weeks, (base * 0.6, week), (base, 2 * day))
+    _complete(dip, metric, 5 * week + 2 * day)
     dip.expect((5 * week - 1) * step, spec, [])  # the last moment of the dip
     dip.expect((5 * week + day) * step, spec, [])  # back to normal
     scenarios.append(dip)
 
     young = Scenario(f"{spec.name}: the first 4 weeks, without a baseline, stay silent", step)
     young.series[series] = _samples((base, 2 * week), (base * 0.3, wait + 2 * day))
+    _complete(young, metric, 2 * week + wait + 2 * day)
     young.expect((2 * week + wait + day) * step, spec, [])
     scenarios.append(young)
 
     steady = Scenario(f"{spec.name}: five ordinary weeks stay silent", step)
     steady.series[series] = _samples(*weeks, (base, week))
+    _complete(steady, metric, 5 * week)
     steady.expect((5 * week - 1) * step, spec, [])
     scenarios.append(steady)
+
+    # The same fall while the metric is rebuilt or its window is not fully covered: silent.
+    for title, ready, coverage in (
+        ("not ready (being rebuilt)", 0, 1),
+        ("a window the topic no longer fully holds", 1, 0.5),
+    ):
+        guarded = Scenario(f"{spec.name}: the fall while {title} stays silent", step)
+        guarded.series[series] = fall.series[series]
+        _complete(guarded, metric, 4 * week + wait + 4, ready, coverage)
+        guarded.expect((4 * week + wait + 1) * step, spec, [])
+        scenarios.append(guarded)
     for scenario in scenarios:
         scenario.settings = settings
     return scenarios
@@ -266,6 +329,7 @@ def processor_scenarios(specs: dict[Kind, AlertSpec], settings: AlertSettings) -
     up = f"up{{{worker}}}"
     down, worker_down = specs["processor_down"], specs["worker_down"]
     stale, lag, invalid = specs["stale"], specs["lag_growing"], specs["invalid_share"]
+    not_ready = specs["not_ready"]
     scenarios = []
 
     gone = Scenario("every worker down: NSMProcessorDown, then NSMWorkerDown", 1)
@@ -333,6 +397,30 @@ def processor_scenarios(specs: dict[Kind, AlertSpec], settings: AlertSettings) -
         share = invalid_per_min / (600 + invalid_per_min)
         scenario.expect(5, invalid, [])
         scenario.expect(15, invalid, [({}, share, None)] if firing else [])
+        scenarios.append(scenario)
+
+    # A rebuild that never finishes fires; one that finishes before the limit, a worker without
+    # partitions beside the exporter, and a ready metric stay silent.
+    limit = parse_duration_ms(settings.not_ready_for) // 60_000
+    other = f'job="{job}", instance="worker-2:6066"'
+    for title, exporter, idle, firing in (
+        (f"a rebuild stuck for {settings.not_ready_for}: NSMMetricNotReady", f"0+0x{limit + 10}",
+         None, True),
+        (f"a rebuild done within {settings.not_ready_for}: silent",
+         f"0+0x{limit // 2} 1+0x{limit}", None, False),
+        ("a worker without partitions beside the exporter: silent", f"1+0x{limit + 10}",
+         f"0+0x{limit + 10}", False),
+    ):  # fmt: skip
+        scenario = Scenario(title, 1)
+        scenario.series[f'nsm_metric_ready{{metric="north_star", {worker}}}'] = exporter
+        if idle is not None:
+            scenario.series[f'nsm_metric_ready{{metric="north_star", {other}}}'] = idle
+        scenario.expect(limit - 2, not_ready, [])
+        check = limit + 2
+        expected: list[tuple[dict[str, str], float, float | None]] = []
+        if firing:
+            expected.append(({"metric": "north_star"}, 0, None))
+        scenario.expect(check, not_ready, expected)
         scenarios.append(scenario)
     return scenarios
 

@@ -72,6 +72,26 @@ PROCESSOR_SECTIONS: dict[str, tuple[str, list[str]]] = {
             "Add workers (up to the number of partitions); they share the partitions.",
         ],
     ),
+    "not_ready": (
+        "A metric has not been exported for longer than the limit: its state is still being "
+        "built from the topic (`nsm_metric_ready` 0), so its value is missing on purpose rather "
+        "than shown wrong, and its own alerts are silent. A rebuild follows a definition change "
+        "(changed or new metric) and a worker's first start; it should end within minutes.",
+        [
+            "`nsm_rebuild_remaining_messages` by partition: still falling means the rebuild is "
+            "under way (a very long topic takes its time); flat means it is stuck.",
+            "The worker's log: `rebuild interrupted; retrying` names the error (Kafka or Redis "
+            "unreachable), `rebuilding metrics from the topic` shows where each partition's "
+            "rebuild started and ends.",
+            "Every metric not ready at once: do the workers hold partitions at all "
+            "(`nsm_partitions_assigned`)? A topic that does not exist or cannot be read leaves "
+            "them with none.",
+            "A partition without a worker (more partitions than live workers can take, or a worker "
+            "stuck while loading) keeps every metric not ready: each needs all partitions.",
+            "Workers of an older version in the group write summaries without readiness: upgrade "
+            "them all.",
+        ],
+    ),
     "invalid_share": (
         "A high share of the events read are invalid and go to the dead-letter topic "
         "`<topic>.dlq`: the metrics undercount what those events would have added.",

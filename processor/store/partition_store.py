@@ -16,6 +16,13 @@ and the atomic step works there):
                                  "<offset>:<128-bit hashes grouped by horizon>" scored by the
                                  batch's newest horizon (ms)
     nsm:<ns>:{<ns>.pN}:summary   string: the partition's window summary (export)
+    nsm:<ns>:{<ns>.pN}:r.<group>:...  the same keys for a rebuild of some metrics from the topic
+                                 (processor/worker/backfill.py), beside the partition's own state
+                                 until it is handed over
+
+The meta hash also holds the worker's readiness marks (processor/worker/rebuild.py): `pending`,
+`covered`, `ready_at`, `horizon`, `shadows`, `dlq_until`. The store reads and writes them as
+plain fields (`StoredPartition.marks`); what they mean lives with the worker.
 
 State written by earlier versions (the first format: no `format` in meta; `m:<metric>:<bucket>`
 hashes listed in an `expiry` zset, `ids` members holding msgpack, a per-id `seen` zset) is read
@@ -48,10 +55,11 @@ from processor.store.protocol import (
     DUPLICATES,
     INVALID_PREFIX,
     METRIC_ID_PREFIX,
-    NEXT_METRIC_ID,
+    PENDING,
     Fenced,
     LegacyBatch,
     LegacyState,
+    MetaUpdate,
     StoredPartition,
     UnknownFormat,
     stored_from_meta,
@@ -62,7 +70,9 @@ __all__ = [
     "DUPLICATES",
     "FORMAT",
     "INVALID_PREFIX",
+    "PENDING",
     "Fenced",
+    "MetaUpdate",
     "PartitionKeys",
     "RedisPartitionStore",
     "RedisStateStore",
@@ -78,11 +88,20 @@ FORMAT = "2"
 # read by the script), the counts to add to the meta hash `[field, n, ...]` (with the state they
 # describe, so they survive any crash exactly), and the ids' newest horizon ("" for none). The
 # ids go in as one member per batch: a member per id cost Redis 1.9 s of CPU and 128 MB per
-# million events. HSET, HDEL and ZADD take at most 1000 arguments per call (Lua's stack).
+# million events. HSET, HDEL and ZADD take at most 1000 arguments per call (Lua's stack). Then
+# "=<value>" to also require the meta field `pending` to hold that value (absent counts as ""), so
+# that a worker whose view of the partition's rebuilds is stale is fenced off too ("" checks
+# nothing), and the meta fields to set and to delete with the step, msgpack `[field, value, ...]`
+# and `[field, ...]`.
 APPLY_BATCH = """
 local current = redis.call('HGET', KEYS[1], 'offset')
 if current == false then current = '' end
 if current ~= ARGV[1] then return {0, current} end
+if ARGV[11] ~= '' then
+  local pending = redis.call('HGET', KEYS[1], 'pending')
+  if pending == false then pending = '' end
+  if '=' .. pending ~= ARGV[11] then return {0, current} end
+end
 local function each(packed, command, key)
   local items = cmsgpack.unpack(packed)
   for s = 1, #items, 1000 do
@@ -114,6 +133,8 @@ local stored = redis.call('HGET', KEYS[1], 'max_ts')
 if stored ~= false and (newest == '' or later(stored, newest)) then newest = stored end
 if ARGV[2] ~= '' then redis.call('HSET', KEYS[1], 'offset', ARGV[2], 'format', '2') end
 if newest ~= '' then redis.call('HSET', KEYS[1], 'max_ts', newest) end
+each(ARGV[12], 'HSET', KEYS[1])
+each(ARGV[13], 'HDEL', KEYS[1])
 return {1, current}
 """
 
@@ -155,10 +176,12 @@ def _packb(value: object) -> bytes:
 class PartitionKeys:
     namespace: str
     partition: int
+    scope: str = ""  # a rebuild's keys beside the partition's own ("r.<group>")
 
     @property
     def prefix(self) -> str:
-        return f"nsm:{self.namespace}:{{{self.namespace}.p{self.partition}}}:"
+        scoped = f"{self.scope}:" if self.scope else ""
+        return f"nsm:{self.namespace}:{{{self.namespace}.p{self.partition}}}:{scoped}"
 
     @property
     def meta(self) -> str:
@@ -224,20 +247,26 @@ class RedisStateStore:
 
 
 class RedisPartitionStore:
-    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis). Thin: no
-    metric logic lives here. On a cluster, every call touches one partition's slot, or reads
-    several partitions' keys through a pipeline that redis-py splits by node."""
+    """Reads and writes one namespace's partitions (the `PartitionStore` on Redis), or with
+    `scope` one rebuild's keys beside them. Thin: no metric logic lives here. On a cluster, every
+    call touches one partition's slot, or reads several partitions' keys through a pipeline that
+    redis-py splits by node."""
 
-    def __init__(self, client: RedisClient, namespace: str) -> None:
+    def __init__(self, client: RedisClient, namespace: str, scope: str = "") -> None:
         self.client = client
         self.namespace = namespace
+        self.scope = scope
         # redis-py's Script runs EVALSHA and loads the script where Redis answers NOSCRIPT: a
         # replica promoted in a failover has no script cache of its own.
         self._apply = client.register_script(APPLY_BATCH)
         self._migrate = client.register_script(MIGRATE)
 
     def keys(self, partition: int) -> PartitionKeys:
-        return PartitionKeys(self.namespace, partition)
+        return PartitionKeys(self.namespace, partition, self.scope)
+
+    def scoped(self, scope: str) -> RedisPartitionStore:
+        """The store of a rebuild's keys beside this namespace's partitions."""
+        return RedisPartitionStore(self.client, self.namespace, scope)
 
     async def _step(
         self,
@@ -248,6 +277,7 @@ class RedisPartitionStore:
         writes: StateWrites | None,
         ids: NewIds,
         counts: Mapping[str, int] | None,
+        meta: MetaUpdate | None = None,
     ) -> None:
         keys = self.keys(partition)
         empty = _packb([])
@@ -262,6 +292,9 @@ class RedisPartitionStore:
             ids.packed,
             _packb([x for item in (counts or {}).items() if item[1] for x in item]),
             "" if ids.newest is None else str(ids.newest),
+            "" if meta is None or meta.expect_pending is None else "=" + meta.expect_pending,
+            _packb([x for item in meta.set.items() for x in item] if meta else []),
+            _packb(list(meta.delete) if meta else []),
         ]
         result = await self._apply(
             keys=[keys.meta, keys.ids, keys.records, keys.aggregates], args=args
@@ -277,11 +310,13 @@ class RedisPartitionStore:
         writes: StateWrites | None,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
+        meta: MetaUpdate | None = None,
     ) -> None:
         """One round trip: every write, the ids, the counts (`applied`, `duplicates`,
-        `invalid:<reason>`) and the new offset, or nothing (Fenced). The stored newest event
-        time only grows; `max_ts` None (no valid event in the batch) leaves it as it is."""
-        await self._step(partition, expected_offset, new_offset, max_ts, writes, ids, counts)
+        `invalid:<reason>`), the meta update and the new offset, or nothing (Fenced). The stored
+        newest event time only grows; `max_ts` None (no valid event in the batch) leaves it as
+        it is."""
+        await self._step(partition, expected_offset, new_offset, max_ts, writes, ids, counts, meta)
 
     async def write_state(self, partition: int, offset: int | None, writes: StateWrites) -> None:
         """State changes without a batch (expiry, the end of a replay), fenced like a batch:
@@ -317,37 +352,67 @@ class RedisPartitionStore:
         )  # fmt: skip
         _unless_fenced(partition, result)
 
-    async def set_definitions(
-        self,
-        partition: int,
-        fingerprints: Mapping[str, str],
-        metric_ids: Mapping[str, int] | None = None,
-        next_metric_id: int | None = None,
+    async def update_meta(
+        self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
     ) -> None:
-        """Record which version of each definition the stored state was built with, and the
-        ids its state is filed under."""
-        mapping: dict[EncodableT, EncodableT] = {
-            f"{DEFINITION_PREFIX}{name}": value for name, value in fingerprints.items()
-        }
-        for name, metric_id in (metric_ids or {}).items():
-            mapping[f"{METRIC_ID_PREFIX}{name}"] = str(metric_id)
-        if next_metric_id is not None:
-            mapping[NEXT_METRIC_ID] = str(next_metric_id)
-        if mapping:
-            await self.client.hset(self.keys(partition).meta, mapping=mapping)
+        """In one transaction: forget the aggregate items, `def:` and `mid:` fields of
+        `drop_metrics` (parts of records under their ids are left out when read, and go when the
+        record is next written), then set and delete the meta fields of `update` (its
+        `expect_pending` unused)."""
+        keys = self.keys(partition)
+        dropped = sorted(set(drop_metrics))
+        gone_items: list[bytes] = []
+        if dropped:
+            ids = await self.client.hmget(keys.meta, [METRIC_ID_PREFIX + m for m in dropped])
+            prefixes = tuple(varint(int(i)) for i in ids if i is not None)
+            if prefixes:
+                fields = await self.client.hkeys(keys.aggregates)
+                gone_items = [f for f in fields if isinstance(f, bytes) and f.startswith(prefixes)]
+        async with self.client.pipeline(transaction=True) as pipe:
+            for start in range(0, len(gone_items), 1000):
+                pipe.hdel(keys.aggregates, *gone_items[start : start + 1000])
+            gone = [p + m for m in dropped for p in (DEFINITION_PREFIX, METRIC_ID_PREFIX)]
+            gone += list(update.delete)
+            if gone:
+                pipe.hdel(keys.meta, *gone)
+            if update.set:
+                mapping: dict[EncodableT, EncodableT] = dict(update.set.items())
+                pipe.hset(keys.meta, mapping=mapping)
+            await pipe.execute()
+
+    async def clear(self, partition: int) -> int:
+        """Delete everything stored for the partition (in this store's scope): its records,
+        items, ids, meta and summary, and what the first format kept. Returns how many keys
+        went."""
+        keys = self.keys(partition)
+        members = [text(m) for m in await self.client.zrange(keys.expiry, 0, -1)]
+        doomed = [keys.meta, keys.records, keys.aggregates, keys.ids, keys.summary,
+                  keys.expiry, keys.seen, *map(keys.bucket, members)]  # fmt: skip
+        deleted = 0
+        for start in range(0, len(doomed), 500):
+            # One slot (the partition's hash tag): one call, also on a cluster.
+            deleted += await self.client.delete(*doomed[start : start + 500])
+        return int(deleted)
 
     async def still_holds(
-        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+        self,
+        partition: int,
+        offset: int | None,
+        fingerprints: Mapping[str, str],
+        marks: Mapping[str, str | None] | None = None,
     ) -> bool:
-        """Whether the stored partition is at `offset` with these definitions: nobody wrote it
-        since a worker whose mirror is at that offset last did."""
+        """Whether the stored partition is at `offset` with these definitions (and these marks,
+        None for one that must be absent): nobody wrote it since a worker whose mirror is at
+        that offset last did."""
         meta = {
             text(k): text(v)
             for k, v in (await self.client.hgetall(self.keys(partition).meta)).items()
         }
         if meta.get("offset") != (None if offset is None else str(offset)):
             return False
-        return all(meta.get(f"def:{name}") == value for name, value in fingerprints.items())
+        if marks is not None and any(meta.get(k) != v for k, v in marks.items()):
+            return False
+        return all(meta.get(DEFINITION_PREFIX + name) == v for name, v in fingerprints.items())
 
     async def counts(self, partitions: Iterable[int]) -> dict[str, int]:
         """The counts of every batch stored in these partitions, added up."""
@@ -433,21 +498,6 @@ class RedisPartitionStore:
         """Forget the batches of event ids whose newest horizon is at or before the time (some
         ids go a little later than they could: harmless, a repeat would be late everywhere)."""
         await self.client.zremrangebyscore(self.keys(partition).ids, "-inf", forget_ids_until_ms)
-
-    async def drop_metric(self, partition: int, metric: str, metric_id: int | None) -> None:
-        """Forget a metric's stored aggregate items and its definition version and id (its
-        definition changed; parts of records under the old id are left out when read, and go
-        when the record is next written)."""
-        keys = self.keys(partition)
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.hdel(keys.meta, f"{DEFINITION_PREFIX}{metric}", f"{METRIC_ID_PREFIX}{metric}")
-            await pipe.execute()
-        if metric_id is not None:
-            prefix = varint(metric_id)
-            fields = await self.client.hkeys(keys.aggregates)
-            gone = [f for f in fields if isinstance(f, bytes) and f.startswith(prefix)]
-            for start in range(0, len(gone), 1000):
-                await self.client.hdel(keys.aggregates, *gone[start : start + 1000])
 
     async def write_summary(self, partition: int, payload: bytes) -> None:
         await self.client.set(self.keys(partition).summary, payload)

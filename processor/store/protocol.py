@@ -11,8 +11,11 @@ gives the `PartitionStore` of a namespace. Implementations:
 The rules every implementation keeps: `apply_batch` is atomic and fenced (it applies only when the
 stored offset is the one expected, else raises `Fenced` and changes nothing), and so is
 `write_state`; counts add up over batches; the stored newest event time only grows; `load` returns
-exactly what the applied batches wrote (the engine's records, aggregate items and packed ids,
-format 2), minus what `expire` and `drop_metric` removed.
+exactly what the applied batches and meta updates wrote (the engine's records, aggregate items and
+packed ids, format 2), minus what `expire`, `update_meta` (its dropped metrics) and `clear`
+removed. The meta fields that are not offsets, times, counts, definitions or metric ids come back
+as `marks` (the worker's readiness, processor/worker/rebuild.py); a step given a `MetaUpdate` with
+`expect_pending` applies only when the `pending` mark holds that value, too.
 """
 
 from __future__ import annotations
@@ -32,6 +35,10 @@ COUNT_FIELDS = (APPLIED, DUPLICATES)
 # Fields of a partition's meta: the definition version its state was built with, the id its state
 # is filed under, and the next id to give.
 DEFINITION_PREFIX, METRIC_ID_PREFIX, NEXT_METRIC_ID = "def:", "mid:", "next_mid"
+PENDING = "pending"  # the mark fenced with the offset (MetaUpdate.expect_pending)
+# Meta fields of the store's own (the rest are marks).
+_OWN_FIELDS = ("offset", "max_ts", "format", NEXT_METRIC_ID, *COUNT_FIELDS)
+_OWN_PREFIXES = (DEFINITION_PREFIX, METRIC_ID_PREFIX, INVALID_PREFIX)
 
 
 class Fenced(Exception):
@@ -88,6 +95,25 @@ class StoredPartition:
     ids: list[bytes] = field(default_factory=list)
     # The first format's state, to migrate (None: format 2; only Redis ever held the first).
     legacy: LegacyState | None = None
+    # The other meta fields that are neither counts, definitions nor ids (the worker's marks).
+    marks: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class MetaUpdate:
+    """Meta fields an atomic step sets and deletes, and the `pending` mark it expects (None:
+    any; "" when it must be absent)."""
+
+    set: Mapping[str, str] = field(default_factory=dict)
+    delete: tuple[str, ...] = ()
+    expect_pending: str | None = None
+
+
+def stored_marks(meta: Mapping[str, str]) -> dict[str, str]:
+    """The marks among a partition's meta fields."""
+    return {
+        k: v for k, v in meta.items() if k not in _OWN_FIELDS and not k.startswith(_OWN_PREFIXES)
+    }
 
 
 def stored_from_meta(meta: Mapping[str, str]) -> StoredPartition:
@@ -107,6 +133,7 @@ def stored_from_meta(meta: Mapping[str, str]) -> StoredPartition:
             if k.startswith(METRIC_ID_PREFIX)
         },
         next_metric_id=int(meta.get(NEXT_METRIC_ID, "1")),
+        marks=stored_marks(meta),
     )
 
 
@@ -125,9 +152,11 @@ class PartitionStore(Protocol):
         writes: StateWrites | None,
         ids: NewIds,
         counts: Mapping[str, int] | None = None,
+        meta: MetaUpdate | None = None,
     ) -> None:
-        """Every write, the ids, the counts and the new offset, atomically; or nothing and
-        `Fenced` when the stored offset is not `expected_offset`."""
+        """Every write, the ids, the counts, the meta update and the new offset, atomically; or
+        nothing and `Fenced` when the stored offset is not `expected_offset` (or the `pending`
+        mark not `meta.expect_pending`)."""
 
     async def write_state(self, partition: int, offset: int | None, writes: StateWrites) -> None:
         """State changes without a batch (expiry, the end of a replay), fenced like a batch."""
@@ -135,20 +164,28 @@ class PartitionStore(Protocol):
     async def migrate(self, partition: int, stored: StoredPartition, writes: StateWrites) -> None:
         """Replace the first format's state (`stored.legacy`) with `writes`, fenced."""
 
-    async def set_definitions(
-        self,
-        partition: int,
-        fingerprints: Mapping[str, str],
-        metric_ids: Mapping[str, int] | None = None,
-        next_metric_id: int | None = None,
+    async def update_meta(
+        self, partition: int, update: MetaUpdate, drop_metrics: Iterable[str] = ()
     ) -> None:
-        """Record which version of each definition the stored state was built with, and the
-        ids its state is filed under."""
+        """At once: forget the aggregate items, definition versions and ids of `drop_metrics`
+        (parts of entity records filed under a forgotten id are left out when read), then set
+        and delete the meta fields of `update` (definitions, `mid:` ids and marks alike)."""
+
+    async def clear(self, partition: int) -> int:
+        """Delete everything stored for the partition; returns how many keys went."""
+
+    def scoped(self, scope: str) -> PartitionStore:
+        """The store of a rebuild's state beside this namespace's partitions."""
 
     async def still_holds(
-        self, partition: int, offset: int | None, fingerprints: Mapping[str, str]
+        self,
+        partition: int,
+        offset: int | None,
+        fingerprints: Mapping[str, str],
+        marks: Mapping[str, str | None] | None = None,
     ) -> bool:
-        """Whether the partition is stored at `offset` with these definitions."""
+        """Whether the partition is stored at `offset` with these definitions (and marks, None
+        for one that must be absent)."""
 
     async def counts(self, partitions: Iterable[int]) -> dict[str, int]:
         """The counts of every batch stored in these partitions, added up."""
@@ -160,9 +197,6 @@ class PartitionStore(Protocol):
 
     async def expire(self, partition: int, forget_ids_until_ms: int) -> None:
         """Forget the batches of event ids whose newest horizon is at or before the time."""
-
-    async def drop_metric(self, partition: int, metric: str, metric_id: int | None) -> None:
-        """Forget a metric's stored aggregate items, definition version and id."""
 
     async def write_summary(self, partition: int, payload: bytes) -> None: ...
 

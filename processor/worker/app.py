@@ -6,7 +6,9 @@ per-message dispatch is about 30x slower than a batch fetch (see runtime.py and 
 
 from __future__ import annotations
 
+import asyncio
 import os
+import signal
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
+from processor.worker.reload import Reloader
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
 
@@ -37,7 +40,12 @@ class _App(faust.App):
     BootStrategy = _NoKafkaBoot
 
 
-def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> faust.App:
+def create_app(
+    settings: Settings,
+    catalog: Catalog,
+    tick_seconds: float,
+    watch_definitions_s: float | None = None,
+) -> faust.App:
     app = _App(
         f"nsm-{settings.namespace}-app",
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -54,16 +62,28 @@ def create_app(settings: Settings, catalog: Catalog, tick_seconds: float) -> fau
     )
     telemetry = Telemetry(catalog)
     worker = Worker(settings, catalog, telemetry)
+    reloader = Reloader(worker, settings.definitions, telemetry)
 
     class StreamService(mode.Service):
         """Waits for Kafka and Redis, then runs the batch loop for the life of the app; faust
         stops it on SIGTERM. The waiting is part of the task, not of the start: the web server
-        answers /health (503, naming what is missing) meanwhile."""
+        answers /health (503, naming what is missing) meanwhile. SIGHUP reloads the
+        definitions, and so does a change of their files with --watch-definitions."""
+
+        async def on_start(self) -> None:
+            asyncio.get_running_loop().add_signal_handler(
+                signal.SIGHUP, lambda: asyncio.ensure_future(reloader.reload("SIGHUP"))
+            )
 
         @mode.Service.task
         async def _consume(self) -> None:
             await worker.start()
             await worker.run()
+
+        @mode.Service.task
+        async def _watch(self) -> None:
+            if watch_definitions_s is not None:
+                await reloader.watch(watch_definitions_s)
 
         async def on_stop(self) -> None:
             await worker.stop()

@@ -11,6 +11,11 @@ Each batch's state changes and new offset are written in one fenced step (store/
 Redis a Lua script); Kafka offsets are committed only so that lag shows in the usual tools. The
 same fence makes a Redis failover safe: a promoted replica that missed the last writes holds an
 older offset, the next write is fenced, and the partition is reloaded and read again from Kafka.
+
+Definition changes: a metric that is new or defined differently than its stored state is rebuilt
+from the topic in the background (rebuild.py decides, backfill.py reads) and exported only once
+it is complete; the others go on without a pause. SIGHUP and --watch-definitions reload the
+definitions the same way, without a restart (reload.py).
 """
 
 from __future__ import annotations
@@ -26,21 +31,43 @@ from collections.abc import Awaitable, Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 
 from processor.config import Settings
 from processor.definitions.model import Catalog
-from processor.engine.summaries import decode_summary, encode_summary, finish, merge_summaries
+from processor.engine.summaries import finish
 from processor.events import MessageFailed
 from processor.kafka import clients, unreadable
 from processor.kafka.dead_letters import dead_letter_topic, send_dead_letters
 from processor.kafka.unreadable import UnreadableBatch
-from processor.partition.state import BatchOutcome, PartitionState
+from processor.partition.state import BatchOutcome, PartitionState, fingerprints
 from processor.partition.step import BatchStep, StepOptions
 from processor.store.client import UNAVAILABLE, RedisClient, connect
 from processor.store.partition_store import RedisStateStore
-from processor.store.protocol import Fenced, PartitionStore, StateStore
+from processor.store.payloads import NewIds
+from processor.store.protocol import (
+    PENDING,
+    Fenced,
+    MetaUpdate,
+    PartitionStore,
+    StateStore,
+    StoredPartition,
+)
+from processor.worker.backfill import GroupRebuild, Rebuilder, Rebuilt
+from processor.worker.readiness import PartitionReport, combine
+from processor.worker.rebuild import (
+    COVERED,
+    DLQ_UNTIL,
+    READY_AT,
+    covered_marks,
+    dumps,
+    pending_token,
+    plan_restore,
+    scope,
+    state_marks,
+)
 from processor.worker.telemetry import Telemetry
 
 log = logging.getLogger("nsm.worker")
@@ -55,6 +82,8 @@ START_BACKOFF_S = (1.0, 30.0)
 KAFKA_TICK_TIMEOUT_S = 5.0
 # How long a stopping worker waits for the batches in hand to be written.
 STOP_DRAIN_TIMEOUT_S = 5.0
+# How long a stopping worker waits for a rebuild's hand-over under way.
+STOP_REBUILD_TIMEOUT_S = 5.0
 # Records per fetch, over the partitions held. Larger fetches give the two applying threads more
 # to share and cost fewer Redis steps and ticks per event (make bench: 0.60-0.67 x the bare
 # consume loop at 50,000, against 0.58 at 20,000).
@@ -142,6 +171,16 @@ class Worker:
         self._markers_seen = 0  # unreadable.made when the last fetch was scanned for markers
         self._unreadable: list[dict[str, Any]] = []  # the last unreadable batches, for /health
         self._unreadable_count = 0
+        # Rebuilds of new or changed metrics, per partition (backfill.py).
+        self.rebuilder = Rebuilder(settings, telemetry, self.event_clock)
+        self._rebuilds: dict[int, list[asyncio.Task[None]]] = {}
+        # Partitions started again from the topic's beginning: their first batch says whether the
+        # topic still held it, and the invalid messages up to an offset went to the DLQ already.
+        self._cover_from_first: set[int] = set()
+        self._dlq_until: dict[int, int] = {}
+        # The last offset fetched per partition since its last seek (`_caught_up`).
+        self._fetched_to: dict[int, int] = {}
+        self._reloading = asyncio.Lock()
         self._last_gc = time.monotonic()
         self._next_summary = 0.0
         self._stopping = False
@@ -236,6 +275,12 @@ class Worker:
 
     async def stop(self) -> None:
         self._stopping = True
+        # Rebuilds stop first (each resumes from what it wrote); a hand-over under way ends.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(STOP_REBUILD_TIMEOUT_S):
+                for partition in list(self._rebuilds):
+                    await self._cancel_rebuilds(partition)
+        self.rebuilder.close()
         if self._loop_done is not None:
             # Let the batches in hand be applied and written (the loop stops after its current
             # fetch) before the clients close under them; a step waiting on Redis is given up.
@@ -284,14 +329,17 @@ class Worker:
         log.info("partitions assigned", extra={"partitions": sorted(self.partitions)})
 
     async def _load(self, tp: TopicPartition) -> None:
-        """Load the partition's state from Redis (retrying while Redis is away) and seek the
-        consumer just past the last offset applied."""
+        """Load the partition's state from Redis (retrying while Redis is away), seek the
+        consumer just past the last offset applied and start its rebuilds."""
         await retry("redis", lambda: self._load_once(tp), self._redis_down, REDIS_ERRORS)
 
     async def _load_once(self, tp: TopicPartition) -> None:
+        # A rebuild of the partition's former state ends first (a hand-over under way included):
+        # the state loaded next sees what it wrote, and starts the rebuilds it still needs.
+        await self._cancel_rebuilds(tp.partition)
         parked = self._parked.pop(tp.partition, None)
         if parked is not None and await self.store.still_holds(
-            tp.partition, parked.offset, parked.fingerprints
+            tp.partition, parked.offset, parked.fingerprints, self._marks_of(parked)
         ):
             # Revoked and given back with nothing written in between (an eager rebalance revokes
             # every partition, then assigns most back): the mirror is what Redis holds, and
@@ -300,36 +348,91 @@ class Worker:
         else:
             state = await self._restore(tp)
         self.partitions[tp.partition] = state
+        self._export_newest_event()  # known from the stored state before any new event
         assert self.consumer is not None
         self._seeks[tp.partition] += 1
+        self._fetched_to.pop(tp.partition, None)
         if state.offset is None:
             await self.consumer.seek_to_beginning(tp)
         else:
             self.consumer.seek(tp, state.offset + 1)
+        self._start_rebuilds(tp.partition, state)
+
+    @staticmethod
+    def _marks_of(state: PartitionState) -> dict[str, str | None]:
+        """The meta marks that say what a state holds, as Redis stores them for it."""
+        return {
+            PENDING: pending_token(state.pending) or None,
+            READY_AT: None if state.ready_at is None else str(state.ready_at),
+        }
 
     async def _restore(self, tp: TopicPartition) -> PartitionState:
-        state = PartitionState(self.catalog, tp.partition, input_format=self.settings.input_format)
-        stored = await self.store.load(tp.partition)
-        # Loaded state is pruned as of the clock its batches were applied by.
-        changed = state.restore(stored, None if self.event_clock else now_ms())
-        for metric in changed:
-            log.warning(
-                "definition changed: its stored state is dropped; replay to backfill it",
-                extra={"metric": metric, "partition": tp.partition},
-            )
-            await self.store.drop_metric(tp.partition, metric, stored.metric_ids.get(metric))
-        await self.store.set_definitions(
-            tp.partition, state.fingerprints, state.metric_ids, state.next_metric_id
-        )
+        """The partition's state for the running definitions: unchanged metrics loaded (those
+        still pending with what the live stream applied to them), changed and new ones left to
+        rebuilds, removed ones deleted (rebuild.py, `plan_restore`)."""
+        p = tp.partition
+        stored = await self.store.load(p)
+        plan = plan_restore(stored, self.catalog, now_ms())
+        for group in plan.stale_shadows:
+            await self.store.scoped(scope(group)).clear(p)
+        state = PartitionState(self.catalog, p, input_format=self.settings.input_format)
+        marks = dict(plan.marks)
+        if plan.reset:
+            if stored.offset is not None:
+                log.warning(
+                    "every metric is rebuilt from the topic's beginning",
+                    extra={"partition": p, "reason": plan.reset_reason},
+                )
+            await self.store.clear(p)
+            begin, end = await retry("kafka", lambda: self._offsets(tp), self._kafka_down,
+                                     (KafkaError, OSError))  # fmt: skip
+            if end > begin:
+                # Nothing is complete before the partition's end as of now has been applied.
+                state.ready_at = end
+                marks[READY_AT] = str(end)
+            self._cover_from_first.add(p)
+            stored = StoredPartition(None, None)
+        else:
+            for name in plan.changed:
+                log.warning(
+                    "definition new or changed: rebuilding it from the topic; not exported "
+                    "until it is complete",
+                    extra={"metric": name, "partition": p, "group": plan.new_group},
+                )
+            for name in plan.removed:
+                log.warning("definition removed: its state is deleted",
+                            extra={"metric": name, "partition": p})  # fmt: skip
+            # Loaded state is pruned as of the clock its batches were applied by. Changed and
+            # new metrics are filed under new ids: nothing stored is read for them.
+            state.restore(stored, None if self.event_clock else now_ms())
+            state.pending, state.covered = dict(plan.pending), dict(plan.covered)
+            ready_at = stored.marks.get(READY_AT)
+            state.ready_at = int(ready_at) if ready_at else None
+        dlq_until = marks.get(DLQ_UNTIL, stored.marks.get(DLQ_UNTIL))
+        if dlq_until:
+            self._dlq_until[p] = int(dlq_until)
+        marks.update(state_marks(self.catalog))
+        marks.update(state.id_marks())
+        await self.store.update_meta(p, MetaUpdate(marks, plan.unmarks), plan.drop)
         if stored.legacy is not None:
-            await self.store.migrate(tp.partition, stored, state.all_writes())
-            log.info("partition state migrated to format 2", extra={"partition": tp.partition})
+            await self.store.migrate(p, stored, state.all_writes())
+            log.info("partition state migrated to format 2", extra={"partition": p})
         return state
+
+    async def _offsets(self, tp: TopicPartition) -> tuple[int, int]:
+        """The partition's first offset and its end offset now."""
+        assert self.consumer is not None
+        begin = (await self.consumer.beginning_offsets([tp]))[tp]
+        end = (await self.consumer.end_offsets([tp]))[tp]
+        return begin, end
 
     async def release(self, revoked: set[TopicPartition]) -> None:
         with contextlib.suppress(KafkaError):
             await self._commit()
         for tp in revoked:
+            # Its next owner resumes its rebuilds from what they wrote; a hand-over under way
+            # finishes before the partition goes.
+            await self._cancel_rebuilds(tp.partition)
             state = self.partitions.pop(tp.partition, None)
             if state is not None:
                 self._parked[tp.partition] = state
@@ -379,6 +482,8 @@ class Worker:
         # What each partition is now, before anything here awaits (a load seeks).
         fetched = [(tp, records, self.partitions.get(tp.partition), self._seeks[tp.partition])
                    for tp, records in batches.items() if records]  # fmt: skip
+        for tp, records, _, _ in fetched:
+            self._fetched_to[tp.partition] = records[-1].offset
         # Markers of unreadable record batches are rare: fetches are scanned for them only when
         # one was made since the last scan.
         scan = unreadable.made != self._markers_seen
@@ -494,17 +599,19 @@ class Worker:
     ) -> bool:
         """The batch's invalid messages to the dead-letter topic, then its atomic Redis step;
         False when another worker wrote the partition meanwhile (it is reloaded)."""
-        if outcome.invalid:
+        sent_until = self._dlq_until.get(tp.partition, -1)
+        if outcome.invalid and outcome.invalid[-1].offset > sent_until:
             keys = {r.offset: r.key for r in records}
             rejected = [(keys.get(m.offset), m.value, m.offset, m.reason, m.detail)
-                        for m in outcome.invalid]  # fmt: skip
+                        for m in outcome.invalid if m.offset > sent_until]  # fmt: skip
             assert self.producer is not None
             producer = self.producer
             await retry("kafka", lambda: send_dead_letters(producer, self.topic, tp.partition,
                         rejected), self._kafka_down, (KafkaError, OSError))  # fmt: skip
+        meta = self._batch_meta(tp.partition, records, state, outcome)
         try:
-            await retry("redis", lambda: self.step.write(state, outcome), self._redis_down,
-                        REDIS_ERRORS)  # fmt: skip
+            await retry("redis", lambda: self.step.write(state, outcome, meta),
+                        self._redis_down, REDIS_ERRORS)  # fmt: skip
         except Fenced as fenced:
             log.warning(
                 "partition written by another worker; reloading",
@@ -513,12 +620,43 @@ class Worker:
             await self._load(tp)
             return False
         self._redis_ok()
+        self._batch_written(tp.partition, state, meta)
         # A rebalance may have revoked the partition while the batch was written (the write
         # itself is fenced): count the batch, but commit only for partitions still held.
         if self.partitions.get(tp.partition) is state:
             assert outcome.new_offset is not None
             self._committable[tp] = outcome.new_offset + 1
         return True
+
+    def _batch_meta(
+        self, partition: int, records: list[Any], state: PartitionState, outcome: BatchOutcome
+    ) -> MetaUpdate:
+        """What a batch changes in the partition's marks, fenced by the pending rebuilds the
+        state knows of: the coverage of a partition started from the topic's beginning (known
+        from its first message), and the end of its catching up."""
+        marks: dict[str, str] = {}
+        done: tuple[str, ...] = ()
+        if partition in self._cover_from_first and records and records[0].offset > 0:
+            # The topic no longer holds its beginning: every metric holds the events from the
+            # time of the first message it still holds.
+            first = getattr(records[0], "timestamp", None)
+            if first is not None:
+                marks.update(covered_marks(state.fingerprints, first))
+        assert outcome.new_offset is not None
+        if state.ready_at is not None and outcome.new_offset + 1 >= state.ready_at:
+            done = (READY_AT,)
+        return MetaUpdate(marks, done, pending_token(state.pending))
+
+    def _batch_written(self, partition: int, state: PartitionState, meta: MetaUpdate) -> None:
+        """The batch's marks are stored: the state says so too."""
+        if partition in self._cover_from_first:
+            self._cover_from_first.discard(partition)
+            if COVERED in meta.set:
+                state.covered = {k: int(v) for k, v in orjson.loads(meta.set[COVERED]).items()}
+        if READY_AT in meta.delete and state.ready_at is not None:
+            state.ready_at = None
+            log.info("partition caught up: its metrics are complete",
+                     extra={"partition": partition, "offset": state.offset})  # fmt: skip
 
     def _count(self, outcome: BatchOutcome) -> None:
         t = self.telemetry
@@ -530,8 +668,13 @@ class Worker:
         for metric, count in outcome.late.items():
             t.late.labels(metric=metric).inc(count)
         if outcome.max_ts is not None:
-            held = [s.max_ts for s in self.partitions.values() if s.max_ts is not None]
-            t.last_event.set(max([outcome.max_ts, *held]) / 1000)
+            self._export_newest_event(outcome.max_ts)
+
+    def _export_newest_event(self, *newest: int) -> None:
+        """The newest event time the held partitions know of; not exported while unknown."""
+        held = [*newest, *(s.max_ts for s in self.partitions.values() if s.max_ts is not None)]
+        if held:
+            self.telemetry.last_event.set(max(held) / 1000)
 
     # ---- time passing ----------------------------------------------------------------------
 
@@ -553,6 +696,7 @@ class Worker:
             async with asyncio.timeout(KAFKA_TICK_TIMEOUT_S):
                 await self._commit()
                 await self._update_lag()
+                await self._caught_up()
             self._kafka_ok()
         except (KafkaError, TimeoutError) as exc:
             self._kafka_down()
@@ -573,13 +717,13 @@ class Worker:
                         continue  # revoked or reloaded meanwhile
                     if local is not None and not await self._expire(partition, state, local):
                         continue
-                    summary = encode_summary(self.catalog, state.summarize(clock))
+                    summary = self._encoded_summary(state, clock)
                 await self.store.write_summary(partition, summary)
             self._redis_ok()
             if 0 in self.partitions:
                 await self._export(clock)
             else:
-                self.telemetry.withdraw()
+                self.telemetry.withdraw(holds_partitions=bool(self.partitions))
         except REDIS_ERRORS as exc:
             self._redis_down()
             log.warning("tick: redis unavailable", extra={"error": repr(exc)})
@@ -611,22 +755,53 @@ class Worker:
         found = self.consumer.partitions_for_topic(self.topic)
         return max(found) + 1 if found else max(self.partitions, default=0) + 1
 
+    def _encoded_summary(self, state: PartitionState, clock: int) -> bytes:
+        """The partition's summary of its complete metrics, saying which they are."""
+        report = PartitionReport(state.summarize(clock), state.ready_fingerprints(), state.covered)
+        return report.encode(self.catalog)
+
     async def _export(self, clock: int) -> None:
-        raw = await self.store.read_summaries(range(self._partition_count()))
-        summaries = []
-        for partition, payload in raw.items():
-            try:
-                summaries.append(decode_summary(self.catalog, payload))
-            except ValueError:
-                log.warning("unreadable stored summary", extra={"partition": partition})
-        self.telemetry.publish(
-            clock, finish(self.catalog, merge_summaries(self.catalog, summaries))
-        )
+        """Every partition's summary merged; the metrics complete in all of them exported."""
+        count = self._partition_count()
+        raw = await self.store.read_summaries(range(count))
+        reports: list[PartitionReport | None] = []
+        for partition in range(count):
+            payload = raw.get(partition)
+            report = None
+            if payload is not None:
+                try:
+                    report = PartitionReport.decode(self.catalog, payload)
+                except ValueError:
+                    log.warning("unreadable stored summary", extra={"partition": partition})
+            reports.append(report)
+        merged, statuses = combine(self.catalog, fingerprints(self.catalog), reports, clock)
+        self.telemetry.publish(clock, finish(self.catalog, merged), statuses)
 
     async def _commit(self) -> None:
         if self.consumer is not None and self._committable:
             offsets, self._committable = self._committable, {}
             await self.consumer.commit(offsets)
+
+    async def _caught_up(self) -> None:
+        """A partition catching up from the topic's beginning whose last records before its end
+        offset were transaction markers (no event, so no batch reaches that end): complete once
+        the consumer's position has passed the end and every record fetched is applied."""
+        assert self.consumer is not None
+        for partition, state in list(self.partitions.items()):
+            if state.ready_at is None:
+                continue
+            tp = TopicPartition(self.topic, partition)
+            if await self.consumer.position(tp) < state.ready_at:
+                continue
+            async with self._partition_lock(partition):
+                if self.partitions.get(partition) is not state or state.ready_at is None:
+                    continue
+                if not self._all_fetched_applied(partition, state):
+                    continue  # a fetched batch is still to be applied
+                await self.store.update_meta(partition, MetaUpdate(delete=(READY_AT,)))
+                state.ready_at = None
+            log.info("partition caught up: its metrics are complete",
+                     extra={"partition": partition, "offset": state.offset})  # fmt: skip
 
     async def _update_lag(self) -> None:
         if self.consumer is None:
@@ -642,9 +817,101 @@ class Worker:
             state = self.partitions.get(tp.partition)
             if state is not None:
                 applied_next = 0 if state.offset is None else state.offset + 1
+                if self._all_fetched_applied(tp.partition, state):
+                    # Past transaction markers too, which carry no event and are never applied.
+                    applied_next = max(applied_next, await self.consumer.position(tp))
                 self.telemetry.lag.labels(self.topic, str(tp.partition)).set(
                     max(0, end - applied_next)
                 )
+
+    def _all_fetched_applied(self, partition: int, state: PartitionState) -> bool:
+        """Whether every record fetched for the partition since its last seek is applied."""
+        fetched = self._fetched_to.get(partition)
+        return fetched is None or (state.offset is not None and fetched <= state.offset)
+
+    # ---- rebuilds of new and changed metrics (rebuild.py, backfill.py) -----------------------
+
+    def _start_rebuilds(self, partition: int, state: PartitionState) -> None:
+        if self._stopping:
+            return
+        groups: dict[str, list[str]] = {}
+        for metric, group in state.pending.items():
+            groups.setdefault(group, []).append(metric)
+        tasks = []
+        for group, metrics in sorted(groups.items()):
+            job = GroupRebuild(partition, group, tuple(sorted(metrics)), state)
+            task = asyncio.create_task(
+                self.rebuilder.run(job, self.catalog, self.store, self._hand_over),
+                name=f"nsm-rebuild-p{partition}-{group}",
+            )
+            task.add_done_callback(_log_failure)
+            tasks.append(task)
+        if tasks:
+            self._rebuilds[partition] = tasks
+
+    async def _cancel_rebuilds(self, partition: int) -> None:
+        for task in self._rebuilds.pop(partition, []):
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    async def _hand_over(self, job: GroupRebuild, rebuilt: Rebuilt) -> bool:
+        """Merge a caught-up group into the live state and store it in one atomic step fenced
+        by the offset and the pending rebuilds, under the partition's lock: from then on the
+        group's metrics are complete (True). A state reloaded since the group started has its
+        own rebuilds (False)."""
+        p = job.partition
+        async with self._partition_lock(p):
+            live = self.partitions.get(p)
+            if live is not job.live:
+                return False
+            metrics = [m for m in job.metrics if live.pending.get(m) == job.group]
+            pending = {m: g for m, g in live.pending.items() if m not in metrics}
+            covered = dict(live.covered)
+            if rebuilt.covered_from_ms is not None:
+                covered.update({m: rebuilt.covered_from_ms for m in metrics})
+            writes = live.take_over(rebuilt.stored, metrics)
+            marks = {COVERED: dumps(covered)} if covered else {}
+            if pending:
+                marks[PENDING] = pending_token(pending)
+            meta = MetaUpdate(marks, () if pending else (PENDING,), pending_token(live.pending))
+            offset = live.offset
+            assert offset is not None, "a group rebuilds a partition that has an offset"
+            try:
+                await retry("redis", lambda: self.store.apply_batch(
+                    p, offset, offset, None, writes, NewIds(), None, meta), self._redis_down,
+                    REDIS_ERRORS)  # fmt: skip
+            except Fenced:
+                log.warning("partition written by another worker; reloading",
+                            extra={"partition": p})  # fmt: skip
+                # Reloaded outside this task: the reload ends this task's rebuilds first.
+                asyncio.get_running_loop().call_soon(
+                    lambda: asyncio.ensure_future(self._load(TopicPartition(self.topic, p)))
+                )
+                return False
+            live.pending, live.covered = pending, covered
+        log.info(
+            "rebuilt metrics handed over: complete from now on",
+            extra={"partition": p, "group": job.group, "metrics": metrics},
+        )
+        return True
+
+    # ---- definitions reloaded (SIGHUP, --watch-definitions; reload.py) ----------------------
+
+    async def reload(self, catalog: Catalog) -> None:
+        """Run `catalog` from now on. When what shapes a state changed (a definition
+        fingerprint), each partition is restored with it, under its lock: changed and new
+        metrics are rebuilt, removed ones deleted, the others loaded as they are stored. Titles,
+        tiers, alerts and formulas only change what is exported."""
+        async with self._reloading:
+            restore = fingerprints(catalog) != fingerprints(self.catalog)
+            self.catalog = catalog
+            self.telemetry.set_catalog(catalog)
+            if not restore:
+                return
+            self._parked.clear()
+            for partition in list(self.partitions):
+                async with self._partition_lock(partition):
+                    await self._load(TopicPartition(self.topic, partition))
 
     # ---- namespace hand-over (docs/backfill.md) --------------------------------------------
 
@@ -704,3 +971,9 @@ class Worker:
             "namespace": self.physical_namespace,
             "exporter": 0 in self.partitions,
         }
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("rebuild failed", exc_info=task.exception(),
+                  extra={"task": task.get_name()})  # fmt: skip

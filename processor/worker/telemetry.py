@@ -2,7 +2,8 @@
 
 `nsm_metric_value` comes from a custom collector that reads the latest exported snapshot when
 Prometheus scrapes, so a scrape never waits for a computation and a worker that is not the
-exporter serves no such series at all.
+exporter serves no such series at all. The snapshot holds the ready metrics only, and with them
+every metric's `nsm_metric_ready` and `nsm_metric_window_coverage_ratio` (worker/readiness.py).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from prometheus_client.registry import Collector
 from processor.definitions.model import Catalog
 from processor.engine import MetricValue
 from processor.events import INVALID_REASONS
+from processor.worker.readiness import MetricStatus
 
 METRIC_LABELS = ["metric", "tier", "segment", "segment_value"]
 
@@ -33,16 +35,21 @@ disable_created_metrics()
 
 @dataclass
 class Snapshot:
-    """What the exporter serves: every metric's value as of a time, with its tier."""
+    """What the exporter serves: the ready metrics' values as of a time, with their tiers, and
+    every metric's status."""
 
     as_of_ms: int
     values: Mapping[str, MetricValue]
     tiers: Mapping[str, str] = field(default_factory=dict)
+    statuses: Mapping[str, MetricStatus] = field(default_factory=dict)
 
 
 class MetricValuesCollector(Collector):
     def __init__(self) -> None:
         self.snapshot: Snapshot | None = None
+        # Without a snapshot: the statuses of a worker that holds no partition at all (nothing
+        # of it can be ready), or none for a worker that leaves the export to another.
+        self.statuses: Mapping[str, MetricStatus] = {}
 
     def collect(self) -> Iterator[Metric]:
         family = GaugeMetricFamily(
@@ -68,6 +75,41 @@ class MetricValuesCollector(Collector):
         if snapshot is not None:
             as_of.add_metric([], snapshot.as_of_ms / 1000)
         yield as_of
+        statuses = snapshot.statuses if snapshot is not None else self.statuses
+        ready = GaugeMetricFamily(
+            "nsm_metric_ready",
+            "1 when the metric's value is exported; 0 while its state is built from the topic.",
+            labels=["metric"],
+        )
+        coverage = GaugeMetricFamily(
+            "nsm_metric_window_coverage_ratio",
+            "Share of the metric's window the applied events cover (below 1 when the topic no "
+            "longer holds the window's start).",
+            labels=["metric"],
+        )
+        for name, status in statuses.items():
+            ready.add_metric([name], 1.0 if status.ready else 0.0)
+            coverage.add_metric([name], status.coverage)
+        yield ready
+        yield coverage
+
+
+class KnownGauge(Collector):
+    """A gauge without labels that has no sample until its value is known: a worker that has
+    applied nothing and loaded no state does not say its newest event is from 1970."""
+
+    def __init__(self, name: str, documentation: str) -> None:
+        self.name, self.documentation = name, documentation
+        self.value: float | None = None
+
+    def set(self, value: float) -> None:
+        self.value = value
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(self.name, self.documentation)
+        if self.value is not None:
+            family.add_metric([], self.value)
+        yield family
 
 
 def _float(value: int | Decimal) -> float:
@@ -77,6 +119,7 @@ def _float(value: int | Decimal) -> float:
 class Telemetry:
     def __init__(self, catalog: Catalog) -> None:
         self.registry = CollectorRegistry()
+        self.catalog = catalog
         self.tiers = {m.name: m.tier for m in catalog}
         r = self.registry
         self.values = MetricValuesCollector()
@@ -91,11 +134,10 @@ class Telemetry:
         self.duplicates = Counter(
             "nsm_events_duplicate", "Events ignored as repeats of an applied event_id.", registry=r
         )
-        self.last_event = Gauge(
-            "nsm_last_event_timestamp_seconds",
-            "Event time of the newest applied event.",
-            registry=r,
+        self.last_event = KnownGauge(
+            "nsm_last_event_timestamp_seconds", "Event time of the newest applied event."
         )
+        r.register(self.last_event)
         self.exporter = Gauge(
             "nsm_exporter", "1 on the worker that exports nsm_metric_value.", registry=r
         )
@@ -132,16 +174,51 @@ class Telemetry:
         self.partitions = Gauge(
             "nsm_partitions_assigned", "Partitions this worker owns.", registry=r
         )
+        self.reloads = Counter(
+            "nsm_definitions_reloads",
+            "Reloads of the definitions (SIGHUP, --watch-definitions): applied, or rejected as "
+            "invalid (the running set is kept).",
+            ["outcome"],
+            registry=r,
+        )
+        self.rebuild_remaining = Gauge(
+            "nsm_rebuild_remaining_messages",
+            "Messages a partition's rebuilds of changed or new metrics still have to read.",
+            ["partition"],
+            registry=r,
+        )
+        for outcome in ("applied", "rejected"):
+            self.reloads.labels(outcome=outcome)
         for reason in INVALID_REASONS:
             self.invalid.labels(reason=reason)
         for dependency in ("kafka", "redis"):
             self.dependency_up.labels(dependency=dependency).set(0)
 
-    def publish(self, as_of_ms: int, values: Mapping[str, MetricValue]) -> None:
-        self.values.snapshot = Snapshot(as_of_ms, values, self.tiers)
+    def set_catalog(self, catalog: Catalog) -> None:
+        """The definitions were reloaded."""
+        self.catalog = catalog
+        self.tiers = {m.name: m.tier for m in catalog}
+
+    def publish(
+        self,
+        as_of_ms: int,
+        values: Mapping[str, MetricValue],
+        statuses: Mapping[str, MetricStatus],
+    ) -> None:
+        """Export the ready metrics' values (those of others are left out) and every status."""
+        ready = {name: v for name, v in values.items() if statuses.get(name, _NOT).ready}
+        self.values.snapshot = Snapshot(as_of_ms, ready, self.tiers, dict(statuses))
         self.exporter.set(1)
 
-    def withdraw(self) -> None:
-        """This worker is no longer the exporter: serve no nsm_metric_value series."""
+    def withdraw(self, holds_partitions: bool = True) -> None:
+        """This worker is not the exporter: serve no nsm_metric_value series. A worker without
+        any partition says that nothing is ready (it may be the only one, on a topic it cannot
+        read); one with partitions leaves the statuses to the exporter."""
         self.values.snapshot = None
+        self.values.statuses = {} if holds_partitions else {
+            m.name: _NOT for m in self.catalog
+        }  # fmt: skip
         self.exporter.set(0)
+
+
+_NOT = MetricStatus(ready=False, coverage=0.0)

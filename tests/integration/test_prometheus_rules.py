@@ -142,7 +142,8 @@ BASELINE = 200.0
 
 def openmetrics_history(catalog: Catalog, now: float, dropped: Metric | None) -> str:
     """Every metric steady at BASELINE for eight days up to a few seconds ago; `dropped` falls to
-    a third for the last `for` + 20 minutes, so "now" lies inside the drop."""
+    a third for the last `for` + 20 minutes, so "now" lies inside the drop. Every metric is ready
+    and covers its window all along."""
     lines = ["# TYPE nsm_metric_value gauge"]
     last = int(now) - 20
     times = range(last - HISTORY_S, last + 1, STEP_S)
@@ -160,6 +161,11 @@ def openmetrics_history(catalog: Catalog, now: float, dropped: Metric | None) ->
             for t in times:
                 v = level / 3 if metric is dropped and t >= drop_from else level
                 lines.append(f"nsm_metric_value{{{labels}}} {v} {t}")
+    for name in ("nsm_metric_ready", "nsm_metric_window_coverage_ratio"):
+        lines.append(f"# TYPE {name} gauge")
+        for metric in catalog:
+            labels = f'metric="{metric.name}",job="nsm",instance="worker:6066"'
+            lines += [f"{name}{{{labels}}} 1 {t}" for t in times]
     return "\n".join(lines) + "\n# EOF\n"
 
 

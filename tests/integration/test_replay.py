@@ -46,7 +46,7 @@ def metric_dicts() -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
     for name in ("gtm.yaml", "north_stars.yaml"):
         with open(f"{DEFINITIONS}/{name}") as handle:
-            out += yaml.safe_load(handle)["metrics"]
+            out += yaml.safe_load(handle).get("metrics", [])
     return out
 
 

@@ -116,6 +116,13 @@ class BatchOutcome:
         return counts
 
 
+def covered_metrics(catalog: Catalog, metrics: Collection[str] | None) -> list[str]:
+    """The metrics with a state of their own (not formulas) among `metrics` (all when None)."""
+    return [
+        m.name for m in catalog if m.kind != "formula" and (metrics is None or m.name in metrics)
+    ]
+
+
 class PartitionState:
     def __init__(
         self,
@@ -123,26 +130,35 @@ class PartitionState:
         partition: int,
         held: Collection[str] | None = None,
         input_format: InputFormat = "nsm",
+        metrics: Collection[str] | None = None,
     ) -> None:
-        """`held`: the metrics this state keeps in its Python engine (all when None; a subclass
-        keeps the others elsewhere). `input_format`: how messages read (NSM_INPUT_FORMAT)."""
+        """`metrics`: the metrics this state covers (every one when None; a rebuild covers the
+        metrics it rebuilds). `held`: those of them kept in its Python engine (all when None; a
+        subclass keeps the others elsewhere). Event ids are deduplicated by the rule of the
+        whole catalogue (docs/semantics.md), whichever metrics are covered. `input_format`: how
+        messages read (NSM_INPUT_FORMAT)."""
         self.catalog = catalog
         self.partition = partition
         self.input_format: InputFormat = input_format
-        self.engine = Engine(catalog, only=held)
-        self._scratch = Engine(catalog, only=held)
+        covered = covered_metrics(catalog, metrics)
+        self.engine = Engine(catalog, only=covered if held is None else held)
+        self._scratch = Engine(catalog, only=covered if held is None else held)
         self._summarizer = Summarizer(self.engine)
         self.offset: int | None = None
         self.max_ts: int | None = None
         self._seen: dict[str, int] = {}
-        self._windows = [
-            (m.name, m.bucket_ms, m.buckets_in_window) for m in catalog if m.kind != "formula"
-        ]
-        self._window_of = {name: (b, n) for name, b, n in self._windows}
-        self._longest_window_ms = max((b * n for _, b, n in self._windows), default=0)
-        self.fingerprints = {
-            m.name: definition_fingerprint(m) for m in catalog if m.kind != "formula"
+        self._window_of = {
+            m.name: (m.bucket_ms, m.buckets_in_window) for m in catalog if m.kind != "formula"
         }
+        self._longest_window_ms = self.engine.longest_window_ms
+        self.fingerprints = {name: definition_fingerprint(catalog[name]) for name in covered}
+        # Readiness (processor/worker/rebuild.py): the metrics whose state still lacks the events
+        # of a rebuild group (metric -> group), the offset a partition that started from the
+        # topic's beginning must reach before any metric is complete, and per metric the time
+        # from which its state holds every event (absent: all of them).
+        self.pending: dict[str, str] = {}
+        self.ready_at: int | None = None
+        self.covered: dict[str, int] = {}
 
     # ---- restore --------------------------------------------------------------------------
 
@@ -283,6 +299,26 @@ class PartitionState:
 
     def summarize(self, as_of_ms: int) -> Summary:
         return self._summarizer.summarize(as_of_ms)
+
+    # ---- readiness and hand-over (processor/worker/rebuild.py) ------------------------------
+
+    def ready_fingerprints(self) -> dict[str, str]:
+        """The metrics whose state is complete, with the fingerprints it is complete for."""
+        if self.ready_at is not None:
+            return {}
+        return {m: fp for m, fp in self.fingerprints.items() if m not in self.pending}
+
+    def take_over(self, rebuilt: StoredPartition, metrics: Collection[str]) -> PackedWrites:
+        """Merge what a rebuild stored for `metrics` (their events before the live stream took
+        them on; its buckets as Redis holds them) into this state; returns the merged cells to
+        write. The metrics stay pending until the caller has written them."""
+        delta = {m: s for m, s in self._scratch.new_states().items() if m in metrics}
+        for (metric, bucket), fields in rebuilt.buckets.items():
+            if metric in delta:
+                load_bucket(delta[metric], bucket, fields)
+        # Not pruned here: the trait histories merged are each pruned as their batches wrote
+        # them, and are written whole, so the store holds what the mirror holds (traits.py).
+        return self._merge_python_delta(delta, None)
 
     # ---- time passing ---------------------------------------------------------------------
 

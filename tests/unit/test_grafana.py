@@ -182,7 +182,7 @@ def test_readiness_and_coverage_use_the_contract_series(boards: dict[str, Any]):
     for uid in ("nsm-active_accounts", "nsm-overview", "nsm-processor"):
         panels = by_title(boards[uid])
         ready = exprs(panels["Ready"])[0]
-        assert ready.startswith("min by (metric) (nsm_metric_ready{metric=~")
+        assert ready.startswith("max by (metric) (nsm_metric_ready{metric=~")
         assert panels["Ready"].field_config.defaults.mappings  # type: ignore[union-attr]
         if uid != "nsm-overview":
             assert "nsm_metric_window_coverage_ratio" in exprs(panels["Window coverage"])[0]

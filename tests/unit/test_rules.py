@@ -82,6 +82,7 @@ def test_each_alert_setting_gives_its_alerts_and_nothing_else(catalog: Catalog):
         "NSMDataStale",
         "NSMConsumerLagGrowing",
         "NSMInvalidEventsHigh",
+        "NSMMetricNotReady",
     }
 
 
@@ -91,8 +92,23 @@ def test_drop_compares_with_last_week_and_is_guarded_by_min_baseline(catalog: Ca
     assert "< 0.7 * max by (metric, tier)" in guarded["expr"]
     assert 'segment=""} offset 1w) >= 40' in guarded["expr"]
     assert guarded["for"] == "15m"
-    assert "< 0.5 * " in unguarded["expr"] and ">=" not in unguarded["expr"]
-    assert rules["NSMActiveUsersBelowFloor"]["expr"].endswith(") < 2500")
+    assert "< 0.5 * " in unguarded["expr"] and "offset 1w) >=" not in unguarded["expr"]
+    assert ") < 2500\n)" in rules["NSMActiveUsersBelowFloor"]["expr"]
+
+
+def test_metric_alerts_hold_only_while_the_metric_is_ready_and_fully_covered(catalog: Catalog):
+    for name, rule in rules_by_name(catalog).items():
+        if rule["labels"]["tier"] != "processor":
+            metric = rule["labels"]["metric"]
+            expr = rule["expr"]
+            assert f'nsm_metric_ready{{metric="{metric}"}}) == 1' in expr, name
+            assert f'nsm_metric_window_coverage_ratio{{metric="{metric}"}}) >= 1' in expr, name
+    stuck = rules_by_name(catalog)["NSMMetricNotReady"]
+    assert stuck["expr"] == "max by (metric) (nsm_metric_ready) == 0"
+    assert stuck["for"] == "30m"
+    # The metric it fires for is the series' own label, named in the description.
+    assert "metric" not in stuck["labels"]
+    assert "{{ $labels.metric }}" in stuck["annotations"]["description"]
 
 
 def test_every_alert_has_summary_description_severity_labels_and_runbook(catalog: Catalog):
@@ -101,13 +117,16 @@ def test_every_alert_has_summary_description_severity_labels_and_runbook(catalog
     for name, rule in rules_by_name(catalog).items():
         labels, notes = rule["labels"], rule["annotations"]
         assert labels["severity"] in {"critical", "warning", "info"}
-        assert labels["metric"] and labels["tier"], name
+        assert labels["tier"], name
         assert notes["summary"]
+        anchor = notes["runbook_url"].split("#", 1)[1]
+        assert anchor == name.lower() and anchor in headings, name
+        if name == "NSMMetricNotReady":
+            continue  # per metric label of its series (test above)
+        assert labels["metric"], name
         # The description states the value now and asks Prometheus for last week's.
         assert "$value" in notes["description"], name
         assert "query `" in notes["description"] and "offset 1w" in notes["description"], name
-        anchor = notes["runbook_url"].split("#", 1)[1]
-        assert anchor == name.lower() and anchor in headings, name
     assert rules_by_name(catalog)["NSMActiveAccountsDrop"]["labels"] == {
         "severity": "critical",
         "metric": "active_accounts",
@@ -155,7 +174,7 @@ def test_promtool_accepts_the_rules_and_their_unit_tests_pass(catalog: Catalog, 
     write_rules_and_tests(catalog, tmp_path)
     check = _promtool("check", "rules", "rules/nsm.yml", cwd=tmp_path)
     assert check.returncode == 0, check.stdout + check.stderr
-    assert "SUCCESS: 9 rules found" in check.stdout
+    assert "SUCCESS: 10 rules found" in check.stdout
     run = _promtool(
         "test",
         "rules",
@@ -177,6 +196,11 @@ def test_unit_tests_cover_firing_and_silence(catalog: Catalog):
         "NSMActiveUsersBelowFloor: below the floor of 2500 fires",
         "no worker discovered at all",
         "events stop: NSMDataStale",
+        "NSMActiveAccountsDrop: the drop while not ready (being rebuilt) stays silent",
+        "NSMActiveAccountsBelowFloor: below the floor while a window the topic no longer fully "
+        "holds stays silent",
+        "a rebuild stuck for 30m: NSMMetricNotReady",
+        "a worker without partitions beside the exporter: silent",
     ):
         assert needle in names
     checks = [c for t in tests for c in t["alert_rule_test"]]
@@ -191,6 +215,14 @@ def test_unit_tests_cover_firing_and_silence(catalog: Catalog):
         (") < 2500", ") <= 2500", "nsm_metrics_test.yml"),  # the floor compared the wrong way
         ("or vector(0)) < 1", ") < 1", "nsm_processor_test.yml"),  # absent processor is silent
         ("> 1800", "> 3600", "nsm_processor_test.yml"),  # stale data noticed too late
+        ('"}) == 1\n', '"}) >= 0\n', "nsm_metrics_test.yml"),  # readiness guard lost
+        ('"}) >= 1\n', '"}) >= 0\n', "nsm_metrics_test.yml"),  # coverage guard lost
+        # a worker without partitions (0 for every metric) taken for the exporter's answer
+        (
+            "max by (metric) (nsm_metric_ready) == 0",
+            "min by (metric) (nsm_metric_ready) == 0",
+            "nsm_processor_test.yml",
+        ),
     ],
 )
 def test_the_unit_tests_fail_on_a_wrong_rule(
@@ -263,7 +295,8 @@ def test_grafana_alerts_are_the_prometheus_rules(catalog: Catalog):
         notes = rule["annotations"]
         assert notes["runbook_url"] == prometheus[name]["annotations"]["runbook_url"]
         assert "$values.VALUE" in notes["description"]
-        assert "$values.LAST_WEEK_VALUE" in notes["description"]
+        if name != "NSMMetricNotReady":  # fires per metric: no single value one week earlier
+            assert "$values.LAST_WEEK_VALUE" in notes["description"]
 
 
 # ---- the committed files and the command --------------------------------------------------

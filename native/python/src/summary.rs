@@ -1,6 +1,8 @@
 //! Summaries: what a partition contributes to every metric as of a time, mergeable across
 //! partitions and processes, stored as JSON in each partition's `summary` key.
 
+use std::collections::HashSet;
+
 use pyo3::exceptions::PyValueError;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyType};
@@ -28,15 +30,31 @@ impl Summary {
         self.inner.as_of
     }
 
-    /// The stored JSON; `extras` (a dict of JSON values) become further top-level fields.
-    #[pyo3(signature = (catalog, extras=None))]
+    /// The stored JSON; `extras` (a dict of JSON values) become further top-level fields, and
+    /// `only` (metric names) keeps the parts of those metrics alone.
+    #[pyo3(signature = (catalog, extras=None, only=None))]
     fn encode<'py>(
         &self,
         py: Python<'py>,
         catalog: &Catalog,
         extras: Option<&Bound<'py, PyDict>>,
+        only: Option<HashSet<String>>,
     ) -> PyResult<Bound<'py, PyBytes>> {
         let engine = engine_of(catalog)?;
+        let kept;
+        let inner = match only {
+            None => &self.inner,
+            Some(names) => {
+                let parts = engine.metrics.iter().zip(&self.inner.parts);
+                kept = summary::Summary {
+                    as_of: self.inner.as_of,
+                    parts: parts
+                        .map(|(m, part)| if names.contains(&m.name) { part.clone() } else { None })
+                        .collect(),
+                };
+                &kept
+            }
+        };
         let extras = match extras {
             None => serde_json::Map::new(),
             Some(dict) => {
@@ -45,7 +63,7 @@ impl Summary {
                     .map_err(|e| PyValueError::new_err(e.to_string()))?
             }
         };
-        Ok(PyBytes::new(py, self.inner.encode(&engine.metrics, &extras).as_bytes()))
+        Ok(PyBytes::new(py, inner.encode(&engine.metrics, &extras).as_bytes()))
     }
 
     /// A stored summary, read for `catalog`; ValueError when it is not one.

@@ -58,7 +58,9 @@ def fences(worker: WorkerProcess) -> list[tuple[int, int]]:
     for line in worker.log_path.read_text(errors="replace").splitlines():
         if "partition written by another worker" in line:
             entry = json.loads(line)
-            found.append((entry["partition"], int(entry["stored_offset"])))
+            # Empty: the node held nothing of the partition (a promoted replica that replication
+            # had not reached yet), that is before its first offset.
+            found.append((entry["partition"], int(entry["stored_offset"] or -1)))
     return found
 
 

@@ -16,7 +16,7 @@ from processor.partition.state import BatchOutcome, Message, PartitionState
 from processor.store.client import connect
 from processor.store.partition_store import RedisStateStore
 from processor.store.payloads import NewIds
-from processor.store.protocol import Fenced, PartitionStore, StateStore
+from processor.store.protocol import Fenced, MetaUpdate, PartitionStore, StateStore
 from tests.integration.cluster.clusters import Clusters
 from tests.integration.worker.harness import delete_namespace
 from tests.memory_store import MemoryStateStore
@@ -90,12 +90,36 @@ async def scenario(backend: StateStore, namespace: str) -> list[Any]:
     seen.append(("counts", await store.counts([P, Q])))
     seen.append(("offsets", await store.stored_offset(P), await store.stored_offset(99)))
 
-    await store.set_definitions(P, {"senders": "f1", "sent": "f2"}, {"senders": 1, "sent": 2}, 3)
+    defined_as = {"def:senders": "f1", "def:sent": "f2", "mid:senders": "1", "mid:sent": "2",
+                  "next_mid": "3"}  # fmt: skip
+    await store.update_meta(P, MetaUpdate(defined_as))
     seen.append(("holds", await store.still_holds(P, 5, {"senders": "f1"}),
                  await store.still_holds(P, 4, {"senders": "f1"}),
                  await store.still_holds(P, 5, {"senders": "other"})))  # fmt: skip
     defined = await store.load(P)
     seen.append(("ids", defined.metric_ids, defined.next_metric_id))
+
+    # Marks, and a step fenced by the `pending` mark as well as by the offset.
+    await store.update_meta(P, MetaUpdate({"pending": "g1", "ready_at": "30"}))
+    try:
+        await store.apply_batch(P, 5, 5, None, None, NewIds(), None,
+                                MetaUpdate(expect_pending=""))  # fmt: skip
+        seen.append("not fenced by the pending mark")
+    except Fenced:
+        seen.append("fenced by the pending mark")
+    await store.apply_batch(P, 5, 5, None, None, NewIds(), None,
+                            MetaUpdate({"covered": "5"}, ("pending",), "g1"))  # fmt: skip
+    seen.append(("marks", (await store.load(P)).marks,
+                 await store.still_holds(P, 5, {}, {"pending": None, "ready_at": "30"}),
+                 await store.still_holds(P, 5, {}, {"pending": "g1"})))  # fmt: skip
+    # A scope's keys are the partition's neighbours, apart, and cleared alone.
+    scoped = store.scoped("r.g1")
+    rebuild = PartitionState(CATALOG, P, metrics=["sent"])
+    await _write(scoped, P, _batch(rebuild, 0, _sent("a", "e1")))
+    in_scope = await scoped.load(P)
+    seen.append(("scoped", in_scope.offset, len(in_scope.aggregates), (await store.load(P)).offset))
+    await scoped.clear(P)
+    seen.append(("cleared", (await scoped.load(P)).offset, (await store.load(P)).offset))
 
     await store.write_summary(Q, b"summary-q")
     seen.append(("summaries", await store.read_summaries([P, Q])))
@@ -115,7 +139,7 @@ async def scenario(backend: StateStore, namespace: str) -> list[Any]:
     seen.append(("after expiry", expired.records, expired.aggregates))
 
     await _write(store, P, _batch(state, 6, _sent("d", "e4", 30 * 24)))
-    await store.drop_metric(P, "sent", 2)
+    await store.update_meta(P, MetaUpdate(), ["sent"])
     dropped = await store.load(P)
     seen.append(("after drop", len(dropped.records), dropped.aggregates, dropped.definitions,
                  dropped.metric_ids))  # fmt: skip
@@ -132,6 +156,10 @@ EXPECTED: list[Any] = [
     ("offsets", 5, None),
     ("holds", True, False, False),
     ("ids", {"senders": 1, "sent": 2}, 3),
+    "fenced by the pending mark",
+    ("marks", {"covered": "5", "ready_at": "30"}, True, False),
+    ("scoped", 0, 1, 5),
+    ("cleared", None, 5),
     ("summaries", {Q: b"summary-q"}),
     ("newest", {P: BASE_MS + 3 * HOUR, Q: BASE_MS + 4 * HOUR}),
     ("ids after expiry", 1),

@@ -135,14 +135,26 @@ def test_prometheus_scrapes_a_real_worker_and_the_north_star_panels_have_data(
 
     result = wait_until(scraped, 40, f"Prometheus to scrape {selector}", every_s=1)
     assert float(result[0]["value"][1]) == served
-    # Every generated expression evaluates; those of the north-star panels return data (but
-    # week-over-week comparisons, which need a week of history).
+    # Every generated expression evaluates; those of the north-star panels return data, the
+    # readiness and coverage panels included, but those that need a week of history (week-over-
+    # week comparisons, the seasonal centre recorded from them) or an active alert (ALERTS).
     for where, expr in generated_expressions():
         answer = query(prometheus_url, expr)
         assert answer["status"] == "success", f"{where}: {answer.get('error')}"
+    expressions = north_star_expressions(catalog)
+    assert any("nsm_metric_ready" in expr for _, expr in expressions)
     empty = [
         where
-        for where, expr in north_star_expressions(catalog)
-        if "offset" not in expr and not query(prometheus_url, expr)["data"]["result"]
+        for where, expr in expressions
+        if not _needs_history_or_an_alert(expr)
+        and not query(prometheus_url, expr)["data"]["result"]
     ]
     assert not empty
+    # This worker's own readiness and coverage, as Prometheus scraped them.
+    for name in ("nsm_metric_ready", "nsm_metric_window_coverage_ratio"):
+        own = query(prometheus_url, f'{name}{{metric="{star.name}", test="{e2e.name}"}}')
+        assert [float(r["value"][1]) for r in own["data"]["result"]] == [1.0], (name, own)
+
+
+def _needs_history_or_an_alert(expr: str) -> bool:
+    return "offset" in expr or "nsm:metric_value:seasonal" in expr or expr.startswith("ALERTS")

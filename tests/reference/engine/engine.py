@@ -20,7 +20,7 @@ from tests.reference.engine.segments import MetricValue
 from tests.reference.engine.state import EntitiesState, MetricState, merge_states
 from tests.reference.engine.summary import Summarizer, finish
 from tests.reference.engine.traits import GROUP_CALL
-from tests.reference.engine.windows import Windowed, window_bounds
+from tests.reference.engine.windows import window_bounds
 
 if TYPE_CHECKING:
     # Only for annotations: tests.reference.events itself imports from this package.
@@ -33,6 +33,17 @@ _EntitiesRoute = tuple[
     str, int, int, Callable[..., None], EntitiesState, tuple[CompiledCondition, ...]
 ]
 _AggregateRoute = tuple[str, int, int, Callable[[Any, Any, int], None], Any]
+
+
+def horizon_terms(catalog: Catalog) -> tuple[tuple[int, int], ...]:
+    """(bucket size, longest window in buckets of that size) over every windowed metric of the
+    catalogue, by bucket size: what the dedup horizon maximises (`Engine.horizon`)."""
+    longest: dict[int, int] = {}
+    for metric in catalog:
+        if metric.kind != "formula":
+            b, n = metric.bucket_ms, metric.buckets_in_window
+            longest[b] = max(longest.get(b, 0), n)
+    return tuple(sorted(longest.items()))
 
 
 class Deduplicator:
@@ -89,12 +100,9 @@ class Engine:
         )
         self.states: dict[str, MetricState] = self.new_states()
         self._routes: dict[str, tuple[tuple[_EntitiesRoute, ...], tuple[_AggregateRoute, ...]]] = {}
-        longest: dict[int, int] = {}
-        windowed_metrics: list[Windowed] = [*self._entities.values(), *self._aggregates.values()]
-        for windowed in windowed_metrics:
-            b, n = windowed.bucket_ms, windowed.buckets_in_window
-            longest[b] = max(longest.get(b, 0), n)
-        self._horizon_terms = tuple(longest.items())
+        # Over the whole catalogue, also for an engine that keeps only some of its metrics: which
+        # repeats are duplicates is one rule for every metric (docs/semantics.md, Dedup).
+        self._horizon_terms = horizon_terms(catalog)
 
     @property
     def entities_metrics(self) -> Mapping[str, EntitiesMetric]:
@@ -127,8 +135,7 @@ class Engine:
 
     @property
     def longest_window_ms(self) -> int:
-        metrics: list[Windowed] = [*self._entities.values(), *self._aggregates.values()]
-        return max((m.bucket_ms * m.buckets_in_window for m in metrics), default=0)
+        return max((b * n for b, n in self._horizon_terms), default=0)
 
     def new_states(self) -> dict[str, MetricState]:
         """Empty states for every metric that has one (formulas have none)."""

@@ -281,7 +281,11 @@ def finish(catalog: Catalog, summary: Summary) -> dict[str, MetricValue]:
 # ---- wire format (Redis) ------------------------------------------------------------------
 
 
-def encode_summary(as_of_ms: int, summary: Summary) -> bytes:
+def encode_summary(
+    as_of_ms: int, summary: Summary, extras: Mapping[str, Any] | None = None
+) -> bytes:
+    """The summary as stored; `extras` are further top-level fields (the worker's readiness)."""
+
     def part(p: Part) -> Any:
         if isinstance(p, Distinct):
             return {
@@ -294,10 +298,17 @@ def encode_summary(as_of_ms: int, summary: Summary) -> bytes:
             "b": {s: {k: str(v) for k, v in b.items()} for s, b in p.breakdowns.items()},
         }
 
-    return orjson.dumps({"as_of": as_of_ms, "metrics": {n: part(p) for n, p in summary.items()}})
+    document = {"as_of": as_of_ms, "metrics": {n: part(p) for n, p in summary.items()}}
+    return orjson.dumps({**(extras or {}), **document})
 
 
 def decode_summary(raw: bytes) -> tuple[int, Summary]:
+    as_of, summary, _ = decode_summary_with_extras(raw)
+    return as_of, summary
+
+
+def decode_summary_with_extras(raw: bytes) -> tuple[int, Summary, dict[str, Any]]:
+    """As `decode_summary`, with the further top-level fields `encode_summary` was given."""
     document = orjson.loads(raw)
     summary: Summary = {}
     for name, p in document["metrics"].items():
@@ -311,4 +322,5 @@ def decode_summary(raw: bytes) -> tuple[int, Summary]:
                 number(p["a"]),
                 {s: {k: number(v) for k, v in b.items()} for s, b in p["b"].items()},
             )
-    return document["as_of"], summary
+    extras = {k: v for k, v in document.items() if k not in ("as_of", "metrics")}
+    return document["as_of"], summary, extras

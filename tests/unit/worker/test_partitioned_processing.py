@@ -101,6 +101,15 @@ def _pairs(packed: bytes) -> list[tuple[bytes, bytes]]:
     return list(zip(flat[::2], flat[1::2], strict=True))
 
 
+def messages_per_partition(raw: list[Any], choose: st.DataObject) -> dict[int, list[Message]]:
+    """The raw events as each partition's messages, offsets from 0 (`partition_of_each`)."""
+    per_partition: dict[int, list[Message]] = defaultdict(list)
+    for item, partition in zip(raw, partition_of_each(raw, choose), strict=True):
+        queue = per_partition[partition]
+        queue.append(Message(len(queue), _raw_bytes(item)))
+    return per_partition
+
+
 class DictStore:
     """What Redis would hold for one partition (format 2), built only from the writes the
     worker plans."""
@@ -112,6 +121,7 @@ class DictStore:
         self.offset: int | None = None
         self.max_ts: int | None = None
         self.metric_ids = dict(state.metric_ids)
+        self.next_metric_id = state.next_metric_id
         self.definitions = dict(state.fingerprints)
 
     def apply(self, writes: nsm_native.StateWrites | None) -> None:
@@ -140,7 +150,7 @@ class DictStore:
     def stored(self) -> StoredPartition:
         return StoredPartition(
             self.offset, self.max_ts, dict(self.definitions), dict(self.metric_ids),
-            max(self.metric_ids.values(), default=0) + 1, list(self.records.items()),
+            self.next_metric_id, list(self.records.items()),
             list(self.aggregates.items()), [packed for _, packed in self.ids],
         )  # fmt: skip
 
@@ -154,11 +164,7 @@ def test_partitioned_batches_with_a_crash_equal_compute(
     catalog = catalog_of(scenario.metrics)
     raw = copy.deepcopy(scenario.raw)
     now = scenario.now_ms
-    where = partition_of_each(raw, choose)
-    per_partition: dict[int, list[Message]] = defaultdict(list)
-    for item, partition in zip(raw, where, strict=True):
-        queue = per_partition[partition]
-        queue.append(Message(len(queue), _raw_bytes(item)))
+    per_partition = messages_per_partition(raw, choose)
 
     states: list[PartitionState] = []
     for partition, messages in per_partition.items():

@@ -9,9 +9,11 @@ import time
 import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiokafka import TopicPartition
 
@@ -59,6 +61,12 @@ class RecordingConsumer:
 
     async def end_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
         return {tp: 0 for tp in tps}
+
+    async def beginning_offsets(self, tps: list[TopicPartition]) -> dict[TopicPartition, int]:
+        return {tp: 0 for tp in tps}
+
+    async def position(self, tp: TopicPartition) -> int:
+        return 0
 
     async def topics(self) -> set[str]:
         return {TOPIC}
@@ -168,6 +176,31 @@ def test_a_restarted_worker_continues_from_the_stored_state():
 
     run(first, backend)
     assert run(second, backend) == expected(stream)
+
+
+def test_the_newest_event_time_is_not_exported_until_known_and_is_known_from_the_store():
+    """No placeholder: a worker that has applied nothing and loaded no state has no
+    nsm_last_event_timestamp_seconds sample; one restarted on a stored state has its time."""
+    stream = records(8, 120)
+    backend = MemoryStateStore()
+    newest = max(datetime.fromisoformat(orjson.loads(r.value)["timestamp"]).timestamp()
+                 for r in stream if r.value)  # fmt: skip
+
+    def newest_event(worker: Worker) -> float | None:
+        return worker.telemetry.registry.get_sample_value("nsm_last_event_timestamp_seconds")
+
+    async def first(worker: Worker, consumer: RecordingConsumer, store: MemoryStateStore):
+        assert newest_event(worker) is None
+        await worker.acquire({tp(0)})
+        assert newest_event(worker) is None  # nothing stored, nothing applied
+        await worker.apply(tp(0), stream)
+        return newest_event(worker)
+
+    async def second(worker: Worker, consumer: RecordingConsumer, store: MemoryStateStore):
+        await worker.acquire({tp(0)})
+        return newest_event(worker)
+
+    assert run(first, backend) == run(second, backend) == newest
 
 
 def test_only_the_holder_of_partition_0_exports():
