@@ -24,7 +24,8 @@ from processor.partition.state import Message, PartitionState
 from processor.store.client import RedisClient, connect
 from processor.store.partition_store import RedisPartitionStore, UnknownFormat
 from processor.store.payloads import NewIds
-from processor.store.protocol import PartitionStore
+from processor.store.protocol import MetaUpdate, PartitionStore
+from processor.worker.rebuild import state_marks
 from tests.reference.partition import PartitionState as FirstFormatState
 from tests.reference.store import PartitionStore as FirstFormatStore
 from tests.strategies import BASE_MS, Scenario, catalog_of, scenarios
@@ -170,7 +171,7 @@ def test_what_the_engine_packs_is_stored_and_read_back_as_it_holds_it(
 
     async def work(client: RedisClient) -> PartitionState:
         store = RedisPartitionStore(client, unique_name)
-        await store.set_definitions(0, state.fingerprints, state.metric_ids)
+        await store.update_meta(0, MetaUpdate({**state_marks(catalog), **state.id_marks()}))
         assert outcome.new_offset is not None
         await store.apply_batch(
             0, None, outcome.new_offset, outcome.max_ts, outcome.writes, outcome.ids
@@ -250,8 +251,7 @@ def _migrate_and_continue(
             stored = await store.load(0)
             had_legacy = stored.legacy is not None
             state.restore(stored)
-            await store.set_definitions(0, state.fingerprints, state.metric_ids,
-                                        state.next_metric_id)  # fmt: skip
+            await store.update_meta(0, MetaUpdate({**state_marks(catalog), **state.id_marks()}))
             if stored.legacy is not None:
                 await store.migrate(0, stored, state.all_writes())
             again = await store.load(0)
