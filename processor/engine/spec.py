@@ -66,23 +66,13 @@ def metric_spec(metric: Metric) -> dict[str, Any]:
     return spec
 
 
-def horizon_terms(catalog: Catalog) -> tuple[tuple[int, int], ...]:
-    """(bucket size, longest window in buckets of that size) over every windowed metric of the
-    catalogue, by bucket size: what the dedup horizon maximises (docs/semantics.md, Dedup)."""
-    longest: dict[int, int] = {}
-    for metric in catalog:
-        if metric.kind != "formula":
-            b, n = metric.bucket_ms, metric.buckets_in_window
-            longest[b] = max(longest.get(b, 0), n)
-    return tuple(sorted(longest.items()))
-
-
 def catalog_spec(catalog: Catalog, horizon_of: Catalog | None = None) -> str:
     """The engine's catalogue; `horizon_of`: the catalogue `catalog` is a part of, whose dedup
     horizon it keeps (which repeats are duplicates is one rule for every metric)."""
     spec: dict[str, Any] = {"metrics": [metric_spec(m) for m in catalog]}
     if horizon_of is not None:
-        spec["horizon"] = [list(term) for term in horizon_terms(horizon_of)]
+        # The whole catalogue's horizon, as the engine derives it (docs/semantics.md, Dedup).
+        spec["horizon"] = [list(term) for term in compile_catalog(horizon_of).horizon_terms]
     return json.dumps(_jsonable(spec))
 
 
