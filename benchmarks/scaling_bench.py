@@ -25,9 +25,12 @@ from typing import Any
 
 from benchmarks import worker_bench
 from benchmarks.data import filled_topic, forget_run, topic_end_offsets
+from processor.definitions import load_definitions
+from processor.partition.state import first_metric_ids, metric_id_marks
 from processor.store.client import connect_sync
 from processor.store.namespaces import target_key
-from processor.store.partition_store import PartitionKeys
+from processor.store.partition_store import FORMAT, PartitionKeys
+from processor.worker.rebuild import state_marks
 
 ROOT = Path(__file__).resolve().parents[1]
 PARTITIONS = 16
@@ -71,8 +74,15 @@ def group_run(topic: str, total: int, workers: int) -> dict[str, Any]:
     logical = f"bench-{uuid.uuid4().hex[:8]}"
     idle, fresh = f"{logical}-idle", f"{logical}-run"
     client = connect_sync(worker_bench.REDIS_URL)
+    # Each partition of the idle namespace is stored as complete at the topic's end, for the
+    # running definitions (their versions, ids and dedup horizon): the workers load it as it is,
+    # with nothing to read or rebuild, until the pointer moves.
+    catalog = load_definitions(ROOT / "definitions")
+    ids = first_metric_ids(catalog)
+    complete = {"format": FORMAT, **state_marks(catalog), **metric_id_marks(ids, len(ids) + 1)}
     for partition, end in topic_end_offsets(topic).items():
-        client.hset(PartitionKeys(idle, partition).meta, "offset", str(end - 1))
+        meta = {"offset": str(end - 1), **complete}
+        client.hset(PartitionKeys(idle, partition).meta, mapping=meta)  # type: ignore[arg-type]
     client.set(target_key(logical), idle)
     redis_pid = int(client.info("server")["process_id"])  # type: ignore[index]
     processes, ports = [], []
