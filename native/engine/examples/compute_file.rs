@@ -24,6 +24,9 @@ fn main() {
             300_000,
         )
         .unwrap();
+        if let Some(decoders) = std::env::var("DECODERS").ok().and_then(|d| d.parse().ok()) {
+            compute.decoders = decoders;
+        }
         let mut buffer = vec![0u8; CHUNK];
         let mut filled = 0;
         loop {

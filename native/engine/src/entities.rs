@@ -16,7 +16,7 @@ use crate::codec::{put_int, put_str, put_uint, FormatError, Reader};
 use crate::condition::{self, Condition, LegacyList, Row};
 use crate::fields::{Captured, FieldId, Paths};
 use crate::filter::Filter;
-use crate::label::segment_label;
+use crate::label::{segment_label, Label};
 use crate::legacy::LegacyCell;
 use crate::spec::{event_types, MetricSpec, SpecError};
 use crate::summary::{Number, Part};
@@ -36,7 +36,7 @@ pub enum Segment {
 pub struct Latest {
     pub ts: i64,
     pub seq: i64,
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
 }
 
 impl Latest {
@@ -46,7 +46,7 @@ impl Latest {
 }
 
 /// An entity's window result: whether it qualifies, and its segment labels.
-pub type Outcome = (bool, Vec<String>);
+pub type Outcome = (bool, Vec<Label>);
 
 pub struct EntitiesMetric {
     pub name: String,
@@ -72,7 +72,7 @@ struct Tally {
     results: Vec<Option<Outcome>>,
     total: i64,
     /// Per segment field: label -> (entities with it in the window, of which qualifying).
-    labels: Vec<AHashMap<String, (i64, i64)>>,
+    labels: Vec<AHashMap<Label, (i64, i64)>>,
     dirty: Vec<Row>,
     is_dirty: Vec<bool>,
     /// The traits' version the results were labelled with.
@@ -211,7 +211,7 @@ impl EntitiesMetric {
                 Segment::Trait(_) => Cow::Owned(account_ref(account)),
             }
         };
-        let labels = || segments.iter().map(|s| of(s).into_owned()).collect();
+        let labels = || segments.iter().map(|s| Label::from(of(s).as_ref())).collect();
         let mut created = false;
         let latest = entry(&mut self.latest[row], bucket, || {
             created = true;
@@ -223,7 +223,7 @@ impl EntitiesMetric {
             for (kept, segment) in latest.labels.iter_mut().zip(segments) {
                 let now = of(segment);
                 if kept.as_str() != now.as_ref() {
-                    *kept = now.into_owned();
+                    *kept = Label::from(now.as_ref());
                 }
             }
         }
@@ -260,15 +260,15 @@ impl EntitiesMetric {
     }
 
     /// An entity's segment labels from its newest event: trait segments looked up as of its time.
-    fn resolve<'l>(&self, newest: &'l Latest) -> Cow<'l, [String]> {
+    fn resolve<'l>(&self, newest: &'l Latest) -> Cow<'l, [Label]> {
         let Some(traits) = &self.traits else { return Cow::Borrowed(&newest.labels) };
         Cow::Owned(
             self.segments
                 .iter()
                 .zip(&newest.labels)
                 .map(|(segment, held)| match segment {
-                    Segment::Trait(_) if held.is_empty() => crate::label::UNKNOWN.to_owned(),
-                    Segment::Trait(i) => traits.value(held, *i, newest.ts).to_owned(),
+                    Segment::Trait(_) if held.is_empty() => Label::from(crate::label::UNKNOWN),
+                    Segment::Trait(i) => Label::from(traits.value(held, *i, newest.ts)),
                     Segment::Field(_) => held.clone(),
                 })
                 .collect(),
@@ -377,11 +377,7 @@ impl EntitiesMetric {
 
     /// The entity's result over windows whose ends never move backwards (None: not in it);
     /// the labels borrowed from its state.
-    pub fn evaluate_over(
-        &self,
-        row: Row,
-        spans: &[Span],
-    ) -> Vec<Option<(bool, Cow<'_, [String]>)>> {
+    pub fn evaluate_over(&self, row: Row, spans: &[Span]) -> Vec<Option<(bool, Cow<'_, [Label]>)>> {
         let mut holds = vec![true; spans.len()];
         let mut one = Vec::with_capacity(spans.len());
         for c in &self.conditions {
@@ -408,7 +404,7 @@ impl EntitiesMetric {
         let latest = &self.latest[row];
         put_uint(out, latest.len() as u64);
         let mut buckets = BucketWriter::new();
-        let mut previous: Option<&Vec<String>> = None;
+        let mut previous: Option<&Vec<Label>> = None;
         for (bucket, newest) in latest {
             buckets.put(out, *bucket);
             // The time within its bucket. The bucket's start may lie beyond 64 bits for a time
@@ -434,7 +430,7 @@ impl EntitiesMetric {
     pub fn decode(&mut self, row: Row, input: &mut Reader) -> Result<(), FormatError> {
         let n = input.len()?;
         let mut buckets = BucketReader::new();
-        let mut labels: Vec<String> = Vec::new();
+        let mut labels: Vec<Label> = Vec::new();
         for _ in 0..n {
             let bucket = buckets.get(input)?;
             let start = i128::from(bucket) * i128::from(self.window.bucket_ms);
@@ -443,7 +439,7 @@ impl EntitiesMetric {
             let seq = input.int()?;
             if input.byte()? == 1 {
                 labels = (0..self.segments.len())
-                    .map(|_| input.str().map(str::to_owned))
+                    .map(|_| input.str().map(Label::from))
                     .collect::<Result<_, _>>()?;
             }
             self.see(row, bucket, Latest { ts, seq, labels: labels.clone() });
@@ -475,7 +471,8 @@ impl EntitiesMetric {
         if cell.labels.len() != self.segments.len() {
             return Err(FormatError::new("a stored cell does not have the metric's segments"));
         }
-        self.see(row, bucket, Latest { ts: cell.ts, seq: cell.seq, labels: cell.labels.clone() });
+        let labels = cell.labels.iter().map(|l| Label::from(l.as_str())).collect();
+        self.see(row, bucket, Latest { ts: cell.ts, seq: cell.seq, labels });
         let mut slots: BTreeMap<LegacyList, usize> = BTreeMap::new();
         for c in &mut self.conditions {
             let Some(list) = c.legacy_list() else {
@@ -536,7 +533,9 @@ impl EntitiesMetric {
             .tally
             .labels
             .iter()
-            .map(|labels| labels.iter().map(|(l, (_, q))| (l.clone(), Number::Int(*q))).collect())
+            .map(|labels| {
+                labels.iter().map(|(l, (_, q))| (l.to_string(), Number::Int(*q))).collect()
+            })
             .collect();
         Part::Additive { total: Number::Int(self.tally.total), breakdowns }
     }

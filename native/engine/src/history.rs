@@ -54,7 +54,7 @@ impl Tallies {
                         c.1 += hit;
                     }
                     None => {
-                        counts.insert(label.clone(), (1, hit));
+                        counts.insert(label.to_string(), (1, hit));
                     }
                 }
             }

@@ -8,6 +8,10 @@ use std::borrow::Cow;
 use crate::json::{canonical, Value};
 use crate::number::float_label;
 
+/// A label as the state keeps it: inline up to 24 bytes (ids, plans, regions mostly are), so
+/// that keeping one allocates nothing and comparing it reads no other memory.
+pub type Label = compact_str::CompactString;
+
 /// Segment values of events that lack the field.
 pub const UNKNOWN: &str = "unknown";
 

@@ -10,6 +10,7 @@
 //! plain `distinct` that keeps the labels with the newest buckets.
 
 use ahash::AHashMap;
+use compact_str::CompactString;
 use serde_json::{Map, Value as Spec};
 
 use super::{reserve_rows, Condition, LegacyList, Row};
@@ -137,7 +138,9 @@ type Entries = Vec<(i64, i64)>;
 struct Occurrences {
     each: i64,
     needed: i64,
-    rows: Vec<AHashMap<Box<str>, Entries>>,
+    /// Per row, per label: labels are mostly short ids, kept inline in the map's slots (one
+    /// memory read to compare, no allocation).
+    rows: Vec<AHashMap<CompactString, Entries>>,
 }
 
 impl Occurrences {
@@ -245,7 +248,7 @@ impl Occurrences {
 
     fn encode(&self, row: Row, out: &mut Vec<u8>) {
         let values = &self.rows[row];
-        let mut labels: Vec<&Box<str>> = values.keys().collect();
+        let mut labels: Vec<&CompactString> = values.keys().collect();
         labels.sort_unstable();
         put_uint(out, labels.len() as u64);
         for label in labels {
