@@ -27,6 +27,7 @@ fn main() {
         if let Some(decoders) = std::env::var("DECODERS").ok().and_then(|d| d.parse().ok()) {
             compute.decoders = decoders;
         }
+        compute.expect_bytes(file.metadata().unwrap().len() as usize);
         let mut buffer = vec![0u8; CHUNK];
         let mut filled = 0;
         loop {

@@ -92,6 +92,8 @@ pub struct Compute {
     pub failure: Option<(i64, String)>,
     /// Threads that decode ahead of the one applying (0: this thread decodes too).
     pub decoders: usize,
+    /// The bytes of JSON Lines still to come, when known (`expect_bytes`).
+    expected_bytes: Option<usize>,
 }
 
 /// Decoding threads worth starting: the cores left beside the applying thread, at most three
@@ -129,6 +131,7 @@ impl Compute {
             failed: AHashMap::new(),
             failure: None,
             decoders: default_decoders(),
+            expected_bytes: None,
         })
     }
 
@@ -202,6 +205,11 @@ impl Compute {
         }
     }
 
+    /// The input is JSON Lines of about `total` bytes (a file's size), read by `lines`.
+    pub fn expect_bytes(&mut self, total: usize) {
+        self.expected_bytes = Some(total);
+    }
+
     /// The line (from 1) of the message at `position` (from 0) of the JSON Lines read.
     pub fn line_number(&self, position: i64) -> i64 {
         position + 1 + self.blanks.partition_point(|&before| before <= position) as i64
@@ -247,7 +255,13 @@ impl Compute {
             }
             start = end + 1;
         }
-        self.seen.reserve(lines.len());
+        // Room for the ids of the whole input at once when its size is known (a file), guessed
+        // from this first chunk's lines: growing the set step by step copies it each time.
+        let expected = match self.expected_bytes.take() {
+            Some(total) if !chunk.is_empty() => total.saturating_mul(lines.len()) / chunk.len(),
+            _ => lines.len(),
+        };
+        self.seen.reserve(expected);
         let decoders = self.decoders;
         if decoders == 0 || lines.len() < PARALLEL_FROM_LINES {
             let mut captures = Captures::new();

@@ -20,7 +20,7 @@ use crate::fields::{Captured, FieldId, Paths};
 use crate::filter::Filter;
 use crate::finish::{self, MetricValue};
 use crate::formula::Formula;
-use crate::label::{label, segment_label};
+use crate::label::{label, segment_label, Label};
 use crate::spec::{event_types, CatalogSpec, SpecError};
 use crate::summary::{Number, Part, Summary};
 use crate::traits::GROUP_CALL;
@@ -32,7 +32,8 @@ pub struct Table {
     pub key: String,
     pub field: FieldId,
     pub metrics: Vec<usize>,
-    index: AHashMap<Box<str>, Row>,
+    /// Row by entity label, the label kept inline (compared without another memory read).
+    index: AHashMap<Label, Row>,
     labels: Vec<Option<Box<str>>>,
     free: Vec<Row>,
     dirty: Vec<Row>,
@@ -79,7 +80,7 @@ impl Table {
                 self.labels.len() - 1
             }
         };
-        self.index.insert(label.into(), row);
+        self.index.insert(Label::from(label), row);
         row
     }
 
@@ -99,7 +100,7 @@ impl Table {
 
     fn release(&mut self, row: Row) {
         if let Some(label) = self.labels[row].take() {
-            self.index.remove(&label);
+            self.index.remove(&*label);
             self.gone.push(label);
             self.free.push(row);
         }

@@ -1,7 +1,8 @@
 //! `nsm compute`: a stream of raw events through the engine, every metric as of a time out.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
+use std::io::Read;
+use std::sync::{mpsc, Arc};
 
 use pyo3::prelude::*;
 
@@ -16,6 +17,44 @@ use nsm_engine::spec::CatalogSpec;
 
 use crate::catalog::Catalog;
 use crate::values::{results, MetricResult};
+
+/// Read a file as chunks of whole lines (the last may lack its newline), each about
+/// `CHUNK_BYTES`, into buffers given back once worked on; stop when nobody takes them.
+fn read_lines(
+    mut file: std::fs::File,
+    send: &mpsc::SyncSender<std::io::Result<Vec<u8>>>,
+    spent: &mpsc::Receiver<Vec<u8>>,
+) {
+    let mut rest: Vec<u8> = Vec::new();
+    loop {
+        let mut buffer = spent.try_recv().unwrap_or_default();
+        buffer.clear();
+        buffer.append(&mut rest);
+        let read = (&mut file).take(CHUNK_BYTES as u64).read_to_end(&mut buffer);
+        let chunk = match read {
+            Ok(0) if buffer.is_empty() => return,
+            Ok(0) => buffer,
+            Ok(_) => match memchr::memrchr(b'\n', &buffer) {
+                Some(end) => {
+                    rest.extend_from_slice(&buffer[end + 1..]);
+                    buffer.truncate(end + 1);
+                    buffer
+                }
+                None => {
+                    rest = buffer; // a line longer than a chunk: read on
+                    continue;
+                }
+            },
+            Err(e) => {
+                let _ = send.send(Err(e));
+                return;
+            }
+        };
+        if send.send(Ok(chunk)).is_err() {
+            return;
+        }
+    }
+}
 
 /// Applies events in arrival order: `feed_lines` (JSON Lines, whole lines) or `feed` (one
 /// message each). The work runs without the GIL.
@@ -58,28 +97,25 @@ impl Compute {
     /// A JSON Lines file, read here in large chunks into one buffer (blank lines are not events).
     fn feed_file(&mut self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         py.allow_threads(|| {
-            let mut file = std::fs::File::open(&path)?;
-            let mut buffer = vec![0u8; CHUNK_BYTES];
-            let mut filled = 0;
-            loop {
-                if filled == buffer.len() {
-                    buffer.resize(buffer.len() * 2, 0); // a line longer than the buffer
-                }
-                let read = std::io::Read::read(&mut file, &mut buffer[filled..])?;
-                if read == 0 {
-                    self.inner.lines(&buffer[..filled]);
-                    return Ok(());
-                }
-                filled += read;
-                if let Some(end) = memchr::memrchr(b'\n', &buffer[..filled]) {
-                    self.inner.lines(&buffer[..=end]);
+            let file = std::fs::File::open(&path)?;
+            if let Ok(size) = usize::try_from(file.metadata()?.len()) {
+                self.inner.expect_bytes(size);
+            }
+            // The next chunk is read while this one is worked on.
+            std::thread::scope(|scope| {
+                let (send, chunks) = mpsc::sync_channel(1);
+                let (give_back, spent) = mpsc::channel();
+                scope.spawn(move || read_lines(file, &send, &spent));
+                for chunk in chunks {
+                    let chunk: Vec<u8> = chunk?;
+                    self.inner.lines(&chunk);
                     if self.inner.failure.is_some() {
                         return Ok(()); // to be run again (`failure`)
                     }
-                    buffer.copy_within(end + 1..filled, 0);
-                    filled -= end + 1;
+                    let _ = give_back.send(chunk);
                 }
-            }
+                Ok(())
+            })
         })
         .map_err(|e: std::io::Error| {
             pyo3::exceptions::PyOSError::new_err(format!("{}: {e}", path.display()))

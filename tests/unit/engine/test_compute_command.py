@@ -217,3 +217,42 @@ def test_a_pipe_is_kept_to_be_read_again_after_a_failure(tmp_path: Path) -> None
         result = compute_stream(pipe, load_definitions(definitions), now_ms=1795600800000)
     assert result.applied == 2 and result.duplicates == 1
     assert result.rejected == [Rejected(3, 4, "unprocessable", DETAIL)]
+
+
+def test_a_file_read_in_chunks_is_the_same_stream(tmp_path: Path) -> None:
+    """A file is read in chunks of about 8 MB, the next one while the engine works on the
+    last: lines across chunk boundaries, a line longer than a chunk, blank and broken lines and
+    a last line without its newline give what the same bytes give as a stream."""
+    import io
+
+    from processor.engine import compute_file, compute_stream
+
+    rows: list[bytes] = []
+    for i in range(90_000):
+        event = {
+            "type": "report.sent",
+            "timestamp": 1795000000000 + i * 1000,
+            "account_id": f"acc_{i % 977}",
+            "plan": ["free", "pro", "team"][i % 3],
+            "event_id": str(i % 80_000),
+            "properties": {"note": "x" * (i % 300)},
+        }
+        rows.append(orjson.dumps(event))
+        if i == 40_000:
+            rows.append(b"")
+            long = dict(event, event_id="long", properties={"note": "y" * (9 << 20)})
+            rows.append(orjson.dumps(long))
+        if i % 10_007 == 0:
+            rows.append(b"{broken")
+    data = b"\n".join(rows)  # no newline after the last line
+    assert len(data) > 3 * (8 << 20)
+    definitions, events = setup(tmp_path)
+    events.write_bytes(data)
+    catalog = load_definitions(definitions)
+    now = 1795600800000
+    from_file = compute_file(events, catalog, now_ms=now)
+    from_stream = compute_stream(io.BytesIO(data), catalog, now_ms=now)
+    assert from_file.applied == 80_001 and from_file.duplicates == 10_000
+    broken = [n + 1 for n, row in enumerate(rows) if row == b"{broken"]
+    assert [r.line for r in from_file.rejected] == broken
+    assert from_file == from_stream
