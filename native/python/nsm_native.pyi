@@ -1,6 +1,6 @@
 """Types of nsm_native, the Python bindings of NSM's engine (native/engine)."""
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any
 
