@@ -13,6 +13,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from nsm_native import window_start_ms
+
 from processor.definitions.formula import parse_formula
 from processor.definitions.model import Catalog, Metric
 from processor.engine.summaries import (
@@ -70,8 +72,7 @@ def coverage_ratio(metric: Metric, covered_from_ms: int | None, as_of_ms: int) -
     later."""
     if covered_from_ms is None:
         return 1.0
-    bucket_ms = metric.bucket_ms
-    start = (as_of_ms // bucket_ms - metric.buckets_in_window + 1) * bucket_ms
+    start = window_start_ms(metric.bucket_ms, metric.buckets_in_window, as_of_ms)
     if covered_from_ms <= start:
         return 1.0
     span = as_of_ms - start

@@ -286,7 +286,7 @@ impl EntitiesMetric {
         everything: bool,
     ) -> Vec<(String, Option<Vec<u8>>)> {
         let window = &self.window;
-        let first_ms = clock_ms.map(|c| window.span(c).first.saturating_mul(window.bucket_ms));
+        let first_ms = clock_ms.map(|c| window.start_ms(c));
         let Some(traits) = self.traits.as_mut() else { return Vec::new() };
         let touched = traits.take_touched();
         let accounts = if everything { traits.accounts() } else { touched };

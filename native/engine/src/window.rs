@@ -33,6 +33,11 @@ impl Window {
         Span { first: last - self.buckets + 1, last }
     }
 
+    /// Where the window as of `ms` starts: its first bucket's start.
+    pub fn start_ms(&self, ms: i64) -> i64 {
+        self.span(ms).first.saturating_mul(self.bucket_ms)
+    }
+
     /// True when an event at `ts` is before the window as of `clock`.
     pub fn is_late(&self, ts: i64, clock: i64) -> bool {
         self.bucket(ts) < self.span(clock).first

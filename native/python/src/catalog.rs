@@ -70,3 +70,13 @@ pub fn input_format(name: &str) -> PyResult<nsm_engine::event::InputFormat> {
     nsm_engine::event::InputFormat::parse(name)
         .ok_or_else(|| PyValueError::new_err(format!("input format {name:?}: nsm or segment")))
 }
+
+/// Where a window of `buckets` buckets of `bucket_ms` starts as of `as_of_ms` (its first
+/// bucket's start): the engine's window rule, for what Python reports beside a value.
+#[pyfunction]
+pub fn window_start_ms(bucket_ms: i64, buckets: i64, as_of_ms: i64) -> PyResult<i64> {
+    if bucket_ms <= 0 || buckets <= 0 {
+        return Err(PyValueError::new_err("a window is at least one bucket of at least 1 ms"));
+    }
+    Ok(nsm_engine::window::Window { bucket_ms, buckets }.start_ms(as_of_ms))
+}

@@ -39,6 +39,7 @@ fn nsm_native(module: &Bound<'_, PyModule>) -> PyResult<()> {
     module.add_function(wrap_pyfunction!(events::account_of, module)?)?;
     module.add_function(wrap_pyfunction!(events::float_repr, module)?)?;
     module.add_function(wrap_pyfunction!(events::parse_rfc3339, module)?)?;
+    module.add_function(wrap_pyfunction!(catalog::window_start_ms, module)?)?;
     module.add_function(wrap_pyfunction!(partition::pack_ids, module)?)?;
     module.add_class::<partition::Partition>()?;
     module.add_class::<partition::BatchResult>()?;
