@@ -35,7 +35,8 @@ impl<'a> Block<'a> {
     fn decode(&mut self, paths: &Paths, lines: &[&'a [u8]], now_ms: i64, skew_ms: i64) {
         let slots = paths.slots();
         self.results.clear();
-        self.captures.clear();
+        // Sized only: decoding a line clears its slots first (clearing them here too wrote
+        // every block's slots twice).
         self.captures.resize(lines.len() * slots, None);
         for (k, line) in lines.iter().enumerate() {
             let captures = &mut self.captures[k * slots..(k + 1) * slots];
@@ -296,6 +297,8 @@ impl Compute {
             for (index, lines) in blocks.iter().enumerate() {
                 let d = index % decoders;
                 let block = decoded[d].recv().expect("a decoder ends after its last block");
+                let ids = block.results.iter().filter_map(|r| r.as_ref().ok()?.id);
+                std::hint::black_box(self.seen.look_ahead(ids));
                 for (k, result) in block.results.iter().enumerate() {
                     let captures = &block.captures[k * slots..(k + 1) * slots];
                     self.accept(lines[k], result.clone(), captures);

@@ -78,6 +78,18 @@ impl Seen {
         }
     }
 
+    /// Look up the ids of the next events ahead of judging them one by one: the lookups of a
+    /// loop like this one do not wait on each other, so their memory reads overlap, and the
+    /// judging then finds the set's memory in the cache (the set is far larger than it). Changes
+    /// nothing; returns how many are kept already.
+    pub fn look_ahead(&self, ids: impl Iterator<Item = EventId>) -> usize {
+        ids.filter(|id| {
+            let (shard, hash, key) = self.place(*id);
+            self.shards[shard].find(hash, |kept| kept.id == key).is_some()
+        })
+        .count()
+    }
+
     /// Make room for `more` ids (spread evenly over the shards, as ids are).
     pub fn reserve(&mut self, more: usize) {
         let each = more >> SHARD_BITS;
@@ -129,6 +141,9 @@ mod tests {
         assert!(seen.is_repeat(a, 19) && !seen.is_repeat(a, 20) && !seen.is_repeat(b, 0));
         assert!(seen.first_time(a, 20, 40));
         assert!(!seen.first_time(a, 39, 50));
+        let c = crate::event::event_id_of("c");
+        assert_eq!(seen.look_ahead([a, b, c, a].into_iter()), 2);
+        assert_eq!(seen.len(), 1);
         seen.keep(b, 5);
         seen.keep(b, 3);
         assert!(seen.is_repeat(b, 4));
