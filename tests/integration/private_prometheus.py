@@ -5,7 +5,6 @@ For tests that import history or load rules without disturbing the shared Promet
 
 from __future__ import annotations
 
-import socket
 import subprocess
 import time
 import urllib.request
@@ -15,11 +14,7 @@ from typing import Any
 import pytest
 import yaml
 
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+from tests.ports import free_port
 
 
 def start_prometheus(

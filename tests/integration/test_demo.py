@@ -12,13 +12,9 @@ from pathlib import Path
 import redis
 from kafka import KafkaConsumer, TopicPartition
 
+from tests.ports import free_port
+
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _north_star(output: str) -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from tests.integration.test_replay_support import (
     replay_json,
     run_nsm,
 )
+from tests.ports import free_port
 
 __all__ = ["catalog", "history_topic", "namespaces"]  # fixtures used below
 
@@ -106,12 +106,6 @@ def test_diff_finds_a_planted_difference(history_topic: Topic, namespaces: str, 
         METRIC
         in run_nsm("namespace", "diff", left, right, "--definitions", DEFINITIONS, expect=1).stdout
     )
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def scraped_total(port: int, metric: str) -> float | None:

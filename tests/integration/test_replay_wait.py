@@ -21,7 +21,8 @@ from tests.integration.test_replay_support import (
     run_nsm,
 )
 from tests.integration.worker.conftest import PrivateRedis
-from tests.integration.worker.harness import NSM, free_port
+from tests.integration.worker.harness import NSM
+from tests.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 __all__ = ["catalog", "history_topic", "namespaces"]  # fixtures used below

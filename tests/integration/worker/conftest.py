@@ -20,9 +20,9 @@ from tests.integration.worker.harness import (
     delete_groups,
     delete_namespace,
     delete_topics,
-    free_port,
     wait_until,
 )
+from tests.ports import free_port, free_ports
 
 EXAMPLE_DEFINITIONS = ROOT / "definitions"
 
@@ -165,16 +165,15 @@ class PrivateStack:
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
-        self.kafka_port = free_port()
-        self.redis_port = free_port()
+        self.kafka_port, controller, self.redis_port, prometheus, metrics = free_ports(5)
         self.env = {
             **os.environ,
             "NSM_STACK_DIR": str(folder),
             "NSM_KAFKA_PORT": str(self.kafka_port),
-            "NSM_KAFKA_CONTROLLER_PORT": str(free_port()),
+            "NSM_KAFKA_CONTROLLER_PORT": str(controller),
             "NSM_REDIS_PORT": str(self.redis_port),
-            "NSM_PROMETHEUS_PORT": str(free_port()),
-            "NSM_METRICS_PORT": str(free_port()),
+            "NSM_PROMETHEUS_PORT": str(prometheus),
+            "NSM_METRICS_PORT": str(metrics),
         }
         self.bootstrap = f"127.0.0.1:{self.kafka_port}"
         self.redis_url = f"redis://127.0.0.1:{self.redis_port}/0"

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -39,6 +38,7 @@ from processor.store.client import connect, connect_sync
 from processor.store.partition_store import RedisStateStore
 from processor.worker.runtime import Worker
 from processor.worker.telemetry import Telemetry
+from tests.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 NSM = ROOT / ".venv" / "bin" / "nsm"
@@ -50,12 +50,6 @@ Message = tuple[int, bytes | None, bytes | None]
 
 def now_ms() -> int:
     return int(time.time() * 1000)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_until(
