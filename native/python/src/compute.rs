@@ -94,7 +94,8 @@ impl Compute {
         py.allow_threads(|| self.inner.lines(bytes));
     }
 
-    /// A JSON Lines file, read here in large chunks into one buffer (blank lines are not events).
+    /// A JSON Lines file (blank lines are not events), read in chunks of about `CHUNK_BYTES` by
+    /// another thread (`read_lines`) while the engine works on the previous one.
     fn feed_file(&mut self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<()> {
         py.allow_threads(|| {
             let file = std::fs::File::open(&path)?;
